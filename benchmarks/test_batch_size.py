@@ -1,0 +1,51 @@
+"""Batch size vs test accuracy and time per epoch: Fashion-MNIST MLP trained with SGD.
+
+From ../shared/seeds/000 ("Efecto del batch size ... GPU vs TPU"): Flatten -> Dense(300, relu)
+-> Dense(100, relu) -> Dense(10, softmax); SGD with Keras defaults; the first 5,000 training
+images are the validation set, the other 55,000 the training set; 5 epochs. The notebook's GPU
+run reached test accuracy 0.8513, 0.8229, 0.8218, 0.8067, 0.7736 for batch sizes 32..512.
+"""
+
+import pytest
+
+from fitbench import models
+from fitbench.workloads import Schedule, Workload
+
+BATCH_SIZES = [32, 64, 128, 256, 512]
+
+WORKLOAD = Workload(
+    name="fashion-mlp-batch-size",
+    dataset="fashion_mnist",
+    model=models.mlp,
+    model_args={"units": (300, 100)},
+    optimizer="sgd",
+    validation=5000,
+    validation_at="start",
+    schedules={
+        "full": Schedule(epochs=5),
+        "default": Schedule(epochs=5),  # the full schedule: about a minute on a 2-core CPU
+        "smoke": Schedule(
+            epochs=3, train_samples=10_000, validation_samples=2_000, test_samples=2_000,
+            bound="smoke: first 10,000 training images, 3 epochs",
+        ),
+    },
+)
+
+# Minimum test accuracy per profile and batch size.
+MIN_TEST_ACCURACY = {
+    "full": {32: 0.83, 64: 0.82, 128: 0.80, 256: 0.78, 512: 0.74},
+    "default": {32: 0.83, 64: 0.82, 128: 0.80, 256: 0.78, 512: 0.74},
+    "smoke": {32: 0.75, 64: 0.70, 128: 0.65, 256: 0.55, 512: 0.45},
+}
+
+
+@pytest.mark.benchmark(group="fashion-mlp-batch-size")
+@pytest.mark.parametrize("batch_size", BATCH_SIZES, ids="batch_size-{}".format)
+def test_batch_size(train, profile, batch_size):
+    result = train(WORKLOAD.but(batch_size=batch_size))
+
+    threshold = MIN_TEST_ACCURACY[profile][batch_size]
+    assert result.test_accuracy >= threshold, (
+        f"test accuracy {result.test_accuracy:.4f} is below the threshold {threshold} "
+        f"(batch size {batch_size}, profile {profile})"
+    )

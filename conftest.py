@@ -1,0 +1,65 @@
+"""fitbench's pytest wiring: command-line options and the registration of the fixture modules.
+
+Markers live in pyproject.toml; the hooks in fitbench/plugin.py; fixtures in fixtures/.
+"""
+
+from pathlib import Path
+
+import fixtures
+from fitbench.devices import KINDS
+from fitbench.workloads import DEFAULT_PROFILE, PROFILES
+
+# PyPI has an unrelated package named `fixtures`; ours must be the one imported.
+if Path(fixtures.__file__).resolve().parent != Path(__file__).resolve().parent / "fixtures":
+    raise ImportError(
+        f"imported the wrong 'fixtures' package ({fixtures.__file__}); run pytest from the "
+        "fitbench checkout (pyproject.toml sets pythonpath = ['.']) or uninstall PyPI's fixtures"
+    )
+
+pytest_plugins = ["fitbench.plugin", "fixtures.data", "fixtures.devices", "fixtures.runner"]
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("fitbench")
+    group.addoption(
+        "--data-dir",
+        default=None,
+        help="directory with fashion-mnist/ and mnist/ IDX .gz files (default: $FITBENCH_DATA_DIR, "
+        "then the Keras cache, then /usr/share/datasets, then Keras' download)",
+    )
+    group.addoption(
+        "--require-data",
+        action="store_true",
+        help="fail, rather than skip, the tests whose dataset cannot be found (for CI)",
+    )
+    group.addoption(
+        "--offline",
+        action="store_true",
+        help="never try Keras' download when a dataset is not found locally",
+    )
+    group.addoption(
+        "--devices",
+        default=",".join(KINDS),
+        help=f"comma-separated devices to run on, from {', '.join(KINDS)} (default: all; "
+        "absent ones are skipped with the reason)",
+    )
+    group.addoption(
+        "--tpu",
+        default=None,
+        help="TPU name or grpc:// address for TPUClusterResolver ('local' on a Cloud TPU VM; "
+        "default: $TPU_NAME, then Colab's $COLAB_TPU_ADDR)",
+    )
+    group.addoption(
+        "--cpu-replicas",
+        type=int,
+        default=1,
+        help="split the CPU into N logical devices and train the cpu case with MirroredStrategy "
+        "over them (exercises the multi-replica path without GPUs)",
+    )
+    group.addoption(
+        "--profile",
+        choices=PROFILES,
+        default=DEFAULT_PROFILE,
+        help="schedule to train: 'full' is the notebooks' exact schedule, 'default' bounds cases "
+        "too slow for a laptop CPU, 'smoke' is a small subset for CI (default: %(default)s)",
+    )

@@ -1,0 +1,5 @@
+import sys
+
+from fitbench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,63 @@
+"""The `fitbench` command (also `python -m fitbench`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def overhead_command(args: argparse.Namespace) -> int:
+    from fitbench import datasets, devices, models, overhead
+    from fitbench.workloads import Schedule, Workload
+
+    devices.configure()
+    dataset = datasets.load("fashion_mnist", args.data_dir, allow_download=not args.offline)
+    device = devices.resolve(args.device)
+    workload = Workload(
+        name="fashion-mlp-batch-size",
+        dataset="fashion_mnist",
+        model=models.mlp,
+        model_args={"units": (300, 100)},
+        schedules={"overhead": Schedule(epochs=args.epochs)},
+    )
+    print(f"device: {device.description}; {args.repeats} repeats of {args.epochs} epochs per side")
+    print(f"{'batch':>6} {'plain fit s/epoch':>18} {'runner s/epoch':>15} {'difference':>11}")
+    worst = 0.0
+    for batch_size in args.batch_sizes:
+        comparisons = overhead.compare(workload.but(batch_size=batch_size), "overhead", device, dataset,
+                                       repeats=args.repeats)
+        pooled = overhead.pool(comparisons)
+        worst = max(worst, abs(pooled.overhead))
+        print(f"{batch_size:>6} {pooled.plain_median:>18.3f} {pooled.runner_median:>15.3f} "
+              f"{pooled.overhead:>+10.1%}", flush=True)
+    per_call = overhead.fit_call_seconds(device)
+    print(f"fixed cost of one extra fit() call (1-batch epoch, median of 50): {per_call * 1000:.2f} ms")
+    return 0 if worst <= args.tolerance else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = argparse.ArgumentParser(prog="fitbench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    over = commands.add_parser(
+        "overhead",
+        help="compare the runner's steady-state epoch time with a plain model.fit(epochs=N)",
+    )
+    over.add_argument("--data-dir", default=None, help="as pytest's --data-dir")
+    over.add_argument("--offline", action="store_true", help="never try Keras' download")
+    over.add_argument("--device", default="cpu", choices=["cpu", "gpu", "tpu"])
+    over.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64, 128, 256, 512])
+    over.add_argument("--epochs", type=int, default=5)
+    over.add_argument("--repeats", type=int, default=3, help="alternating repeats per side")
+    over.add_argument("--tolerance", type=float, default=0.05,
+                      help="exit non-zero when a difference exceeds this fraction (default 0.05)")
+    over.set_defaults(handler=overhead_command)
+
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""The one place where devices are found, configured and turned into tf.distribute strategies."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+KINDS = ("cpu", "gpu", "tpu")
+TPU_ENV_VARS = ("TPU_NAME", "COLAB_TPU_ADDR")
+
+
+class UnknownDevice(ValueError):
+    """A device kind that fitbench does not know."""
+
+
+class DeviceUnavailable(RuntimeError):
+    """The device kind is known but this machine does not have it (the test is skipped)."""
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: str
+    strategy: tf.distribute.Strategy
+    description: str
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync
+
+    @property
+    def is_tpu(self) -> bool:
+        return isinstance(self.strategy, tf.distribute.TPUStrategy)
+
+
+def parse_kinds(text: str) -> list[str]:
+    """'cpu,gpu' -> ['cpu', 'gpu']; an unknown name raises UnknownDevice naming the known ones."""
+    kinds = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown or not kinds:
+        raise UnknownDevice(
+            f"unknown device {', '.join(unknown) or repr(text)}: choose from {', '.join(KINDS)} "
+            "(comma-separated, for example --devices cpu,gpu)"
+        )
+    return list(dict.fromkeys(kinds))
+
+
+_configured = False
+
+
+def configure(cpu_replicas: int = 1) -> None:
+    """Set what must be set before TensorFlow initializes its devices; idempotent.
+
+    GPU memory growth is turned on so that one session can build many models without the
+    first one reserving all GPU memory. `cpu_replicas` > 1 splits the CPU into that many
+    logical devices so that MirroredStrategy with several replicas can run without GPUs.
+    """
+    global _configured
+    if _configured:
+        return
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)
+    if cpu_replicas > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(cpu_replicas)]
+        )
+    _configured = True
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_names() -> list[str]:
+    names = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        names.append(details.get("device_name", gpu.name))
+    return names
+
+
+def tpu_address(explicit: str | None = None) -> str | None:
+    """The TPU to connect to: the option, else TPU_NAME, else Colab's COLAB_TPU_ADDR."""
+    if explicit:
+        return explicit
+    if os.environ.get("TPU_NAME"):
+        return os.environ["TPU_NAME"]
+    if os.environ.get("COLAB_TPU_ADDR"):
+        return "grpc://" + os.environ["COLAB_TPU_ADDR"]
+    return None
+
+
+@functools.cache
+def resolve(kind: str, tpu: str | None = None) -> Device:
+    """The strategy for `kind`; raises DeviceUnavailable (with the reason) when it is absent.
+
+    cpu: OneDeviceStrategy, or MirroredStrategy over the logical CPUs made by configure();
+    gpu: OneDeviceStrategy for one GPU, MirroredStrategy over all of them when there are several;
+    tpu: TPUStrategy through TPUClusterResolver, initialized once per process (cached).
+    """
+    if kind not in KINDS:
+        raise UnknownDevice(f"unknown device {kind!r}: choose from {', '.join(KINDS)}")
+    if kind == "cpu":
+        cpus = tf.config.list_logical_devices("CPU")
+        cores = f"{os.cpu_count()} cores"
+        if len(cpus) > 1:
+            strategy = tf.distribute.MirroredStrategy([cpu.name for cpu in cpus])
+            return Device("cpu", strategy, f"{cpu_name()} ({cores}, {len(cpus)} logical CPU devices)")
+        return Device("cpu", tf.distribute.OneDeviceStrategy("/cpu:0"), f"{cpu_name()} ({cores})")
+    if kind == "gpu":
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            built_for = "a CUDA build" if tf.test.is_built_with_cuda() else "a build without CUDA"
+            raise DeviceUnavailable(
+                f"no GPU visible to TensorFlow {tf.__version__} ({built_for}); "
+                "on NVIDIA install fitbench[cuda] (tensorflow[and-cuda]), on Apple silicon tensorflow-metal"
+            )
+        names = gpu_names()
+        if len(gpus) == 1:
+            return Device("gpu", tf.distribute.OneDeviceStrategy("/gpu:0"), names[0])
+        return Device("gpu", tf.distribute.MirroredStrategy(), f"{len(gpus)} x {', '.join(sorted(set(names)))}")
+    return _resolve_tpu(tpu_address(tpu))
+
+
+def _resolve_tpu(address: str | None) -> Device:
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=address)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        strategy = tf.distribute.TPUStrategy(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+        # No TPU: the resolver raises ValueError without a name; a resolver for 'local'
+        # on a machine without one fails later with NotFoundError.
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DeviceUnavailable(
+            f"no TPU reachable ({type(error).__name__}: {first_line}); give --tpu NAME "
+            "(or 'local' on a Cloud TPU VM), or set TPU_NAME / COLAB_TPU_ADDR"
+        ) from error
+    cores = strategy.num_replicas_in_sync
+    return Device("tpu", strategy, f"TPU {address or 'auto'} ({cores} cores)")
+
+
+def describe() -> list[str]:
+    """One line per device kind found, for the pytest header (the notebooks' 'GPU detected')."""
+    lines = [f"cpu: {cpu_name()} ({os.cpu_count()} cores, "
+             f"{len(tf.config.list_logical_devices('CPU'))} logical)"]
+    names = gpu_names()
+    lines.append(f"gpu: {', '.join(names)}" if names else "gpu: none detected")
+    address = tpu_address()
+    lines.append(f"tpu: {address} (not yet connected)" if address else "tpu: none configured")
+    return lines
+
+
+def synchronize() -> None:
+    """Wait until every device has finished its queued work (so a clock read after it is honest).
+
+    GPUs run kernels asynchronously: without this an epoch could be timed before its last
+    steps ran. Devices without a SyncDevice kernel fall back to draining TF's own queues.
+    """
+    try:
+        tf.test.experimental.sync_devices()
+    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+        from tensorflow.python.eager import context
+
+        context.async_wait()
+
+
+def machine_info() -> dict:
+    """What a comparison of two runs needs to know about the software and accelerators."""
+    import keras
+
+    build = tf.sysconfig.get_build_info()
+    info = {
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "cpu_name": cpu_name(),
+        "gpus": gpu_names(),
+    }
+    if build.get("is_cuda_build"):
+        info["cuda_version"] = build.get("cuda_version")
+        info["cudnn_version"] = build.get("cudnn_version")
+    return info

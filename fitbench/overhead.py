@@ -1,0 +1,101 @@
+"""How much the per-epoch runner adds to an epoch, against a plain ``model.fit(epochs=N)``.
+
+The reference is what the notebooks do: one ``fit`` call on the NumPy arrays for the whole
+schedule, with a callback that reads the clock at the start and end of each epoch (no
+validation data, so the callback's epoch is training only, like the runner's rounds).
+Both run in the same process on the same data and device, alternating.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import keras
+
+from fitbench import runner
+from fitbench.datasets import Dataset
+from fitbench.devices import Device
+from fitbench.workloads import Workload
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Reads the clock at each epoch's start and end; nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+@dataclass
+class Comparison:
+    batch_size: int
+    plain_fit_seconds: list[float]
+    runner_seconds: list[float]
+
+    @property
+    def plain_median(self) -> float:
+        return statistics.median(self.plain_fit_seconds[1:])
+
+    @property
+    def runner_median(self) -> float:
+        return statistics.median(self.runner_seconds[1:])
+
+    @property
+    def overhead(self) -> float:
+        """Relative difference of the steady-state medians: runner / plain fit - 1."""
+        return self.runner_median / self.plain_median - 1
+
+
+def plain_fit_epoch_seconds(workload: Workload, profile: str, device: Device, dataset: Dataset) -> list[float]:
+    epoch_runner = runner.EpochRunner(workload, profile, device, dataset)
+    model = epoch_runner.build()
+    clock = EpochClock()
+    splits = epoch_runner.splits
+    model.fit(splits.x_train, splits.y_train, batch_size=workload.batch_size,
+              epochs=epoch_runner.schedule.epochs, verbose=0, callbacks=[clock])
+    return clock.seconds
+
+
+def compare(workload: Workload, profile: str, device: Device, dataset: Dataset, repeats: int = 1) -> list[Comparison]:
+    comparisons = []
+    for _ in range(repeats):
+        plain = plain_fit_epoch_seconds(workload, profile, device, dataset)
+        ours = runner.train(workload, profile, device, dataset).epoch_seconds
+        comparisons.append(Comparison(workload.batch_size, plain, ours))
+    return comparisons
+
+
+def pool(comparisons: list[Comparison]) -> Comparison:
+    """One comparison whose samples are all repeats' epochs (each repeat's epoch 1 excluded)."""
+    plain = [s for c in comparisons for s in c.plain_fit_seconds[1:]]
+    ours = [s for c in comparisons for s in c.runner_seconds[1:]]
+    # A leading placeholder keeps the "epoch 1 is not steady state" convention of Comparison.
+    return Comparison(comparisons[0].batch_size, [float("nan"), *plain], [float("nan"), *ours])
+
+
+def fit_call_seconds(device: Device, calls: int = 50) -> float:
+    """Median wall time of a fit() call on a one-batch epoch: what each extra call costs."""
+    import numpy as np
+    import tensorflow as tf
+
+    with device.strategy.scope():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+    data = device.strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors((np.zeros((1, 4), np.float32), np.zeros((1, 1), np.float32)))
+    )
+    model.fit(data, epochs=1, verbose=0)  # trace once
+    seconds = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        model.fit(data, epochs=1, verbose=0)
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)

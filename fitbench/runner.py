@@ -1,0 +1,248 @@
+"""The per-epoch runner: trains a workload's whole schedule, one timed round per epoch.
+
+Epoch 1 (it includes tracing and compilation) is timed and recorded on its own. Epochs
+2..N are pytest-benchmark rounds (``benchmark.pedantic``, one iteration each), so the
+benchmark statistics are steady-state seconds per epoch. A round holds ``model.fit`` for one
+epoch on a dataset that was shuffled and distributed before the round began, and a device
+synchronization before the clock is read; validation, logging and the next epoch's data
+preparation happen between rounds, untimed. Without an enabled benchmark (``--benchmark-
+disable``, pytest-xdist) the same schedule runs in a plain loop.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fitbench import devices
+from fitbench.datasets import Dataset, Splits, split
+from fitbench.devices import Device
+from fitbench.workloads import Schedule, Workload
+
+METRIC = "accuracy"
+
+
+class Benchmark(Protocol):
+    """What the runner needs of pytest-benchmark's fixture."""
+
+    enabled: bool
+    extra_info: dict
+
+    def pedantic(self, target, args=(), kwargs=None, setup=None, teardown=None, rounds=1,
+                 warmup_rounds=0, iterations=1): ...
+
+
+@dataclass
+class EpochRecord:
+    seconds: float
+    loss: float
+    accuracy: float
+    val_loss: float = float("nan")
+    val_accuracy: float = float("nan")
+
+
+@dataclass
+class Result:
+    workload: Workload
+    profile: str
+    schedule: Schedule
+    device: Device
+    sizes: dict[str, int]
+    params: int
+    epochs: list[EpochRecord] = field(default_factory=list)
+    test_loss: float = float("nan")
+    test_accuracy: float = float("nan")
+
+    @property
+    def epoch_seconds(self) -> list[float]:
+        return [epoch.seconds for epoch in self.epochs]
+
+    @property
+    def first_epoch_seconds(self) -> float:
+        return self.epochs[0].seconds
+
+    @property
+    def median_epoch_seconds(self) -> float:
+        """Median of the steady-state epochs (2..N), the same sample pytest-benchmark reports."""
+        return statistics.median(self.epoch_seconds[1:])
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.sizes["train"] / self.median_epoch_seconds
+
+    @property
+    def val_accuracy(self) -> float:
+        return self.epochs[-1].val_accuracy
+
+    def extra_info(self) -> dict[str, Any]:
+        """Everything a reader of the JSON needs to interpret (and reproduce) this result."""
+        workload, schedule = self.workload, self.schedule
+        global_batch = workload.batch_size
+        return {
+            "workload": workload.name,
+            "dataset": workload.dataset,
+            "model": workload.model.__name__,
+            "model_args": {key: list(v) if isinstance(v, tuple) else v for key, v in workload.model_args.items()},
+            "params": self.params,
+            "optimizer": workload.optimizer,
+            "loss": workload.loss,
+            "batch_size": global_batch,
+            "replicas": self.device.replicas,
+            "per_replica_batch_size": global_batch // self.device.replicas,
+            "seed": workload.seed,
+            "profile": self.profile,
+            "epochs": schedule.epochs,
+            "schedule_bound": schedule.bound,
+            "train_samples": self.sizes["train"],
+            "validation_samples": self.sizes["validation"],
+            "test_samples": self.sizes["test"],
+            "device": self.device.kind,
+            "device_description": self.device.description,
+            "first_epoch_seconds": self.first_epoch_seconds,
+            "epoch_seconds": self.epoch_seconds,
+            "median_epoch_seconds": self.median_epoch_seconds,
+            "samples_per_second": self.samples_per_second,
+            "train_loss": [e.loss for e in self.epochs],
+            "train_accuracy": [e.accuracy for e in self.epochs],
+            "val_loss": [e.val_loss for e in self.epochs],
+            "val_accuracy": [e.val_accuracy for e in self.epochs],
+            "test_loss": self.test_loss,
+            "test_accuracy": self.test_accuracy,
+        }
+
+
+class EpochRunner:
+    """Trains one workload on one device; see the module docstring for what is timed."""
+
+    def __init__(self, workload: Workload, profile: str, device: Device, dataset: Dataset):
+        self.workload = workload
+        self.profile = profile
+        self.schedule = workload.schedule(profile)
+        self.device = device
+        if workload.batch_size % device.replicas:
+            raise ValueError(
+                f"batch size {workload.batch_size} is the global batch and must divide evenly over "
+                f"{device.replicas} replicas on {device.kind}; choose a multiple of {device.replicas}"
+            )
+        self.splits: Splits = split(
+            dataset,
+            workload.validation,
+            workload.validation_at,
+            workload.input_shape,
+            self.schedule.train_samples,
+            self.schedule.validation_samples,
+            self.schedule.test_samples,
+        )
+        # TPUs need static shapes: a partial last batch would trigger a new compilation.
+        self.drop_remainder = device.is_tpu
+        self.model: keras.Model | None = None
+        self.records: list[EpochRecord] = []
+        self._last_epoch: tuple[float, keras.callbacks.History] | None = None
+
+    def build(self) -> keras.Model:
+        keras.utils.set_random_seed(self.workload.seed)
+        with self.device.strategy.scope():
+            model = self.workload.model(input_shape=self.workload.input_shape, **self.workload.model_args)
+            model.compile(optimizer=self.workload.optimizer, loss=self.workload.loss, metrics=[METRIC])
+        return model
+
+    def _prepare_inputs(self) -> None:
+        # Converted once, on the host; each epoch's pipeline only gathers batches from them.
+        with tf.device("/cpu:0"):
+            self._x_train = tf.constant(self.splits.x_train)
+            self._y_train = tf.constant(self.splits.y_train)
+        batch = self.workload.batch_size
+        self._val_data = self._eval_dataset(self.splits.x_val, self.splits.y_val, batch)
+        self._test_data = self._eval_dataset(self.splits.x_test, self.splits.y_test, batch)
+
+    @staticmethod
+    def _eval_dataset(x: np.ndarray, y: np.ndarray, batch: int) -> tf.data.Dataset:
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).prefetch(tf.data.AUTOTUNE)
+
+    def epoch_data(self) -> tf.distribute.DistributedDataset:
+        """The next epoch's training data: a fresh permutation (seeded by epoch), batched and
+        distributed over the strategy's replicas. Built before a round, outside its timing."""
+        epoch = len(self.records)
+        count, batch = len(self.splits.y_train), self.workload.batch_size
+        order = np.random.default_rng([self.workload.seed, epoch]).permutation(count)
+        full = count // batch * batch
+        # Batches of indices (not of samples) so the pipeline gathers whole batches at once.
+        indices = tf.data.Dataset.from_tensor_slices(order[:full].reshape(-1, batch))
+        if full < count and not self.drop_remainder:
+            indices = indices.concatenate(tf.data.Dataset.from_tensors(order[full:]))
+        x, y = self._x_train, self._y_train
+        dataset = indices.map(
+            lambda index: (tf.gather(x, index), tf.gather(y, index)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        ).prefetch(tf.data.AUTOTUNE)
+        return self.device.strategy.experimental_distribute_dataset(dataset)
+
+    def train_epoch(self, data: tf.distribute.DistributedDataset) -> None:
+        """The timed round: one epoch of training, then a device sync so the clock is honest."""
+        start = time.perf_counter()
+        history = self.model.fit(data, epochs=1, shuffle=False, verbose=0)
+        devices.synchronize()
+        self._last_epoch = (time.perf_counter() - start, history)
+
+    def record_epoch(self, *_unused: Any) -> None:
+        """Between rounds: read the epoch's training logs and evaluate on the validation set."""
+        seconds, history = self._last_epoch
+        logs = history.history
+        validation = self.model.evaluate(self._val_data, verbose=0, return_dict=True)
+        self.records.append(
+            EpochRecord(
+                seconds=seconds,
+                loss=float(logs["loss"][-1]),
+                accuracy=float(logs[METRIC][-1]),
+                val_loss=float(validation["loss"]),
+                val_accuracy=float(validation[METRIC]),
+            )
+        )
+
+    def run(self, benchmark: Benchmark | None = None) -> Result:
+        """Train the whole schedule; epochs 2..N are `benchmark`'s rounds when it is enabled."""
+        self._prepare_inputs()
+        self.model = self.build()
+        self.train_epoch(self.epoch_data())  # epoch 1: tracing included, recorded on its own
+        self.record_epoch()
+        rounds = self.schedule.epochs - 1
+        if benchmark is not None and benchmark.enabled:
+            benchmark.pedantic(
+                self.train_epoch,
+                setup=lambda: ((self.epoch_data(),), {}),
+                teardown=self.record_epoch,
+                rounds=rounds,
+                warmup_rounds=0,
+                iterations=1,
+            )
+        else:
+            for _ in range(rounds):
+                self.train_epoch(self.epoch_data())
+                self.record_epoch()
+        test = self.model.evaluate(self._test_data, verbose=0, return_dict=True)
+        return Result(
+            workload=self.workload,
+            profile=self.profile,
+            schedule=self.schedule,
+            device=self.device,
+            sizes=self.splits.sizes,
+            params=self.model.count_params(),
+            epochs=self.records,
+            test_loss=float(test["loss"]),
+            test_accuracy=float(test[METRIC]),
+        )
+
+
+def train(workload: Workload, profile: str, device: Device, dataset: Dataset,
+          benchmark: Benchmark | None = None) -> Result:
+    """Train `workload` under `profile` on `device`; record into `benchmark` when given."""
+    result = EpochRunner(workload, profile, device, dataset).run(benchmark)
+    if benchmark is not None:
+        benchmark.extra_info.update(result.extra_info())
+    return result
