@@ -3,11 +3,15 @@
 Markers live in pyproject.toml; the hooks in fitbench/plugin.py; fixtures in fixtures/.
 """
 
+import os
 from pathlib import Path
 
-import fixtures
-from fitbench.devices import KINDS
-from fitbench.workloads import DEFAULT_PROFILE, PROFILES
+# TensorFlow's C++ INFO/WARNING lines (CUDA probing on CPU-only machines) drown pytest's output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import fixtures  # noqa: E402
+from fitbench.devices import KINDS  # noqa: E402
+from fitbench.workloads import DEFAULT_PROFILE, PROFILES  # noqa: E402
 
 # PyPI has an unrelated package named `fixtures`; ours must be the one imported.
 if Path(fixtures.__file__).resolve().parent != Path(__file__).resolve().parent / "fixtures":

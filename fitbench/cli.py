@@ -8,24 +8,21 @@ import sys
 
 
 def overhead_command(args: argparse.Namespace) -> int:
-    from fitbench import datasets, devices, models, overhead
-    from fitbench.workloads import Schedule, Workload
+    from fitbench import datasets, devices, overhead
+    from fitbench.workloads import load_benchmark_file
 
     devices.configure()
-    dataset = datasets.load("fashion_mnist", args.data_dir, allow_download=not args.offline)
+    module = load_benchmark_file(args.benchmark_file)
+    workload = module.WORKLOAD
+    dataset = datasets.load(workload.dataset, args.data_dir, allow_download=not args.offline)
     device = devices.resolve(args.device)
-    workload = Workload(
-        name="fashion-mlp-batch-size",
-        dataset="fashion_mnist",
-        model=models.mlp,
-        model_args={"units": (300, 100)},
-        schedules={"overhead": Schedule(epochs=args.epochs)},
-    )
-    print(f"device: {device.description}; {args.repeats} repeats of {args.epochs} epochs per side")
+    schedule = workload.schedule(args.profile)
+    print(f"{workload.name} ({args.profile}: {schedule.epochs} epochs) on {device.description}; "
+          f"{args.repeats} alternating repeats per side")
     print(f"{'batch':>6} {'plain fit s/epoch':>18} {'runner s/epoch':>15} {'difference':>11}")
     worst = 0.0
-    for batch_size in args.batch_sizes:
-        comparisons = overhead.compare(workload.but(batch_size=batch_size), "overhead", device, dataset,
+    for batch_size in args.batch_sizes or module.BATCH_SIZES:
+        comparisons = overhead.compare(workload.but(batch_size=batch_size), args.profile, device, dataset,
                                        repeats=args.repeats)
         pooled = overhead.pool(comparisons)
         worst = max(worst, abs(pooled.overhead))
@@ -45,11 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         "overhead",
         help="compare the runner's steady-state epoch time with a plain model.fit(epochs=N)",
     )
+    over.add_argument("benchmark_file", nargs="?", default="benchmarks/test_batch_size.py",
+                      help="benchmark file whose WORKLOAD and BATCH_SIZES to use (default: %(default)s)")
+    over.add_argument("--profile", default="default", help="schedule profile (default: %(default)s)")
     over.add_argument("--data-dir", default=None, help="as pytest's --data-dir")
     over.add_argument("--offline", action="store_true", help="never try Keras' download")
     over.add_argument("--device", default="cpu", choices=["cpu", "gpu", "tpu"])
-    over.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64, 128, 256, 512])
-    over.add_argument("--epochs", type=int, default=5)
+    over.add_argument("--batch-sizes", type=int, nargs="+", default=None,
+                      help="default: the benchmark file's BATCH_SIZES")
     over.add_argument("--repeats", type=int, default=3, help="alternating repeats per side")
     over.add_argument("--tolerance", type=float, default=0.05,
                       help="exit non-zero when a difference exceeds this fraction (default 0.05)")

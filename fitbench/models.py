@@ -25,7 +25,7 @@ def mlp(
         raise ValueError(f"{len(units)} hidden layers but {len(activations)} activations")
     return keras.Sequential(
         [keras.Input(shape=tuple(input_shape)), layers.Flatten()]
-        + [layers.Dense(width, activation=act) for width, act in zip(units, activations)]
+        + [layers.Dense(width, activation=act) for width, act in zip(units, activations, strict=True)]
         + [layers.Dense(classes, activation="softmax")],
         name="mlp",
     )

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 PROFILES = ("smoke", "default", "full")
@@ -59,3 +63,14 @@ class Workload:
                 f"it has {', '.join(self.schedules)}"
             )
         return self.schedules[profile]
+
+
+def load_benchmark_file(path: str | os.PathLike) -> ModuleType:
+    """Import a benchmark file (benchmarks/test_*.py) by path, for its WORKLOAD and grid."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no benchmark file at {path}")
+    spec = importlib.util.spec_from_file_location(f"fitbench_benchmark_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

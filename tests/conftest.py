@@ -1,0 +1,66 @@
+"""Helpers for fitbench's own tests: tiny synthetic IDX datasets written by the test."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fitbench.datasets import DIRECTORY_NAMES, IDX_FILES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
+    """The IDX encoding of `array`: magic (0, type, ndim), big-endian dimensions, data."""
+    header = struct.pack(">HBB", 0, type_code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = idx_bytes(array)
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+def synthetic_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable 28x28 images: class k lights up row block k, over uniform noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=count).astype(np.uint8)
+    images = rng.integers(0, 60, size=(count, 28, 28)).astype(np.uint8)
+    for k in range(10):
+        images[labels == k, 2 * k + 4 : 2 * k + 6, 4:24] = 250
+    return images, labels
+
+
+def write_dataset(root: Path, name: str, train: int = 6000, test: int = 1000) -> Path:
+    directory = root / DIRECTORY_NAMES[name]
+    x_train, y_train = synthetic_images(train, seed=1)
+    x_test, y_test = synthetic_images(test, seed=2)
+    for key, array in {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}.items():
+        write_idx(directory / IDX_FILES[key], array)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory) -> Path:
+    """A data directory holding synthetic fashion-mnist/ and mnist/ (6,000 train, 1,000 test)."""
+    root = tmp_path_factory.mktemp("data")
+    for name in DIRECTORY_NAMES:
+        write_dataset(root, name)
+    return root
+
+
+def run_pytest(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run a separate pytest session from the project root (real config, real plugins)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )

@@ -1,0 +1,28 @@
+"""A tiny benchmark in the shape of those in benchmarks/, run by tests/test_integration.py."""
+
+import pytest
+
+from fitbench import models
+from fitbench.workloads import Schedule, Workload
+
+WORKLOAD = Workload(
+    name="tiny",
+    dataset="fashion_mnist",
+    model=models.mlp,
+    model_args={"units": (16,)},
+    optimizer="adam",
+    batch_size=64,
+    validation=1000,
+    schedules={
+        "full": Schedule(epochs=4),
+        "default": Schedule(epochs=4, train_samples=2000, bound="default: 2,000 images"),
+        "smoke": Schedule(epochs=3, train_samples=1000, bound="smoke: 1,000 images"),
+    },
+)
+MIN_TEST_ACCURACY = {"full": 0.5, "default": 0.5, "smoke": 0.5}
+
+
+@pytest.mark.benchmark(group="tiny")
+def test_tiny(train, profile):
+    result = train(WORKLOAD)
+    assert result.test_accuracy >= MIN_TEST_ACCURACY[profile]

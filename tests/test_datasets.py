@@ -1,0 +1,203 @@
+"""The IDX parser, validation, lookup order and splits."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fitbench import datasets
+from fitbench.datasets import CorruptDataset, DatasetNotFound
+from tests.conftest import idx_bytes, synthetic_images, write_dataset, write_idx
+
+SHARED = Path(os.environ.get("FITBENCH_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
+
+
+@pytest.fixture
+def no_default_locations(monkeypatch, tmp_path):
+    """Isolate the lookup from this machine: empty Keras home, no Debian datasets, no env var."""
+    monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    monkeypatch.setattr(datasets, "DEBIAN_DATASETS", tmp_path / "usr-share-datasets")
+    return tmp_path
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_read_idx_round_trip(tmp_path, compress):
+    images, _ = synthetic_images(5, seed=0)
+    path = write_idx(tmp_path / ("images.gz" if compress else "images"), images, compress=compress)
+    np.testing.assert_array_equal(datasets.read_idx(path), images)
+
+
+def test_read_idx_big_endian_int32(tmp_path):
+    values = np.arange(6, dtype=">i4").reshape(2, 3)
+    path = tmp_path / "ints.gz"
+    path.write_bytes(gzip.compress(idx_bytes(values, type_code=0x0C)))
+    np.testing.assert_array_equal(datasets.read_idx(path), values)
+
+
+def test_bad_magic_names_file(tmp_path):
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(b"\x12\x34\x08\x01" + b"\x00\x00\x00\x02" + b"\x01\x02"))
+    with pytest.raises(CorruptDataset, match=r"train-labels-idx1-ubyte\.gz: bad IDX magic number 0x12340801"):
+        datasets.read_idx(path)
+
+
+def test_truncated_gzip_stream_names_file(tmp_path):
+    images, _ = synthetic_images(50, seed=0)
+    path = write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(CorruptDataset, match=r"train-images-idx3-ubyte\.gz: cannot decompress"):
+        datasets.read_idx(path)
+
+
+def test_truncated_data_reports_expected_and_actual_bytes(tmp_path):
+    images, _ = synthetic_images(3, seed=0)
+    path = tmp_path / "images.gz"
+    path.write_bytes(gzip.compress(idx_bytes(images)[:-10]))
+    with pytest.raises(CorruptDataset, match=r"truncated: header says shape \(3, 28, 28\) \(2352 data bytes\) "
+                                             r"but the file holds 2342"):
+        datasets.read_idx(path)
+
+
+def test_trailing_bytes_are_an_error(tmp_path):
+    labels = np.zeros(4, np.uint8)
+    path = tmp_path / "labels.gz"
+    path.write_bytes(gzip.compress(idx_bytes(labels) + b"\x00"))
+    with pytest.raises(CorruptDataset, match="has trailing bytes"):
+        datasets.read_idx(path)
+
+
+def test_header_shorter_than_announced(tmp_path):
+    path = tmp_path / "labels.gz"
+    path.write_bytes(gzip.compress(b"\x00\x00\x08\x03\x00\x00"))
+    with pytest.raises(CorruptDataset, match="announces 3 dimensions"):
+        datasets.read_idx(path)
+
+
+def test_label_out_of_range(tmp_path, no_default_locations):
+    directory = write_dataset(tmp_path, "mnist", train=20, test=10)
+    write_idx(directory / "t10k-labels-idx1-ubyte.gz", np.full(10, 12, np.uint8))
+    with pytest.raises(CorruptDataset, match=r"mnist test labels go up to 12, expected 0..9"):
+        datasets.load("mnist", tmp_path, allow_download=False)
+
+
+def test_image_and_label_counts_must_agree(tmp_path, no_default_locations):
+    directory = write_dataset(tmp_path, "fashion_mnist", train=20, test=10)
+    write_idx(directory / "train-labels-idx1-ubyte.gz", np.zeros(19, np.uint8))
+    with pytest.raises(CorruptDataset, match="has 20 train images but 19 train labels"):
+        datasets.load("fashion_mnist", tmp_path, allow_download=False)
+
+
+def test_wrong_image_shape(tmp_path, no_default_locations):
+    directory = write_dataset(tmp_path, "mnist", train=20, test=10)
+    write_idx(directory / "train-images-idx3-ubyte.gz", np.zeros((20, 32, 32), np.uint8))
+    with pytest.raises(CorruptDataset, match=r"images have shape \(20, 32, 32\), expected \(N, 28, 28\)"):
+        datasets.load("mnist", tmp_path, allow_download=False)
+
+
+def test_partial_directory_lists_missing_files(tmp_path, no_default_locations):
+    directory = write_dataset(tmp_path, "mnist", train=20, test=10)
+    (directory / "t10k-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(CorruptDataset, match="lacks t10k-images-idx3-ubyte.gz"):
+        datasets.load("mnist", tmp_path, allow_download=False)
+
+
+def test_unknown_dataset():
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
+        datasets.load("cifar", allow_download=False)
+
+
+# --- lookup order ---------------------------------------------------------------------------
+
+def test_lookup_order_option_then_keras_cache_then_debian(tmp_path, no_default_locations, monkeypatch):
+    option_dir, env_dir = tmp_path / "option", tmp_path / "env"
+    keras_cache = tmp_path / "keras-home" / "datasets"
+    debian = tmp_path / "usr-share-datasets"
+    for root in (option_dir, env_dir, keras_cache, debian):
+        write_dataset(root, "fashion_mnist", train=20, test=10)
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(env_dir))
+
+    assert datasets.find("fashion_mnist", option_dir) == option_dir / "fashion-mnist"
+    assert datasets.find("fashion_mnist") == env_dir / "fashion-mnist"
+    monkeypatch.delenv(datasets.DATA_DIR_ENV)
+    assert datasets.find("fashion_mnist") == keras_cache / "fashion-mnist"
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras-home"))
+    assert datasets.find("fashion_mnist") == debian / "fashion-mnist"
+    assert datasets.load("fashion_mnist", allow_download=False).source == str(debian / "fashion-mnist")
+
+
+def test_keras_cache_mnist_npz(tmp_path, no_default_locations):
+    images, labels = synthetic_images(30, seed=3)
+    cache = tmp_path / "keras-home" / "datasets"
+    cache.mkdir(parents=True)
+    np.savez(cache / "mnist.npz", x_train=images[:20], y_train=labels[:20], x_test=images[20:], y_test=labels[20:])
+    dataset = datasets.load("mnist", allow_download=False)
+    assert dataset.source.endswith("mnist.npz")
+    assert (len(dataset.y_train), len(dataset.y_test)) == (20, 10)
+
+
+def test_missing_data_without_download_says_how_to_provide_it(no_default_locations):
+    with pytest.raises(DatasetNotFound) as error:
+        datasets.load("fashion_mnist", allow_download=False)
+    assert "--data-dir" in str(error.value) and datasets.DATA_DIR_ENV in str(error.value)
+
+
+def test_download_is_the_last_resort(no_default_locations, monkeypatch):
+    images, labels = synthetic_images(30, seed=4)
+    calls = []
+
+    def fake_download(name):
+        calls.append(name)
+        return (images[:20], labels[:20]), (images[20:], labels[20:])
+
+    monkeypatch.setattr(datasets, "_keras_download", fake_download)
+    assert datasets.load("mnist").source == "keras download"
+    assert calls == ["mnist"]
+
+
+def test_failed_download_is_not_found(no_default_locations, monkeypatch):
+    def offline(name):
+        raise Exception("URL fetch failure: no network")
+
+    monkeypatch.setattr(datasets, "_keras_download", offline)
+    with pytest.raises(DatasetNotFound, match="Keras could not download it .*no network"):
+        datasets.load("mnist")
+
+
+# --- splits ---------------------------------------------------------------------------------
+
+def test_split_start_holds_out_the_first_images(synthetic_data_dir):
+    dataset = datasets.load("fashion_mnist", synthetic_data_dir, allow_download=False)
+    splits = datasets.split(dataset, validation=1000, validation_at="start")
+    assert splits.sizes == {"train": 5000, "validation": 1000, "test": 1000}
+    np.testing.assert_array_equal(splits.y_val, dataset.y_train[:1000])
+    np.testing.assert_allclose(splits.x_train[0], dataset.x_train[1000] / 255.0, rtol=1e-6)
+    assert splits.x_train.dtype == np.float32 and 0.0 <= splits.x_train.min() and splits.x_train.max() <= 1.0
+
+
+def test_split_end_fraction_is_kerass_validation_split(synthetic_data_dir):
+    dataset = datasets.load("mnist", synthetic_data_dir, allow_download=False)
+    splits = datasets.split(dataset, validation=0.2, validation_at="end", input_shape=(784,))
+    assert splits.sizes["train"] == 4800 and splits.sizes["validation"] == 1200
+    np.testing.assert_array_equal(splits.y_val, dataset.y_train[4800:])
+    assert splits.x_train.shape == (4800, 784)
+
+
+def test_split_subsets(synthetic_data_dir):
+    dataset = datasets.load("mnist", synthetic_data_dir, allow_download=False)
+    splits = datasets.split(dataset, 1000, train_samples=300, validation_samples=200, test_samples=100)
+    assert splits.sizes == {"train": 300, "validation": 200, "test": 100}
+
+
+# --- the real files -------------------------------------------------------------------------
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"real datasets not at {SHARED}; set FITBENCH_DATA_DIR")
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_real_datasets(name):
+    dataset = datasets.load(name, SHARED, allow_download=False)
+    assert dataset.x_train.shape == (60000, 28, 28) and dataset.x_test.shape == (10000, 28, 28)
+    assert sorted(np.unique(dataset.y_train)) == list(range(10))

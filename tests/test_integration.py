@@ -1,0 +1,82 @@
+"""Whole pytest sessions, as a user runs them: JSON rounds, profiles, skips, options."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import fixtures
+from fitbench.datasets import DEBIAN_DATASETS
+from tests.conftest import ROOT, run_pytest
+
+SAMPLE = "tests/sample/bench_tiny.py"
+SAMPLE_OPTIONS = ("-o", "python_files=bench_*.py", "--offline", "--require-data")
+
+
+def test_our_fixtures_package_is_imported():
+    assert fixtures.__file__.startswith(str(ROOT / "fixtures"))
+
+
+def test_benchmark_json_has_a_round_per_epoch_after_the_first(synthetic_data_dir, tmp_path):
+    out = tmp_path / "run.json"
+    run = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir), "--devices", "cpu",
+                     "--profile", "default", f"--benchmark-json={out}", "--benchmark-save-data")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "fitbench: TensorFlow" in run.stdout  # the report header
+    report = json.loads(out.read_text())
+    assert report["machine_info"]["tensorflow"] and "keras" in report["machine_info"]
+    (bench,) = report["benchmarks"]
+    assert bench["name"] == "test_tiny[cpu]" and bench["group"] == "tiny"
+    assert bench["stats"]["rounds"] == 3 and len(bench["stats"]["data"]) == 3
+    info = bench["extra_info"]
+    assert info["profile"] == "default" and info["schedule_bound"] == "default: 2,000 images"
+    assert info["epochs"] == 4 and len(info["epoch_seconds"]) == 4
+    # pytest-benchmark's clock and the runner's own agree to within the cost of a function call.
+    for benchmark_seconds, runner_seconds in zip(bench["stats"]["data"], info["epoch_seconds"][1:], strict=True):
+        assert abs(benchmark_seconds - runner_seconds) < 0.05 * runner_seconds + 0.01
+
+
+def test_smoke_profile_and_two_logical_cpus(synthetic_data_dir, tmp_path):
+    out = tmp_path / "run.json"
+    run = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir), "--devices", "cpu",
+                     "--profile", "smoke", "--cpu-replicas", "2", f"--benchmark-json={out}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    (bench,) = json.loads(out.read_text())["benchmarks"]
+    assert bench["stats"]["rounds"] == 2
+    info = bench["extra_info"]
+    assert info["replicas"] == 2 and info["per_replica_batch_size"] == 32 and info["train_samples"] == 1000
+
+
+def test_xdist_disables_benchmarks_but_still_trains_and_checks(synthetic_data_dir):
+    run = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir), "--devices", "cpu",
+                     "--profile", "smoke", "-n", "1")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
+
+
+def test_absent_devices_are_skipped_with_the_reason(synthetic_data_dir):
+    run = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir), "--devices", "gpu,tpu",
+                     "--profile", "smoke", "-rs")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "tpu: no TPU reachable" in run.stdout
+    assert "2 skipped" in run.stdout
+
+
+@pytest.mark.skipif((DEBIAN_DATASETS / "fashion-mnist").is_dir(), reason="Debian's dataset is installed")
+def test_missing_data_skips_or_fails_under_require_data(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_data = {"KERAS_HOME": str(empty)}
+    options = ("-o", "python_files=bench_*.py", "--offline", "--devices", "cpu", "--data-dir", str(empty), "-rs")
+    skipped = run_pytest(SAMPLE, *options, env=no_data)
+    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout, skipped.stdout
+    assert "--data-dir" in skipped.stdout  # the reason says how to provide the data
+    failed = run_pytest(SAMPLE, *options, "--require-data", env=no_data)
+    assert failed.returncode == 1 and "fashion_mnist not found" in failed.stdout
+
+
+def test_unknown_device_is_a_usage_error():
+    run = run_pytest(SAMPLE, "-o", "python_files=bench_*.py", "--devices", "cpu,npu")
+    assert run.returncode == 4
+    assert "unknown device npu: choose from cpu, gpu, tpu" in run.stderr

@@ -1,0 +1,152 @@
+"""The per-epoch runner on a tiny model: rounds, what a round contains, the disabled path."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import keras
+import pytest
+
+from fitbench import datasets, devices, models, runner
+from fitbench.runner import EpochRunner
+from fitbench.workloads import Schedule, Workload
+
+TINY = Workload(
+    name="tiny",
+    dataset="fashion_mnist",
+    model=models.mlp,
+    model_args={"units": (16,)},
+    optimizer="adam",
+    batch_size=100,
+    validation=1000,
+    schedules={"default": Schedule(epochs=4, train_samples=1050, test_samples=500)},
+)
+
+
+class RecordingBenchmark:
+    """Stands in for pytest-benchmark's fixture and logs what happens inside timed rounds."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.extra_info: dict = {}
+        self.in_round = False
+        self.rounds = 0
+        self.pedantic_calls = 0
+
+    def pedantic(self, target, args=(), kwargs=None, setup=None, teardown=None, rounds=1,
+                 warmup_rounds=0, iterations=1):
+        self.pedantic_calls += 1
+        assert iterations == 1 and warmup_rounds == 0
+        for _ in range(rounds):
+            args, kwargs = setup()
+            self.in_round = True
+            target(*args, **kwargs)
+            self.in_round = False
+            self.rounds += 1
+            teardown(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(synthetic_data_dir):
+    return datasets.load("fashion_mnist", synthetic_data_dir, allow_download=False)
+
+
+@pytest.fixture(scope="module")
+def cpu():
+    return devices.resolve("cpu")
+
+
+def test_rounds_are_epochs_after_the_first(tiny_dataset, cpu):
+    benchmark = RecordingBenchmark()
+    result = runner.train(TINY, "default", cpu, tiny_dataset, benchmark)
+    assert benchmark.pedantic_calls == 1
+    assert benchmark.rounds == TINY.schedules["default"].epochs - 1
+    assert len(result.epochs) == 4 and len(benchmark.extra_info["epoch_seconds"]) == 4
+    assert benchmark.extra_info["first_epoch_seconds"] == result.epochs[0].seconds
+
+
+def test_a_timed_round_holds_training_and_nothing_else(tiny_dataset, cpu, monkeypatch):
+    benchmark = RecordingBenchmark()
+    log: list[tuple[str, bool]] = []
+
+    def spy(name, method):
+        def wrapper(*args, **kwargs):
+            log.append((name, benchmark.in_round))
+            return method(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(keras.Model, "fit", spy("fit", keras.Model.fit))
+    monkeypatch.setattr(keras.Model, "evaluate", spy("evaluate", keras.Model.evaluate))
+    monkeypatch.setattr(EpochRunner, "epoch_data", spy("epoch_data", EpochRunner.epoch_data))
+    monkeypatch.setattr(EpochRunner, "build", spy("build", EpochRunner.build))
+    monkeypatch.setattr(devices, "synchronize", spy("synchronize", devices.synchronize))
+    runner.train(TINY, "default", cpu, tiny_dataset, benchmark)
+
+    inside = [name for name, in_round in log if in_round]
+    assert inside == ["fit", "synchronize"] * 3  # one epoch of fit, then the device sync
+    outside = [name for name, in_round in log if not in_round]
+    assert outside.count("evaluate") == 4 + 1  # validation after every epoch, test at the end
+    assert outside.count("epoch_data") == 4
+
+
+def test_no_retracing_after_the_first_epoch(tiny_dataset, cpu, monkeypatch):
+    traces = []
+    original = keras.Model.train_step
+
+    def counting_train_step(self, data):
+        traces.append(1)  # Python runs a train_step body only while tracing
+        return original(self, data)
+
+    monkeypatch.setattr(keras.Model, "train_step", counting_train_step)
+    epoch_runner = EpochRunner(TINY, "default", cpu, tiny_dataset)
+    result = epoch_runner.run(RecordingBenchmark())
+    traced_in_epoch_one = len(traces)
+    assert traced_in_epoch_one >= 1 and len(result.epochs) == 4
+    # A later retrace would add calls; compare with a run one epoch longer.
+    longer = EpochRunner(TINY.but(schedules={"default": Schedule(epochs=5, train_samples=1050)}),
+                         "default", cpu, tiny_dataset)
+    traces.clear()
+    longer.run(RecordingBenchmark())
+    assert len(traces) == traced_in_epoch_one
+
+
+def test_disabled_benchmark_trains_the_whole_schedule(tiny_dataset, cpu):
+    benchmark = RecordingBenchmark(enabled=False)
+    result = runner.train(TINY, "default", cpu, tiny_dataset, benchmark)
+    assert benchmark.pedantic_calls == 0
+    assert len(result.epochs) == 4
+    assert result.test_accuracy > 0.5  # synthetic classes are easy; an untrained model gets ~0.1
+
+
+def test_training_learns_and_records_every_epoch(tiny_dataset, cpu):
+    result = runner.train(TINY, "default", cpu, tiny_dataset)
+    info = result.extra_info()
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
+        assert len(info[key]) == 4, key
+    assert info["train_loss"][-1] < info["train_loss"][0]
+    assert info["params"] == 784 * 16 + 16 + 16 * 10 + 10
+    assert info["train_samples"] == 1050 and info["test_samples"] == 500
+    assert info["batch_size"] == 100 and info["replicas"] == 1 and info["per_replica_batch_size"] == 100
+    assert info["samples_per_second"] == pytest.approx(1050 / result.median_epoch_seconds)
+
+
+def test_same_seed_same_result(tiny_dataset, cpu):
+    first = runner.train(TINY, "default", cpu, tiny_dataset)
+    second = runner.train(TINY, "default", cpu, tiny_dataset)
+    assert [e.loss for e in first.epochs] == pytest.approx([e.loss for e in second.epochs], rel=1e-4)
+
+
+def test_epoch_order_is_a_fresh_permutation_each_epoch(tiny_dataset, cpu):
+    epoch_runner = EpochRunner(TINY, "default", cpu, tiny_dataset)
+    epoch_runner._prepare_inputs()
+    first = [batch[1].numpy().tolist() for batch in epoch_runner.epoch_data()]
+    epoch_runner.records.append(None)  # pretend one epoch ran
+    second = [batch[1].numpy().tolist() for batch in epoch_runner.epoch_data()]
+    assert [len(b) for b in first] == [100] * 10 + [50]  # partial last batch kept off TPU
+    assert first != second and sorted(sum(first, [])) == sorted(sum(second, []))
+
+
+def test_global_batch_must_divide_over_replicas(tiny_dataset):
+    three_replicas = SimpleNamespace(kind="gpu", replicas=3, is_tpu=False, strategy=None)
+    with pytest.raises(ValueError, match="must divide evenly over 3 replicas"):
+        EpochRunner(TINY, "default", three_replicas, tiny_dataset)
