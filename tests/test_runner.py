@@ -75,18 +75,27 @@ def test_a_timed_round_holds_training_and_nothing_else(tiny_dataset, cpu, monkey
             return method(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(keras.Model, "fit", spy("fit", keras.Model.fit))
-    monkeypatch.setattr(keras.Model, "evaluate", spy("evaluate", keras.Model.evaluate))
-    monkeypatch.setattr(EpochRunner, "epoch_data", spy("epoch_data", EpochRunner.epoch_data))
-    monkeypatch.setattr(EpochRunner, "build", spy("build", EpochRunner.build))
+    for name in ("fit", "evaluate", "get_metrics_result", "reset_metrics"):
+        monkeypatch.setattr(keras.Model, name, spy(name, getattr(keras.Model, name)))
+    for name in ("epoch_data", "build"):
+        monkeypatch.setattr(EpochRunner, name, spy(name, getattr(EpochRunner, name)))
     monkeypatch.setattr(devices, "synchronize", spy("synchronize", devices.synchronize))
+    original_first_epoch = EpochRunner.first_epoch
+
+    def first_epoch_then_spy_steps(self, data):
+        original_first_epoch(self, data)
+        self.model.train_function = spy("train_step", self.model.train_function)
+
+    monkeypatch.setattr(EpochRunner, "first_epoch", first_epoch_then_spy_steps)
     runner.train(TINY, "default", cpu, tiny_dataset, benchmark)
 
+    steps = 11  # 1,050 samples in batches of 100, the partial batch kept
     inside = [name for name, in_round in log if in_round]
-    assert inside == ["fit", "synchronize"] * 3  # one epoch of fit, then the device sync
+    assert inside == (["reset_metrics"] + ["train_step"] * steps + ["synchronize"]) * 3
     outside = [name for name, in_round in log if not in_round]
+    assert outside.count("fit") == 1  # epoch 1 only, recorded as first_epoch_seconds
     assert outside.count("evaluate") == 4 + 1  # validation after every epoch, test at the end
-    assert outside.count("epoch_data") == 4
+    assert outside.count("epoch_data") == 4 and outside.count("get_metrics_result") >= 4
 
 
 def test_no_retracing_after_the_first_epoch(tiny_dataset, cpu, monkeypatch):
