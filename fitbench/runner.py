@@ -4,13 +4,14 @@ Epoch 1 runs through ``model.fit`` (it builds the model under the strategy and t
 train step) and is timed and recorded on its own as ``first_epoch_seconds``. Epochs 2..N are
 pytest-benchmark rounds (``benchmark.pedantic``, one iteration each), so the benchmark
 statistics are steady-state seconds per epoch. A round is what one epoch of a multi-epoch
-``fit`` runs: reset the metrics, open an iterator over the epoch's (already shuffled and
-distributed) data, call the compiled ``train_function`` once per batch, then synchronize
-the devices before the clock is read. It does not call ``fit`` again because each ``fit``
-call under a strategy opens extra dataset iterators to build the model and costs about
-0.15 s on a 2-core CPU (measured: ``fitbench overhead``), which a multi-epoch ``fit`` pays
-once. Validation, reading the logs and preparing the next epoch's data happen between
-rounds, untimed. Without an enabled benchmark (``--benchmark-disable``, pytest-xdist) the
+``fit`` runs, with Keras' own ``CallbackList``: reset the metrics, open an iterator over the
+epoch's (already shuffled and distributed) data, call the compiled ``train_function`` once per
+batch between the batch hooks (which, as in ``fit``, read each step's logs back to the host),
+read the epoch's metrics; then synchronize the devices before the clock is read. It does not
+call ``fit`` again because each ``fit`` call under a strategy also opens extra dataset
+iterators to build the model, about 0.15 s on a 2-core CPU (``fitbench overhead`` prints it),
+which a multi-epoch ``fit`` pays once, not per epoch. Validation and preparing the next
+epoch's data happen between rounds, untimed. Without an enabled benchmark (``--benchmark-disable``, pytest-xdist) the
 same schedule runs in a plain loop.
 """
 
@@ -199,21 +200,30 @@ class EpochRunner:
         self.model.fit(data, epochs=1, shuffle=False, verbose=0)
         devices.synchronize()
         self._last_epoch_seconds = time.perf_counter() - start
+        self._last_logs = self.model.get_metrics_result()
+        # The hooks fit() calls around each batch, with the History it always adds.
+        self._callbacks = keras.callbacks.CallbackList(add_history=True, model=self.model)
+        self._callbacks.on_train_begin()
 
     def train_epoch(self, data: tf.distribute.DistributedDataset) -> None:
-        """The timed round: one epoch of training steps, then a device sync so the clock is honest."""
+        """The timed round: what one epoch of a multi-epoch fit() runs, then a device sync."""
         start = time.perf_counter()
-        model = self.model
+        model, callbacks, epoch = self.model, self._callbacks, len(self.records)
         model.reset_metrics()
+        callbacks.on_epoch_begin(epoch)
         iterator = iter(data)
-        for _ in range(self.steps_per_epoch):
-            model.train_function(iterator)
+        for step in range(self.steps_per_epoch):
+            callbacks.on_train_batch_begin(step)
+            logs = model.train_function(iterator)
+            callbacks.on_train_batch_end(step, logs)
+        self._last_logs = model.get_metrics_result()
+        callbacks.on_epoch_end(epoch, self._last_logs)
         devices.synchronize()
         self._last_epoch_seconds = time.perf_counter() - start
 
     def record_epoch(self, *_unused: Any) -> None:
         """Between rounds: read the epoch's training metrics and evaluate on the validation set."""
-        training = self.model.get_metrics_result()
+        training = self._last_logs
         validation = self.model.evaluate(self._val_data, verbose=0, return_dict=True)
         self.records.append(
             EpochRecord(
