@@ -19,7 +19,8 @@ def overhead_command(args: argparse.Namespace) -> int:
     schedule = workload.schedule(args.profile)
     print(f"{workload.name} ({args.profile}: {schedule.epochs} epochs) on {device.description}; "
           f"{args.repeats} alternating repeats per side")
-    print(f"{'batch':>6} {'plain fit s/epoch':>18} {'runner s/epoch':>15} {'difference':>11}")
+    print(f"{'batch':>6} {'plain fit s/epoch':>18} {'runner s/epoch':>15} {'difference':>11} "
+          f"{'fit on NumPy s/epoch':>21}")
     worst = 0.0
     for batch_size in args.batch_sizes or module.BATCH_SIZES:
         comparisons = overhead.compare(workload.but(batch_size=batch_size), args.profile, device, dataset,
@@ -27,7 +28,7 @@ def overhead_command(args: argparse.Namespace) -> int:
         pooled = overhead.pool(comparisons)
         worst = max(worst, abs(pooled.overhead))
         print(f"{batch_size:>6} {pooled.plain_median:>18.3f} {pooled.runner_median:>15.3f} "
-              f"{pooled.overhead:>+10.1%}", flush=True)
+              f"{pooled.overhead:>+11.1%} {pooled.numpy_median:>21.3f}", flush=True)
     per_call = overhead.fit_call_seconds(device)
     print(f"for reference, one extra fit() call costs {per_call * 1000:.1f} ms (1-batch epoch, median of 50);"
           " the runner calls fit() for epoch 1 only")

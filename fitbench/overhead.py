@@ -1,9 +1,12 @@
 """How much the per-epoch runner adds to an epoch, against a plain ``model.fit(epochs=N)``.
 
-The reference is what the notebooks do: one ``fit`` call on the NumPy arrays for the whole
-schedule, with a callback that reads the clock at the start and end of each epoch (no
-validation data, so the callback's epoch is training only, like the runner's rounds).
-Both run in the same process on the same data and device, alternating.
+The reference is one ``fit`` call for the whole schedule with a callback that reads the clock
+at the start and end of each epoch (no validation data, so the callback's epoch is training
+only, like the runner's rounds), on the same input pipeline the runner uses (samples gathered
+by batches of indices from tensors converted once). A second reference is the notebooks'
+own way, ``fit`` on the NumPy arrays: there Keras' array adapter adds its own per-epoch input
+cost, which the runner keeps out of its rounds. All run in the same process on the same data
+and device, alternating.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ class Comparison:
     batch_size: int
     plain_fit_seconds: list[float]
     runner_seconds: list[float]
+    numpy_fit_seconds: list[float]
+
+    @property
+    def numpy_median(self) -> float:
+        return statistics.median(self.numpy_fit_seconds[1:])
 
     @property
     def plain_median(self) -> float:
@@ -54,13 +62,21 @@ class Comparison:
         return self.runner_median / self.plain_median - 1
 
 
-def plain_fit_epoch_seconds(workload: Workload, profile: str, device: Device, dataset: Dataset) -> list[float]:
+def plain_fit_epoch_seconds(workload: Workload, profile: str, device: Device, dataset: Dataset,
+                            numpy_arrays: bool = False) -> list[float]:
+    """Epoch times of one fit(epochs=N) call: on the runner's input pipeline, or on NumPy arrays."""
     epoch_runner = runner.EpochRunner(workload, profile, device, dataset)
     model = epoch_runner.build()
     clock = EpochClock()
-    splits = epoch_runner.splits
-    model.fit(splits.x_train, splits.y_train, batch_size=workload.batch_size,
-              epochs=epoch_runner.schedule.epochs, verbose=0, callbacks=[clock])
+    epochs = epoch_runner.schedule.epochs
+    if numpy_arrays:
+        splits = epoch_runner.splits
+        model.fit(splits.x_train, splits.y_train, batch_size=workload.batch_size, epochs=epochs,
+                  verbose=0, callbacks=[clock])
+    else:
+        epoch_runner._prepare_inputs()
+        # The runner's pipeline in one fixed order: the order changes no cost of a gather.
+        model.fit(epoch_runner.epoch_data(), epochs=epochs, shuffle=False, verbose=0, callbacks=[clock])
     return clock.seconds
 
 
@@ -69,16 +85,19 @@ def compare(workload: Workload, profile: str, device: Device, dataset: Dataset, 
     for _ in range(repeats):
         plain = plain_fit_epoch_seconds(workload, profile, device, dataset)
         ours = runner.train(workload, profile, device, dataset).epoch_seconds
-        comparisons.append(Comparison(workload.batch_size, plain, ours))
+        numpy = plain_fit_epoch_seconds(workload, profile, device, dataset, numpy_arrays=True)
+        comparisons.append(Comparison(workload.batch_size, plain, ours, numpy))
     return comparisons
 
 
 def pool(comparisons: list[Comparison]) -> Comparison:
     """One comparison whose samples are all repeats' epochs (each repeat's epoch 1 excluded)."""
-    plain = [s for c in comparisons for s in c.plain_fit_seconds[1:]]
-    ours = [s for c in comparisons for s in c.runner_seconds[1:]]
-    # A leading placeholder keeps the "epoch 1 is not steady state" convention of Comparison.
-    return Comparison(comparisons[0].batch_size, [float("nan"), *plain], [float("nan"), *ours])
+    def steady(name: str) -> list[float]:
+        # A leading placeholder keeps the "epoch 1 is not steady state" convention of Comparison.
+        return [float("nan")] + [s for c in comparisons for s in getattr(c, name)[1:]]
+
+    return Comparison(comparisons[0].batch_size, steady("plain_fit_seconds"), steady("runner_seconds"),
+                      steady("numpy_fit_seconds"))
 
 
 def fit_call_seconds(device: Device, calls: int = 50) -> float:

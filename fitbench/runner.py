@@ -29,6 +29,7 @@ import tensorflow as tf
 from fitbench import devices
 from fitbench.datasets import Dataset, Splits, split
 from fitbench.devices import Device
+from fitbench.flops import gflops_per_second, training_flops_per_sample
 from fitbench.workloads import Schedule, Workload
 
 METRIC = "accuracy"
@@ -61,6 +62,7 @@ class Result:
     device: Device
     sizes: dict[str, int]
     params: int
+    flops_per_sample: int
     epochs: list[EpochRecord] = field(default_factory=list)
     test_loss: float = float("nan")
     test_accuracy: float = float("nan")
@@ -83,6 +85,11 @@ class Result:
         return self.sizes["train"] / self.median_epoch_seconds
 
     @property
+    def gflops_per_second(self) -> float:
+        """Training GFLOP/s achieved over the median steady-state epoch."""
+        return gflops_per_second(self.flops_per_sample, self.sizes["train"], self.median_epoch_seconds)
+
+    @property
     def val_accuracy(self) -> float:
         return self.epochs[-1].val_accuracy
 
@@ -96,6 +103,7 @@ class Result:
             "model": workload.model.__name__,
             "model_args": {key: list(v) if isinstance(v, tuple) else v for key, v in workload.model_args.items()},
             "params": self.params,
+            "flops_per_sample": self.flops_per_sample,
             "optimizer": workload.optimizer,
             "loss": workload.loss,
             "batch_size": global_batch,
@@ -114,6 +122,10 @@ class Result:
             "epoch_seconds": self.epoch_seconds,
             "median_epoch_seconds": self.median_epoch_seconds,
             "samples_per_second": self.samples_per_second,
+            "gflops_per_second": self.gflops_per_second,
+            "gflops_per_second_per_epoch": [
+                gflops_per_second(self.flops_per_sample, self.sizes["train"], s) for s in self.epoch_seconds
+            ],
             "train_loss": [e.loss for e in self.epochs],
             "train_accuracy": [e.accuracy for e in self.epochs],
             "val_loss": [e.val_loss for e in self.epochs],
@@ -263,6 +275,7 @@ class EpochRunner:
             device=self.device,
             sizes=self.splits.sizes,
             params=self.model.count_params(),
+            flops_per_sample=training_flops_per_sample(self.model),
             epochs=self.records,
             test_loss=float(test["loss"]),
             test_accuracy=float(test[METRIC]),

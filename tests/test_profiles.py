@@ -33,11 +33,13 @@ def test_benchmark_files_declare_every_profile(path):
     module = load(path)
     workload = module.WORKLOAD
     assert set(workload.schedules) == set(PROFILES)
-    smoke = workload.schedule("smoke")
-    assert smoke.epochs >= 3, "smoke needs at least 2 timed rounds"
-    assert smoke.bound, "a bounded schedule says why in its bound"
-    for profile in PROFILES:
-        assert set(module.MIN_TEST_ACCURACY[profile]) == set(module.BATCH_SIZES), profile
+    for profile, schedule in workload.schedules.items():
+        assert schedule.epochs >= 3 or profile == "full", "bounded profiles keep at least 2 timed rounds"
+        assert schedule.bound or schedule == workload.schedule("full"), "a bounded schedule says why"
+    grid = set(getattr(module, "GRID", None) or module.BATCH_SIZES)
+    thresholds = getattr(module, "MIN_TEST_ACCURACY", None) or module.MIN_VAL_ACCURACY
+    assert set(thresholds["full"]) == set(thresholds["default"]) == grid, "every case runs in full and default"
+    assert thresholds["smoke"] and set(thresholds["smoke"]) <= grid
 
 
 def test_batch_size_default_is_the_notebook_schedule():
