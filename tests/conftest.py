@@ -60,7 +60,10 @@ def synthetic_data_dir(tmp_path_factory) -> Path:
 
 def run_pytest(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run a separate pytest session from the project root (real config, real plugins)."""
+    # Without the outer session's pytest/xdist variables: under `pytest -n`, an inherited
+    # PYTEST_XDIST_WORKER makes the inner pytest-benchmark disable itself.
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**clean, **(env or {})},
     )
