@@ -23,9 +23,8 @@ def overhead_command(args: argparse.Namespace) -> int:
           f"{'fit on NumPy s/epoch':>21}")
     worst = 0.0
     for batch_size in args.batch_sizes or module.BATCH_SIZES:
-        comparisons = overhead.compare(workload.but(batch_size=batch_size), args.profile, device, dataset,
-                                       repeats=args.repeats)
-        pooled = overhead.pool(comparisons)
+        pooled = overhead.compare(workload.but(batch_size=batch_size), args.profile, device, dataset,
+                                  repeats=args.repeats)
         worst = max(worst, abs(pooled.overhead))
         print(f"{batch_size:>6} {pooled.plain_median:>18.3f} {pooled.runner_median:>15.3f} "
               f"{pooled.overhead:>+11.1%} {pooled.numpy_median:>21.3f}", flush=True)

@@ -151,13 +151,13 @@ def _resolve_tpu(address: str | None) -> Device:
     return Device("tpu", strategy, f"TPU {address or 'auto'} ({cores} cores)")
 
 
-def describe() -> list[str]:
+def describe(tpu: str | None = None) -> list[str]:
     """One line per device kind found, for the pytest header (the notebooks' 'GPU detected')."""
     lines = [f"cpu: {cpu_name()} ({os.cpu_count()} cores, "
              f"{len(tf.config.list_logical_devices('CPU'))} logical)"]
     names = gpu_names()
     lines.append(f"gpu: {', '.join(names)}" if names else "gpu: none detected")
-    address = tpu_address()
+    address = tpu_address(tpu)
     lines.append(f"tpu: {address} (not yet connected)" if address else "tpu: none configured")
     return lines
 

@@ -39,22 +39,24 @@ class EpochClock(keras.callbacks.Callback):
 
 @dataclass
 class Comparison:
+    """Steady-state epoch seconds (epochs 2..N, every repeat) of each way of training."""
+
     batch_size: int
     plain_fit_seconds: list[float]
     runner_seconds: list[float]
     numpy_fit_seconds: list[float]
 
     @property
-    def numpy_median(self) -> float:
-        return statistics.median(self.numpy_fit_seconds[1:])
-
-    @property
     def plain_median(self) -> float:
-        return statistics.median(self.plain_fit_seconds[1:])
+        return statistics.median(self.plain_fit_seconds)
 
     @property
     def runner_median(self) -> float:
-        return statistics.median(self.runner_seconds[1:])
+        return statistics.median(self.runner_seconds)
+
+    @property
+    def numpy_median(self) -> float:
+        return statistics.median(self.numpy_fit_seconds)
 
     @property
     def overhead(self) -> float:
@@ -74,30 +76,21 @@ def plain_fit_epoch_seconds(workload: Workload, profile: str, device: Device, da
         model.fit(splits.x_train, splits.y_train, batch_size=workload.batch_size, epochs=epochs,
                   verbose=0, callbacks=[clock])
     else:
-        epoch_runner._prepare_inputs()
+        epoch_runner.prepare_inputs()
         # The runner's pipeline in one fixed order: the order changes no cost of a gather.
         model.fit(epoch_runner.epoch_data(), epochs=epochs, shuffle=False, verbose=0, callbacks=[clock])
     return clock.seconds
 
 
-def compare(workload: Workload, profile: str, device: Device, dataset: Dataset, repeats: int = 1) -> list[Comparison]:
-    comparisons = []
+def compare(workload: Workload, profile: str, device: Device, dataset: Dataset, repeats: int = 1) -> Comparison:
+    """Alternate the three ways `repeats` times; pool their steady-state epochs."""
+    comparison = Comparison(workload.batch_size, [], [], [])
     for _ in range(repeats):
-        plain = plain_fit_epoch_seconds(workload, profile, device, dataset)
-        ours = runner.train(workload, profile, device, dataset).epoch_seconds
-        numpy = plain_fit_epoch_seconds(workload, profile, device, dataset, numpy_arrays=True)
-        comparisons.append(Comparison(workload.batch_size, plain, ours, numpy))
-    return comparisons
-
-
-def pool(comparisons: list[Comparison]) -> Comparison:
-    """One comparison whose samples are all repeats' epochs (each repeat's epoch 1 excluded)."""
-    def steady(name: str) -> list[float]:
-        # A leading placeholder keeps the "epoch 1 is not steady state" convention of Comparison.
-        return [float("nan")] + [s for c in comparisons for s in getattr(c, name)[1:]]
-
-    return Comparison(comparisons[0].batch_size, steady("plain_fit_seconds"), steady("runner_seconds"),
-                      steady("numpy_fit_seconds"))
+        comparison.plain_fit_seconds += plain_fit_epoch_seconds(workload, profile, device, dataset)[1:]
+        comparison.runner_seconds += runner.train(workload, profile, device, dataset).epoch_seconds[1:]
+        comparison.numpy_fit_seconds += plain_fit_epoch_seconds(workload, profile, device, dataset,
+                                                                numpy_arrays=True)[1:]
+    return comparison
 
 
 def fit_call_seconds(device: Device, calls: int = 50) -> float:

@@ -28,7 +28,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
     lines = [f"fitbench: TensorFlow {tf.__version__}, Keras {keras.__version__}, "
              f"profile {config.getoption('profile')}, devices {','.join(config.fitbench_devices)}"]
-    return lines + [f"  {line}" for line in devices.describe()]
+    return lines + [f"  {line}" for line in devices.describe(config.getoption("tpu"))]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -171,7 +171,7 @@ class EpochRunner:
             model.compile(optimizer=self.workload.optimizer, loss=self.workload.loss, metrics=[METRIC])
         return model
 
-    def _prepare_inputs(self) -> None:
+    def prepare_inputs(self) -> None:
         # Converted once, on the host; each epoch's pipeline only gathers batches from them.
         with tf.device("/cpu:0"):
             self._x_train = tf.constant(self.splits.x_train)
@@ -193,7 +193,7 @@ class EpochRunner:
         full = count // batch * batch
         # Batches of indices (not of samples) so the pipeline gathers whole batches at once.
         indices = tf.data.Dataset.from_tensor_slices(order[:full].reshape(-1, batch))
-        if full < count and not self.drop_remainder:
+        if self.steps_per_epoch * batch > full:
             indices = indices.concatenate(tf.data.Dataset.from_tensors(order[full:]))
         x, y = self._x_train, self._y_train
         dataset = indices.map(
@@ -253,7 +253,7 @@ class EpochRunner:
 
     def run(self, benchmark: Benchmark | None = None) -> Result:
         """Train the whole schedule; epochs 2..N are `benchmark`'s rounds when it is enabled."""
-        self._prepare_inputs()
+        self.prepare_inputs()
         self.model = self.build()
         self.first_epoch(self.epoch_data())  # tracing included, recorded on its own
         self.record_epoch()

@@ -7,18 +7,14 @@ from types import SimpleNamespace
 import keras
 import pytest
 
-from fitbench import datasets, devices, models, runner
+from fitbench import datasets, devices, runner
 from fitbench.runner import EpochRunner
-from fitbench.workloads import Schedule, Workload
+from fitbench.workloads import Schedule, load_benchmark_file
+from tests.conftest import ROOT
 
-TINY = Workload(
-    name="tiny",
-    dataset="fashion_mnist",
-    model=models.mlp,
-    model_args={"units": (16,)},
-    optimizer="adam",
+# The sample benchmark's workload, in batches of 100 so the last batch is partial (1,050 samples).
+TINY = load_benchmark_file(ROOT / "tests" / "sample" / "bench_tiny.py").WORKLOAD.but(
     batch_size=100,
-    validation=1000,
     schedules={"default": Schedule(epochs=4, train_samples=1050, test_samples=500)},
 )
 
@@ -148,7 +144,7 @@ def test_same_seed_same_result(tiny_dataset, cpu):
 
 def test_epoch_order_is_a_fresh_permutation_each_epoch(tiny_dataset, cpu):
     epoch_runner = EpochRunner(TINY, "default", cpu, tiny_dataset)
-    epoch_runner._prepare_inputs()
+    epoch_runner.prepare_inputs()
     first = [batch[1].numpy().tolist() for batch in epoch_runner.epoch_data()]
     epoch_runner.records.append(None)  # pretend one epoch ran
     second = [batch[1].numpy().tolist() for batch in epoch_runner.epoch_data()]
