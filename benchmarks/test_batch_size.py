@@ -24,9 +24,10 @@ WORKLOAD = Workload(
     schedules={
         "full": Schedule(epochs=5),
         "default": Schedule(epochs=5),  # the full schedule: about a minute on a 2-core CPU
+        # Many short epochs: 7 timed rounds give the regression gate something to test.
         "smoke": Schedule(
-            epochs=3, train_samples=10_000, validation_samples=2_000, test_samples=2_000,
-            bound="smoke: first 10,000 training images, 3 epochs",
+            epochs=8, train_samples=5_000, validation_samples=2_000, test_samples=2_000,
+            bound="smoke: first 5,000 training images, 8 epochs",
         ),
     },
 )
@@ -35,7 +36,7 @@ WORKLOAD = Workload(
 MIN_TEST_ACCURACY = {
     "full": {32: 0.83, 64: 0.82, 128: 0.80, 256: 0.78, 512: 0.74},
     "default": {32: 0.83, 64: 0.82, 128: 0.80, 256: 0.78, 512: 0.74},
-    "smoke": {32: 0.75, 64: 0.70, 128: 0.65, 256: 0.55, 512: 0.45},
+    "smoke": {32: 0.75, 64: 0.70, 128: 0.65, 256: 0.60, 512: 0.55},  # reached 0.80, 0.76, 0.72, 0.68, 0.64
 }
 
 
@@ -43,9 +44,4 @@ MIN_TEST_ACCURACY = {
 @pytest.mark.parametrize("batch_size", BATCH_SIZES, ids="batch_size-{}".format)
 def test_batch_size(train, profile, batch_size):
     result = train(WORKLOAD.but(batch_size=batch_size))
-
-    threshold = MIN_TEST_ACCURACY[profile][batch_size]
-    assert result.test_accuracy >= threshold, (
-        f"test accuracy {result.test_accuracy:.4f} is below the threshold {threshold} "
-        f"(batch size {batch_size}, profile {profile})"
-    )
+    result.assert_accuracy("test_accuracy", MIN_TEST_ACCURACY[profile][batch_size])

@@ -46,16 +46,16 @@ CASES = [
 SCHEDULES = {
     "full": Schedule(epochs=10),
     "default": Schedule(epochs=10),
-    "smoke": Schedule(epochs=3, train_samples=6_000, validation_samples=2_000, test_samples=2_000,
-                      bound="smoke: first 6,000 training images, 3 epochs"),
+    "smoke": Schedule(epochs=8, train_samples=3_000, validation_samples=2_000, test_samples=2_000,
+                      bound="smoke: first 3,000 training images, 8 epochs"),
 }
 # Batch size 1 is 48,000 steps an epoch (the notebook: 1,361 s for 10 epochs): bounded by default.
 BATCH_SIZE_1_SCHEDULES = {
     **SCHEDULES,
     "default": Schedule(epochs=3, train_samples=6_000,
                         bound="batch size 1: first 6,000 training images, 3 epochs (full: 48,000 x 10)"),
-    "smoke": Schedule(epochs=3, train_samples=600, validation_samples=2_000, test_samples=2_000,
-                      bound="smoke, batch size 1: first 600 training images, 3 epochs"),
+    "smoke": Schedule(epochs=8, train_samples=300, validation_samples=2_000, test_samples=2_000,
+                      bound="smoke, batch size 1: first 300 training images, 8 epochs"),
 }
 
 WORKLOAD = Workload(
@@ -83,9 +83,9 @@ MIN_VAL_ACCURACY = {
         "depth-5": 0.965, "sigmoid-sigmoid": 0.96, "relu-tanh": 0.965, "large_batch_size-10000": 0.89,
         "batch_size_1": 0.90,
     },
-    "smoke": {
-        "base": 0.90, "width-300": 0.90, "depth-3": 0.90, "sigmoid-sigmoid": 0.80,
-        "large_batch_size-10000": 0.20, "batch_size_1": 0.80,
+    "smoke": {  # reached 0.904, 0.911, 0.917, 0.889, 0.700, 0.796
+        "base": 0.88, "width-300": 0.88, "depth-3": 0.88, "sigmoid-sigmoid": 0.85,
+        "large_batch_size-10000": 0.60, "batch_size_1": 0.75,
     },
 }
 GRID = [case.id for case in CASES]
@@ -102,9 +102,5 @@ def test_mnist_architecture(train, profile, case):
         schedules=BATCH_SIZE_1_SCHEDULES if case.batch_size == 1 else SCHEDULES,
     )
     result = train(workload)
-
-    threshold = MIN_VAL_ACCURACY[profile][case.id]
-    assert result.val_accuracy >= threshold, (
-        f"validation accuracy {result.val_accuracy:.4f} is below the threshold {threshold} "
-        f"({case.id}, profile {profile}; the notebook saw {case.notebook_val_accuracy})"
-    )
+    result.assert_accuracy("val_accuracy", MIN_VAL_ACCURACY[profile][case.id],
+                           note=f"{case.id}; the notebook saw {case.notebook_val_accuracy}")

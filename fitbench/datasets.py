@@ -244,22 +244,28 @@ class Splits:
 
 def split(
     dataset: Dataset,
-    validation: int | float,
+    validation: int | float | str,
     validation_at: str = "start",
     input_shape: tuple[int, ...] = IMAGE_SHAPE,
     train_samples: int | None = None,
     validation_samples: int | None = None,
     test_samples: int | None = None,
+    pixel_scale: float = 1 / 255,
 ) -> Splits:
-    """Hold out a validation set from the training images, scale pixels to [0, 1], reshape.
+    """Hold out a validation set from the training images, scale pixels, reshape (float32).
 
-    `validation` is a count or a fraction of the training images; `validation_at` says
-    whether they are the first ones (``start``, as the batch-size notebook slices them) or
-    the last ones (``end``, as Keras' ``validation_split`` takes them). The optional
-    ``*_samples`` keep only the first N of each part (a bounded schedule, or the
-    TPU-friendly trims of the CNN guide).
+    `validation` is a count or a fraction of the training images, or ``"test"`` to validate
+    on the test set (as the CNN guide does); `validation_at` says whether held-out images
+    are the first ones (``start``, as the batch-size notebook slices them) or the last ones
+    (``end``, as Keras' ``validation_split`` takes them). The optional ``*_samples`` keep
+    only the first N of each part (a bounded schedule, or the TPU-friendly trims of the CNN
+    guide). Pixels are multiplied by `pixel_scale` (1/255 gives [0, 1]).
     """
     total = len(dataset.y_train)
+    if validation == "test":
+        validation = 0
+    elif isinstance(validation, str):
+        raise ValueError(f"validation={validation!r}: give a count, a fraction, or 'test'")
     held_out = int(round(validation * total)) if isinstance(validation, float) else int(validation)
     if not 0 <= held_out < total:
         raise ValueError(f"validation={validation!r} leaves no training images out of {total}")
@@ -272,10 +278,12 @@ def split(
 
     def prepare(images: np.ndarray, labels: np.ndarray, keep: int | None):
         images, labels = images[:keep], labels[:keep]
-        pixels = (images.astype(np.float32) / 255.0).reshape((len(images), *input_shape))
+        pixels = (images.astype(np.float32) * np.float32(pixel_scale)).reshape((len(images), *input_shape))
         return pixels, labels.astype(np.int32)
 
     x_train, y_train = prepare(dataset.x_train[train], dataset.y_train[train], train_samples)
-    x_val, y_val = prepare(dataset.x_train[val], dataset.y_train[val], validation_samples)
     x_test, y_test = prepare(dataset.x_test, dataset.y_test, test_samples)
+    if held_out == 0:  # validate on the test set (the same arrays, not a copy)
+        return Splits(x_train, y_train, x_test, y_test, x_test, y_test)
+    x_val, y_val = prepare(dataset.x_train[val], dataset.y_train[val], validation_samples)
     return Splits(x_train, y_train, x_val, y_val, x_test, y_test)

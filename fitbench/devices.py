@@ -182,6 +182,9 @@ def machine_info() -> dict:
 
     build = tf.sysconfig.get_build_info()
     info = {
+        "system": platform.system(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "cpu_name": cpu_name(),

@@ -29,3 +29,38 @@ def mlp(
         + [layers.Dense(classes, activation="softmax")],
         name="mlp",
     )
+
+
+def cnn(
+    input_shape: Sequence[int],
+    filters: Sequence[int] = (64, 128, 256),
+    kernel_size: int = 5,
+    dense_units: int = 256,
+    conv_dropout: float = 0.25,
+    dense_dropout: float = 0.5,
+    classes: int = 10,
+) -> keras.Model:
+    """The Colab guide's CNN: for each of `filters`, BatchNormalization -> Conv2D(f, 5x5, same,
+    elu) -> MaxPooling2D(2x2, stride 2) -> Dropout(0.25); then Flatten -> Dense(256) -> elu ->
+    Dropout(0.5) -> Dense(10) -> softmax. With the defaults it has 1,619,470 parameters."""
+    blocks = []
+    for width in filters:
+        blocks += [
+            layers.BatchNormalization(),
+            layers.Conv2D(width, kernel_size, padding="same", activation="elu"),
+            layers.MaxPooling2D(pool_size=2, strides=2),
+            layers.Dropout(conv_dropout),
+        ]
+    return keras.Sequential(
+        [keras.Input(shape=tuple(input_shape))]
+        + blocks
+        + [
+            layers.Flatten(),
+            layers.Dense(dense_units),
+            layers.Activation("elu"),
+            layers.Dropout(dense_dropout),
+            layers.Dense(classes),
+            layers.Activation("softmax"),
+        ],
+        name="cnn",
+    )

@@ -3,10 +3,15 @@
 The reference is one ``fit`` call for the whole schedule with a callback that reads the clock
 at the start and end of each epoch (no validation data, so the callback's epoch is training
 only, like the runner's rounds), on the same input pipeline the runner uses (samples gathered
-by batches of indices from tensors converted once). A second reference is the notebooks'
-own way, ``fit`` on the NumPy arrays: there Keras' array adapter adds its own per-epoch input
-cost, which the runner keeps out of its rounds. All run in the same process on the same data
-and device, alternating.
+by batches of indices from tensors converted once), repeated and given ``steps_per_epoch``,
+the form Keras documents for a tf.data pipeline: one iterator serves every epoch.
+
+Two more references show what else an epoch of ``fit`` can cost. On the same pipeline *not*
+repeated, Keras' EpochIterator opens a new iterator at the end of every epoch (inside the
+epoch) and, because ``steps_per_epoch`` is None, another at the start of the next, tearing
+the first down while it prefetches: that churn is Keras', not training's. On the NumPy arrays
+(the notebooks' way) its array adapter adds its own per-epoch input cost. All run in the same
+process on the same data and device, alternating.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 
 import keras
 
-from fitbench import runner
+from fitbench import runner, stats
 from fitbench.datasets import Dataset
 from fitbench.devices import Device
 from fitbench.workloads import Workload
@@ -42,9 +47,14 @@ class Comparison:
     """Steady-state epoch seconds (epochs 2..N, every repeat) of each way of training."""
 
     batch_size: int
-    plain_fit_seconds: list[float]
+    plain_fit_seconds: list[float]  # fit on the repeated pipeline (one iterator)
     runner_seconds: list[float]
     numpy_fit_seconds: list[float]
+    churn_fit_seconds: list[float]  # fit on the pipeline not repeated (iterators per epoch)
+
+    @property
+    def churn_median(self) -> float:
+        return statistics.median(self.churn_fit_seconds)
 
     @property
     def plain_median(self) -> float:
@@ -63,10 +73,16 @@ class Comparison:
         """Relative difference of the steady-state medians: runner / plain fit - 1."""
         return self.runner_median / self.plain_median - 1
 
+    def interval(self, confidence: float = 0.90) -> tuple[float, float]:
+        """Distribution-free interval of runner / plain fit - 1 (Hodges-Lehmann, as the gate)."""
+        shift = stats.log_shift(self.plain_fit_seconds, self.runner_seconds, confidence)
+        return shift.ratio_low - 1, shift.ratio_high - 1
+
 
 def plain_fit_epoch_seconds(workload: Workload, profile: str, device: Device, dataset: Dataset,
-                            numpy_arrays: bool = False) -> list[float]:
-    """Epoch times of one fit(epochs=N) call: on the runner's input pipeline, or on NumPy arrays."""
+                            numpy_arrays: bool = False, repeat: bool = True) -> list[float]:
+    """Epoch times of one fit(epochs=N) call: on the runner's input pipeline (repeated, or
+    not), or on NumPy arrays."""
     epoch_runner = runner.EpochRunner(workload, profile, device, dataset)
     model = epoch_runner.build()
     clock = EpochClock()
@@ -75,19 +91,26 @@ def plain_fit_epoch_seconds(workload: Workload, profile: str, device: Device, da
         splits = epoch_runner.splits
         model.fit(splits.x_train, splits.y_train, batch_size=workload.batch_size, epochs=epochs,
                   verbose=0, callbacks=[clock])
+    elif repeat:
+        epoch_runner.prepare_inputs()
+        # The runner's pipeline in one fixed order (the order changes no cost of a gather).
+        data = device.strategy.experimental_distribute_dataset(epoch_runner.batches(0).repeat())
+        model.fit(data, epochs=epochs, steps_per_epoch=epoch_runner.steps_per_epoch, verbose=0,
+                  callbacks=[clock])
     else:
         epoch_runner.prepare_inputs()
-        # The runner's pipeline in one fixed order: the order changes no cost of a gather.
         model.fit(epoch_runner.epoch_data(), epochs=epochs, shuffle=False, verbose=0, callbacks=[clock])
     return clock.seconds
 
 
 def compare(workload: Workload, profile: str, device: Device, dataset: Dataset, repeats: int = 1) -> Comparison:
     """Alternate the three ways `repeats` times; pool their steady-state epochs."""
-    comparison = Comparison(workload.batch_size, [], [], [])
+    comparison = Comparison(workload.batch_size, [], [], [], [])
     for _ in range(repeats):
         comparison.plain_fit_seconds += plain_fit_epoch_seconds(workload, profile, device, dataset)[1:]
         comparison.runner_seconds += runner.train(workload, profile, device, dataset).epoch_seconds[1:]
+        comparison.churn_fit_seconds += plain_fit_epoch_seconds(workload, profile, device, dataset,
+                                                                repeat=False)[1:]
         comparison.numpy_fit_seconds += plain_fit_epoch_seconds(workload, profile, device, dataset,
                                                                 numpy_arrays=True)[1:]
     return comparison

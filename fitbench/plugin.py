@@ -1,11 +1,17 @@
-"""pytest hooks: device configuration and parametrization, the report header, and what
-pytest-benchmark writes about the machine. Registered by the project's conftest.py."""
+"""pytest hooks: device configuration and parametrization, the report header, what
+pytest-benchmark writes about the machine and the run, the session summary and the gate.
+Registered by the project's conftest.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from fitbench import devices
+from fitbench import devices, results, summary
+from fitbench.results import Row
+
+# The runner's Result of a test, stored by the `train` fixture; read when its report is made.
+RESULT_KEY = pytest.StashKey[object]()
+ROW_PROPERTY = "fitbench"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -18,6 +24,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("benchmark_cprofile", None):
         # cProfile makes pytest-benchmark call the target once more: one extra epoch of training.
         raise pytest.UsageError("--benchmark-cprofile is not supported: it would train an extra epoch")
+    config.pluginmanager.register(SessionRows(config), "fitbench-rows")
+    from fitbench import gate
+
+    gate.configure(config)
     # Must run before anything initializes TensorFlow's devices.
     devices.configure(cpu_replicas=config.getoption("cpu_replicas"))
 
@@ -39,5 +49,66 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("device", params, indirect=True, scope="session")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    # Before the call report is made: attach the summary row, so that it travels with the
+    # report (pytest-xdist sends user_properties from its workers to the controller).
+    if call.when == "call" and RESULT_KEY in item.stash:
+        info = item.stash[RESULT_KEY].summary_info()
+        item.user_properties.append((ROW_PROPERTY, info))
+    return (yield)
+
+
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     machine_info.update(devices.machine_info())
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
+    """Add the device comparison (per sample, against the CPU) to the saved JSON."""
+    rows = [Row.from_extra_info(b.get("extra_info") or {}, b.get("name", ""), b.get("group"))
+            for b in output_json.get("benchmarks", []) if "epoch_seconds" in (b.get("extra_info") or {})]
+    output_json["fitbench"] = {
+        "profile": config.getoption("profile"),
+        "device_comparison": [s.as_dict() for s in results.device_speedups(rows)],
+    }
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from fitbench import gate
+
+    if gate.evaluate(session.config) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+class SessionRows:
+    """Collects each benchmark's summary row from its report (from xdist workers too)."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        config.fitbench_rows = self.rows = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            self.rows += [Row.from_extra_info(info, info.get("name", ""), info.get("group"))
+                          for name, info in report.user_properties if name == ROW_PROPERTY]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    rows = config.fitbench_rows
+    if not rows:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("fitbench summary")
+    write(f"profile {config.getoption('profile')}; s/epoch: median of epochs 2..N; accuracy >= threshold; "
+          "vs cpu: per sample")
+    for line in summary.lines(rows):
+        write(line)
+    speedups = results.device_speedups(rows)
+    if speedups:
+        write("")
+        write("device comparison (per training sample, same global batch size):")
+        for line in summary.speedup_lines(speedups):
+            write(f"  {line}")
+    from fitbench import gate
+
+    gate.report(config, write, terminalreporter)

@@ -4,15 +4,16 @@ Epoch 1 runs through ``model.fit`` (it builds the model under the strategy and t
 train step) and is timed and recorded on its own as ``first_epoch_seconds``. Epochs 2..N are
 pytest-benchmark rounds (``benchmark.pedantic``, one iteration each), so the benchmark
 statistics are steady-state seconds per epoch. A round is what one epoch of a multi-epoch
-``fit`` runs, with Keras' own ``CallbackList``: reset the metrics, open an iterator over the
-epoch's (already shuffled and distributed) data, call the compiled ``train_function`` once per
-batch between the batch hooks (which, as in ``fit``, read each step's logs back to the host),
-read the epoch's metrics; then synchronize the devices before the clock is read. It does not
-call ``fit`` again because each ``fit`` call under a strategy also opens extra dataset
-iterators to build the model, about 0.15 s on a 2-core CPU (``fitbench overhead`` prints it),
-which a multi-epoch ``fit`` pays once, not per epoch. Validation and preparing the next
-epoch's data happen between rounds, untimed. Without an enabled benchmark (``--benchmark-disable``, pytest-xdist) the
-same schedule runs in a plain loop.
+``fit`` runs, with Keras' own ``CallbackList``: reset the metrics, call the compiled
+``train_function`` once per batch between the batch hooks (which, as in ``fit``, read each
+step's logs back to the host), read the epoch's metrics; then synchronize the devices before
+the clock is read. The batches of epochs 2..N come from one iterator opened before the first
+round (each epoch its own seeded permutation, already distributed), as ``fit`` on a repeated
+dataset keeps one iterator. Rounds do not call ``fit``: each call under a strategy also opens
+dataset iterators to build the model, about 0.15 s on a 2-core CPU (``fitbench overhead``
+prints it), which a multi-epoch ``fit`` pays once, not per epoch. Validation happens between
+rounds, untimed. Without an enabled benchmark (``--benchmark-disable``, pytest-xdist) the same
+schedule runs in a plain loop.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fitbench import devices
+from fitbench import devices, memory
 from fitbench.datasets import Dataset, Splits, split
 from fitbench.devices import Device
 from fitbench.flops import gflops_per_second, training_flops_per_sample
@@ -66,6 +67,37 @@ class Result:
     epochs: list[EpochRecord] = field(default_factory=list)
     test_loss: float = float("nan")
     test_accuracy: float = float("nan")
+    memory: dict[str, int | None] = field(default_factory=dict)
+    # Set by assert_accuracy: which accuracy the test checks and its threshold.
+    accuracy_metric: str | None = None
+    accuracy_threshold: float | None = None
+    # Where the result sits in the suite (set by the `train` fixture): test function, its
+    # parameters without the device, pytest-benchmark's name and group.
+    experiment: str = ""
+    case: str = ""
+    name: str = ""
+    group: str | None = None
+    # The benchmark's extra_info, kept current when assert_accuracy records the threshold.
+    extra_info_sink: dict | None = field(default=None, repr=False)
+
+    def assert_accuracy(self, metric: str, threshold: float, note: str = "") -> None:
+        """Assert `metric` ('test_accuracy' or 'val_accuracy') >= `threshold`; record both.
+
+        The failure message gives the value reached, the threshold and `note`."""
+        value = getattr(self, metric)
+        self.accuracy_metric, self.accuracy_threshold = metric, threshold
+        if self.extra_info_sink is not None:
+            self.extra_info_sink.update(accuracy_metric=metric, accuracy_threshold=threshold)
+        assert value >= threshold, (
+            f"{metric.replace('_', ' ')} {value:.4f} is below the threshold {threshold} "
+            f"({self.workload.name}, batch size {self.workload.batch_size}, profile {self.profile}, "
+            f"{self.device.kind}{'; ' + note if note else ''})"
+        )
+
+    def summary_info(self) -> dict[str, Any]:
+        """extra_info plus what the session summary needs (JSON-serializable, for xdist)."""
+        return {**self.extra_info(), **(self.extra_info_sink or {}), "name": self.name, "group": self.group,
+                "accuracy_metric": self.accuracy_metric, "accuracy_threshold": self.accuracy_threshold}
 
     @property
     def epoch_seconds(self) -> list[float]:
@@ -81,13 +113,19 @@ class Result:
         return statistics.median(self.epoch_seconds[1:])
 
     @property
+    def samples_per_epoch(self) -> int:
+        """Samples trained per epoch: all of them, less the partial last batch on a TPU."""
+        count, batch = self.sizes["train"], self.workload.batch_size
+        return count // batch * batch if self.device.is_tpu else count
+
+    @property
     def samples_per_second(self) -> float:
-        return self.sizes["train"] / self.median_epoch_seconds
+        return self.samples_per_epoch / self.median_epoch_seconds
 
     @property
     def gflops_per_second(self) -> float:
         """Training GFLOP/s achieved over the median steady-state epoch."""
-        return gflops_per_second(self.flops_per_sample, self.sizes["train"], self.median_epoch_seconds)
+        return gflops_per_second(self.flops_per_sample, self.samples_per_epoch, self.median_epoch_seconds)
 
     @property
     def val_accuracy(self) -> float:
@@ -98,6 +136,8 @@ class Result:
         workload, schedule = self.workload, self.schedule
         global_batch = workload.batch_size
         return {
+            "experiment": self.experiment,
+            "case": self.case,
             "workload": workload.name,
             "dataset": workload.dataset,
             "model": workload.model.__name__,
@@ -114,6 +154,7 @@ class Result:
             "epochs": schedule.epochs,
             "schedule_bound": schedule.bound,
             "train_samples": self.sizes["train"],
+            "samples_per_epoch": self.samples_per_epoch,
             "validation_samples": self.sizes["validation"],
             "test_samples": self.sizes["test"],
             "device": self.device.kind,
@@ -124,7 +165,7 @@ class Result:
             "samples_per_second": self.samples_per_second,
             "gflops_per_second": self.gflops_per_second,
             "gflops_per_second_per_epoch": [
-                gflops_per_second(self.flops_per_sample, self.sizes["train"], s) for s in self.epoch_seconds
+                gflops_per_second(self.flops_per_sample, self.samples_per_epoch, s) for s in self.epoch_seconds
             ],
             "train_loss": [e.loss for e in self.epochs],
             "train_accuracy": [e.accuracy for e in self.epochs],
@@ -132,6 +173,8 @@ class Result:
             "val_accuracy": [e.val_accuracy for e in self.epochs],
             "test_loss": self.test_loss,
             "test_accuracy": self.test_accuracy,
+            "validation_is_test_set": workload.validation == "test",
+            **self.memory,
         }
 
 
@@ -141,7 +184,7 @@ class EpochRunner:
     def __init__(self, workload: Workload, profile: str, device: Device, dataset: Dataset):
         self.workload = workload
         self.profile = profile
-        self.schedule = workload.schedule(profile)
+        self.schedule = workload.schedule(profile, device.kind)
         self.device = device
         if workload.batch_size % device.replicas:
             raise ValueError(
@@ -156,6 +199,7 @@ class EpochRunner:
             self.schedule.train_samples,
             self.schedule.validation_samples,
             self.schedule.test_samples,
+            workload.pixel_scale,
         )
         # TPUs need static shapes: a partial last batch would trigger a new compilation.
         self.drop_remainder = device.is_tpu
@@ -184,10 +228,16 @@ class EpochRunner:
     def _eval_dataset(x: np.ndarray, y: np.ndarray, batch: int) -> tf.data.Dataset:
         return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).prefetch(tf.data.AUTOTUNE)
 
-    def epoch_data(self) -> tf.distribute.DistributedDataset:
-        """The next epoch's training data: a fresh permutation (seeded by epoch), batched and
-        distributed over the strategy's replicas. Built before a round, outside its timing."""
-        epoch = len(self.records)
+    def epoch_data(self, first: int = 0, last: int | None = None) -> tf.distribute.DistributedDataset:
+        """Epochs first..last (default: just `first`) of training data, back to back, distributed
+        over the strategy's replicas; each epoch a fresh permutation seeded by its number."""
+        dataset = self.batches(first)
+        for epoch in range(first + 1, (first if last is None else last) + 1):
+            dataset = dataset.concatenate(self.batches(epoch))
+        return self.device.strategy.experimental_distribute_dataset(dataset)
+
+    def batches(self, epoch: int) -> tf.data.Dataset:
+        """Epoch `epoch`'s batches, in the order of a permutation seeded by the epoch."""
         count, batch = len(self.splits.y_train), self.workload.batch_size
         order = np.random.default_rng([self.workload.seed, epoch]).permutation(count)
         full = count // batch * batch
@@ -196,11 +246,10 @@ class EpochRunner:
         if self.steps_per_epoch * batch > full:
             indices = indices.concatenate(tf.data.Dataset.from_tensors(order[full:]))
         x, y = self._x_train, self._y_train
-        dataset = indices.map(
+        return indices.map(
             lambda index: (tf.gather(x, index), tf.gather(y, index)),
             num_parallel_calls=tf.data.AUTOTUNE,
         ).prefetch(tf.data.AUTOTUNE)
-        return self.device.strategy.experimental_distribute_dataset(dataset)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -218,15 +267,19 @@ class EpochRunner:
         self._callbacks = keras.callbacks.CallbackList(add_history=True, model=self.model)
         self._callbacks.on_train_begin()
 
-    def train_epoch(self, data: tf.distribute.DistributedDataset) -> None:
+    def open_rounds(self) -> None:
+        """Before the rounds, untimed: one iterator over epochs 2..N, as fit() keeps one over a
+        repeated dataset. Opening a distributed iterator costs ~80 ms on a 2-core CPU (more
+        than a small epoch), so it is not opened per round; between rounds it prefetches the
+        next epoch, as fit's does during validation."""
+        self._iterator = iter(self.epoch_data(1, self.schedule.epochs - 1))
+
+    def train_epoch(self) -> None:
         """The timed round: what one epoch of a multi-epoch fit() runs, then a device sync."""
         start = time.perf_counter()
-        model, callbacks, epoch = self.model, self._callbacks, len(self.records)
+        model, callbacks, epoch, iterator = self.model, self._callbacks, len(self.records), self._iterator
         model.reset_metrics()
         callbacks.on_epoch_begin(epoch)
-        # Kept past the round: destroying a tf.data iterator can block for up to seconds while
-        # its background threads wind down (measured here), and that is teardown, not training.
-        self._iterator = iterator = iter(data)
         for step in range(self.steps_per_epoch):
             callbacks.on_train_batch_begin(step)
             logs = model.train_function(iterator)
@@ -238,7 +291,6 @@ class EpochRunner:
 
     def record_epoch(self, *_unused: Any) -> None:
         """Between rounds: read the epoch's training metrics and evaluate on the validation set."""
-        self._iterator = None  # the finished epoch's iterator is released here, untimed
         training = self._last_logs
         validation = self.model.evaluate(self._val_data, verbose=0, return_dict=True)
         self.records.append(
@@ -253,24 +305,21 @@ class EpochRunner:
 
     def run(self, benchmark: Benchmark | None = None) -> Result:
         """Train the whole schedule; epochs 2..N are `benchmark`'s rounds when it is enabled."""
+        host_reset = memory.reset(self.device.strategy)
         self.prepare_inputs()
         self.model = self.build()
-        self.first_epoch(self.epoch_data())  # tracing included, recorded on its own
+        self.first_epoch(self.epoch_data(0))  # tracing included, recorded on its own
         self.record_epoch()
+        self.open_rounds()
         rounds = self.schedule.epochs - 1
         if benchmark is not None and benchmark.enabled:
-            benchmark.pedantic(
-                self.train_epoch,
-                setup=lambda: ((self.epoch_data(),), {}),
-                teardown=self.record_epoch,
-                rounds=rounds,
-                warmup_rounds=0,
-                iterations=1,
-            )
+            benchmark.pedantic(self.train_epoch, teardown=self.record_epoch, rounds=rounds,
+                               warmup_rounds=0, iterations=1)
         else:
             for _ in range(rounds):
-                self.train_epoch(self.epoch_data())
+                self.train_epoch()
                 self.record_epoch()
+        self._iterator = None
         test = self.model.evaluate(self._test_data, verbose=0, return_dict=True)
         return Result(
             workload=self.workload,
@@ -283,6 +332,7 @@ class EpochRunner:
             epochs=self.records,
             test_loss=float(test["loss"]),
             test_accuracy=float(test[METRIC]),
+            memory=memory.peaks(self.device.strategy, host_reset),
         )
 
 
@@ -292,4 +342,5 @@ def train(workload: Workload, profile: str, device: Device, dataset: Dataset,
     result = EpochRunner(workload, profile, device, dataset).run(benchmark)
     if benchmark is not None:
         benchmark.extra_info.update(result.extra_info())
+        result.extra_info_sink = benchmark.extra_info
     return result

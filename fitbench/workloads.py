@@ -42,27 +42,40 @@ class Workload:
     name: str
     dataset: str
     model: Callable[..., Any]
-    schedules: Mapping[str, Schedule]
+    # Per profile: one Schedule for every device, or one per device kind ({"cpu": ..., "gpu": ...}).
+    schedules: Mapping[str, Schedule | Mapping[str, Schedule]]
     model_args: Mapping[str, Any] = field(default_factory=dict)
     input_shape: tuple[int, ...] = (28, 28)
     optimizer: str = "sgd"
     loss: str = "sparse_categorical_crossentropy"
     batch_size: int = 32
-    validation: int | float = 5000
+    # A count or fraction of the training images held out, or "test" to validate on the test set.
+    validation: int | float | str = 5000
     validation_at: str = "start"
+    pixel_scale: float = 1 / 255  # the CNN guide feeds raw 0..255 pixels (scale 1.0)
     seed: int = 42
 
     def but(self, **changes: Any) -> Workload:
         """A copy with some hyperparameters changed: `WORKLOAD.but(batch_size=512)`."""
         return dataclasses.replace(self, **changes)
 
-    def schedule(self, profile: str) -> Schedule:
+    def schedule(self, profile: str, device: str = "cpu") -> Schedule:
+        """The schedule of `profile` on a `device` kind (cpu, gpu, tpu)."""
         if profile not in self.schedules:
             raise KeyError(
                 f"workload {self.name!r} has no schedule for profile {profile!r}; "
                 f"it has {', '.join(self.schedules)}"
             )
-        return self.schedules[profile]
+        return per_device(self.schedules[profile], device, f"workload {self.name!r}, profile {profile!r}")
+
+
+def per_device(value: Any, device: str, what: str) -> Any:
+    """`value` itself, or its entry for `device` when it is a mapping by device kind."""
+    if not isinstance(value, Mapping):
+        return value
+    if device not in value:
+        raise KeyError(f"{what} has no entry for device {device!r}; it has {', '.join(value)}")
+    return value[device]
 
 
 def load_benchmark_file(path: str | os.PathLike) -> ModuleType:

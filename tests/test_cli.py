@@ -16,7 +16,8 @@ def test_overhead_prints_a_row_per_batch_size(synthetic_data_dir, capsys):
     out = capsys.readouterr().out
     assert code == 0
     rows = [line.split() for line in out.splitlines() if line.strip().split(" ")[0] in {"50", "100"}]
-    assert [row[0] for row in rows] == ["50", "100"] and all(row[3].endswith("%") and len(row) == 5 for row in rows)
+    assert [row[0] for row in rows] == ["50", "100"]
+    assert all(row[3].endswith("%") and row[4].startswith("[") and len(row) == 8 for row in rows)
     assert "one extra fit() call costs" in out
 
 

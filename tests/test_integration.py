@@ -43,7 +43,7 @@ def test_smoke_profile_and_two_logical_cpus(synthetic_data_dir, tmp_path):
                      "--profile", "smoke", "--cpu-replicas", "2", f"--benchmark-json={out}")
     assert run.returncode == 0, run.stdout + run.stderr
     (bench,) = json.loads(out.read_text())["benchmarks"]
-    assert bench["stats"]["rounds"] == 2
+    assert bench["stats"]["rounds"] == 7
     info = bench["extra_info"]
     assert info["replicas"] == 2 and info["per_replica_batch_size"] == 32 and info["train_samples"] == 1000
 
@@ -53,6 +53,8 @@ def test_xdist_disables_benchmarks_but_still_trains_and_checks(synthetic_data_di
                      "--profile", "smoke", "-n", "1")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 passed" in run.stdout
+    # The worker's row reaches the controller's summary (through the report's user_properties).
+    assert "fitbench summary" in run.stdout and "\ntiny " in run.stdout
 
 
 def test_absent_devices_are_skipped_with_the_reason(synthetic_data_dir):
@@ -80,3 +82,37 @@ def test_unknown_device_is_a_usage_error():
     run = run_pytest(SAMPLE, "-o", "python_files=bench_*.py", "--devices", "cpu,npu")
     assert run.returncode == 4
     assert "unknown device npu: choose from cpu, gpu, tpu" in run.stderr
+
+
+def test_session_summary_table_and_device_info(synthetic_data_dir, tmp_path):
+    out = tmp_path / "run.json"
+    run = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir), "--devices", "cpu",
+                     "--profile", "smoke", f"--benchmark-json={out}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = run.stdout.split("fitbench summary", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(summary) if line.startswith("experiment"))
+    header, _, row = summary[start: start + 3]
+    assert header.split()[:4] == ["experiment", "case", "dev", "accuracy"]
+    assert row.split()[0] == "tiny" and row.split()[2] == "cpu" and ">=0.50" in row
+    assert max(len(line) for line in summary[start: start + 3]) <= 100
+    document = json.loads(out.read_text())
+    info = document["benchmarks"][0]["extra_info"]
+    assert info["experiment"] == "test_tiny" and info["case"] == "" and info["accuracy_threshold"] == 0.5
+    assert info["host_peak_rss_bytes"] > 0 and info["device_peak_memory_bytes"] is None  # no GPU here
+    assert document["fitbench"] == {"profile": "smoke", "device_comparison": []}
+
+
+def test_gate_inside_pytest_names_the_regressed_benchmark(synthetic_data_dir, tmp_path):
+    options = (SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir), "--devices", "cpu",
+               "--profile", "smoke")
+    baseline = tmp_path / "baseline.json"
+    assert run_pytest(*options, f"--benchmark-json={baseline}").returncode == 0
+    slowed = run_pytest(*options, "-p", "tests.plugins.slowdown", "--plant-slowdown", "1.0",
+                        "--gate", str(baseline))
+    assert slowed.returncode == 1, slowed.stdout
+    assert "FAILED (gate) test_tiny[cpu]: regression" in slowed.stdout
+    assert "1 passed" in slowed.stdout  # the test itself passed; the gate failed the session
+    broken = tmp_path / "broken.json"
+    broken.write_text("{}")
+    errored = run_pytest(*options, "--gate", str(broken))
+    assert errored.returncode == 1 and "the gate could not run" in errored.stdout

@@ -34,7 +34,7 @@ class RecordingBenchmark:
         self.pedantic_calls += 1
         assert iterations == 1 and warmup_rounds == 0
         for _ in range(rounds):
-            args, kwargs = setup()
+            args, kwargs = setup() if setup else ((), {})
             self.in_round = True
             target(*args, **kwargs)
             self.in_round = False
@@ -73,7 +73,7 @@ def test_a_timed_round_holds_training_and_nothing_else(tiny_dataset, cpu, monkey
 
     for name in ("fit", "evaluate", "get_metrics_result", "reset_metrics"):
         monkeypatch.setattr(keras.Model, name, spy(name, getattr(keras.Model, name)))
-    for name in ("epoch_data", "build"):
+    for name in ("epoch_data", "open_rounds", "build"):
         monkeypatch.setattr(EpochRunner, name, spy(name, getattr(EpochRunner, name)))
     monkeypatch.setattr(devices, "synchronize", spy("synchronize", devices.synchronize))
     original_first_epoch = EpochRunner.first_epoch
@@ -92,7 +92,8 @@ def test_a_timed_round_holds_training_and_nothing_else(tiny_dataset, cpu, monkey
     outside = [name for name, in_round in log if not in_round]
     assert outside.count("fit") == 1  # epoch 1 only, recorded as first_epoch_seconds
     assert outside.count("evaluate") == 4 + 1  # validation after every epoch, test at the end
-    assert outside.count("epoch_data") == 4
+    # Epoch 1's data, then one iterator over epochs 2..N opened before the rounds.
+    assert outside.count("epoch_data") == 2 and outside.count("open_rounds") == 1
 
 
 def test_no_retracing_after_the_first_epoch(tiny_dataset, cpu, monkeypatch):
@@ -145,9 +146,10 @@ def test_same_seed_same_result(tiny_dataset, cpu):
 def test_epoch_order_is_a_fresh_permutation_each_epoch(tiny_dataset, cpu):
     epoch_runner = EpochRunner(TINY, "default", cpu, tiny_dataset)
     epoch_runner.prepare_inputs()
-    first = [batch[1].numpy().tolist() for batch in epoch_runner.epoch_data()]
-    epoch_runner.records.append(None)  # pretend one epoch ran
-    second = [batch[1].numpy().tolist() for batch in epoch_runner.epoch_data()]
+    first = [batch[1].numpy().tolist() for batch in epoch_runner.epoch_data(0)]
+    second = [batch[1].numpy().tolist() for batch in epoch_runner.epoch_data(1)]
+    both = [batch[1].numpy().tolist() for batch in epoch_runner.epoch_data(0, 1)]
+    assert both == first + second  # the rounds' single iterator yields the epochs back to back
     assert [len(b) for b in first] == [100] * 10 + [50]  # partial last batch kept off TPU
     assert first != second and sorted(sum(first, [])) == sorted(sum(second, []))
 

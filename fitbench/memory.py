@@ -1,0 +1,70 @@
+"""Peak memory of one training run: the device's (where TensorFlow reports it) and the host's.
+
+Device: ``tf.config.experimental.reset_memory_stats`` before and ``get_memory_info(...)['peak']``
+after, on GPUs (and TPUs); TensorFlow does not track the CPU device, so it is None there.
+Host: the peak resident set size (VmHWM), reset on Linux through /proc/self/clear_refs, so
+each run reports its own peak and not the process's; where that reset is impossible the
+process-lifetime peak (getrusage) is reported and marked as such.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from pathlib import Path
+
+import tensorflow as tf
+
+STATUS = Path("/proc/self/status")
+CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _device_names(strategy: tf.distribute.Strategy) -> list[str]:
+    """TensorFlow device names ('GPU:0', ...) the strategy trains on, CPUs excluded."""
+    names = []
+    for device in strategy.extended.worker_devices:
+        spec = tf.DeviceSpec.from_string(device)
+        if spec.device_type and spec.device_type != "CPU":
+            names.append(f"{spec.device_type}:{spec.device_index or 0}")
+    return names
+
+
+def reset(strategy: tf.distribute.Strategy) -> bool:
+    """Reset the peaks; True when the host peak could be reset (Linux)."""
+    for name in _device_names(strategy):
+        try:
+            tf.config.experimental.reset_memory_stats(name)
+        except (ValueError, tf.errors.OpError):
+            pass
+    try:
+        CLEAR_REFS.write_text("5")  # "5" resets the peak RSS (VmHWM) of this process
+        return True
+    except OSError:
+        return False
+
+
+def host_peak_bytes() -> int:
+    """VmHWM (peak RSS) from /proc/self/status, else getrusage's ru_maxrss."""
+    try:
+        for line in STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+
+
+def peaks(strategy: tf.distribute.Strategy, host_was_reset: bool) -> dict[str, int | bool | None]:
+    """What goes into extra_info: device peak (sum over the strategy's devices) and host peak."""
+    device_peak: int | None = None
+    for name in _device_names(strategy):
+        try:
+            device_peak = (device_peak or 0) + int(tf.config.experimental.get_memory_info(name)["peak"])
+        except (ValueError, tf.errors.OpError):
+            pass
+    return {
+        "device_peak_memory_bytes": device_peak,
+        "host_peak_rss_bytes": host_peak_bytes(),
+        "host_peak_rss_is_per_test": host_was_reset,
+    }

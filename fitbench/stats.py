@@ -1,0 +1,152 @@
+"""Distribution-free statistics for comparing two samples of epoch times.
+
+Epoch times are compared on a log scale, so a shift is a ratio. The test is Mann-Whitney's
+(exact for small samples without ties): it assumes neither normality nor equal variances, a
+single slow epoch (a scheduling hiccup) moves it by one rank only, and it is valid for the
+handful of rounds a benchmark has. Its confidence interval is the Hodges-Lehmann one: the
+order statistics of all pairwise differences, cut where the exact U distribution puts its
+tails, so test and interval always agree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+EXACT_LIMIT = 50  # exact U distribution up to this many observations a side
+
+
+@cache
+def _u_null_cdf(n: int, m: int) -> np.ndarray:
+    """P(U <= u), u = 0..n*m, for Mann-Whitney's U with sample sizes n and m, no ties.
+
+    The count of arrangements with U = u satisfies c(n, m) = c(n-1, m) shifted by m + c(n, m-1).
+    """
+    counts = [[None] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        for j in range(m + 1):
+            if i == 0 or j == 0:
+                counts[i][j] = np.ones(1)
+                continue
+            size = i * j + 1
+            total = np.zeros(size)
+            left = counts[i - 1][j]
+            total[j: j + len(left)] += left
+            right = counts[i][j - 1]
+            total[: len(right)] += right
+            counts[i][j] = total
+    pmf = counts[n][m] / math.comb(n + m, n)
+    return np.cumsum(pmf)
+
+
+def _tail_rank(n: int, m: int, tail: float) -> int:
+    """Largest k with P(U < k) <= tail: the interval drops k pairwise differences a side."""
+    if n <= EXACT_LIMIT and m <= EXACT_LIMIT:
+        cdf = _u_null_cdf(n, m)
+        below = np.nonzero(cdf <= tail)[0]  # P(U <= u) <= tail for u in below
+        return int(below[-1]) + 1 if len(below) else 0
+    mean, sd = n * m / 2, math.sqrt(n * m * (n + m + 1) / 12)
+    return max(0, int(math.floor(mean + scipy_stats.norm.ppf(tail) * sd)))
+
+
+@dataclass(frozen=True)
+class Shift:
+    """Candidate vs baseline on a log scale; `ratio*` are the same as time ratios."""
+
+    estimate: float  # Hodges-Lehmann: median of all pairwise log differences
+    low: float
+    high: float
+    confidence: float
+
+    @property
+    def ratio(self) -> float:
+        return math.exp(self.estimate)
+
+    @property
+    def ratio_low(self) -> float:
+        return math.exp(self.low)
+
+    @property
+    def ratio_high(self) -> float:
+        return math.exp(self.high)
+
+
+def log_shift(baseline: Sequence[float], candidate: Sequence[float], confidence: float = 0.90) -> Shift:
+    """Ratio candidate/baseline with a two-sided distribution-free confidence interval.
+
+    The interval is (-inf, inf) when the samples are too small to reach `confidence`
+    (for example 2 against 2 epochs).
+    """
+    base, cand = np.log(np.asarray(baseline, float)), np.log(np.asarray(candidate, float))
+    differences = np.sort(np.subtract.outer(cand, base).ravel())
+    k = _tail_rank(len(cand), len(base), (1 - confidence) / 2)
+    estimate = float(np.median(differences))
+    if k == 0:
+        return Shift(estimate, -math.inf, math.inf, confidence)
+    return Shift(estimate, float(differences[k - 1]), float(differences[len(differences) - k]), confidence)
+
+
+def p_greater(baseline: Sequence[float], candidate: Sequence[float], factor: float = 1.0) -> float:
+    """One-sided p-value that candidate times exceed baseline times x `factor` (Mann-Whitney)."""
+    base = np.log(np.asarray(baseline, float)) + math.log(factor)
+    cand = np.log(np.asarray(candidate, float))
+    method = "exact" if max(len(base), len(cand)) <= EXACT_LIMIT and \
+        len(np.unique(np.concatenate([base, cand]))) == len(base) + len(cand) else "asymptotic"
+    return float(scipy_stats.mannwhitneyu(cand, base, alternative="greater", method=method).pvalue)
+
+
+def smallest_p(n: int, m: int) -> float:
+    """The smallest one-sided p-value Mann-Whitney can give for n against m observations."""
+    return 1 / math.comb(n + m, n)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment: controls the family-wise false-alarm rate at any alpha."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    adjusted = [1.0] * len(pvalues)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+@dataclass(frozen=True)
+class RunLevelTest:
+    """Candidate vs baseline when whole runs shift: run medians, not epochs, are the unit."""
+
+    estimate: float  # log ratio of the candidate's mean log run-median to the baseline's
+    standard_error: float
+    degrees_of_freedom: float  # inf when the run noise is given rather than estimated
+
+    def p_greater(self, log_threshold: float) -> float:
+        """One-sided p-value that the log ratio exceeds `log_threshold`."""
+        z = (self.estimate - log_threshold) / self.standard_error
+        return float(scipy_stats.t.sf(z, self.degrees_of_freedom))
+
+    def interval(self, confidence: float) -> tuple[float, float]:
+        half = scipy_stats.t.ppf(0.5 + confidence / 2, self.degrees_of_freedom) * self.standard_error
+        return self.estimate - half, self.estimate + half
+
+
+def run_level(baseline_runs: Sequence[Sequence[float]], candidate_runs: Sequence[Sequence[float]],
+              run_noise: float | None = None) -> RunLevelTest:
+    """Welch-free test on log run medians with run-to-run noise `run_noise` (sd of a run's log
+    median), or, when it is None, the pooled sd of the runs' log medians (needs 3+ runs)."""
+    base = np.log([np.median(run) for run in baseline_runs])
+    cand = np.log([np.median(run) for run in candidate_runs])
+    estimate = float(cand.mean() - base.mean())
+    if run_noise is None:
+        dof = len(base) + len(cand) - 2
+        if dof < 1:
+            raise ValueError("estimating run-to-run noise needs 3 runs or more; give --run-noise")
+        squares = ((base - base.mean()) ** 2).sum() + ((cand - cand.mean()) ** 2).sum()
+        sd = math.sqrt(squares / dof)
+    else:
+        sd, dof = run_noise, math.inf
+    return RunLevelTest(estimate, sd * math.sqrt(1 / len(base) + 1 / len(cand)), dof)
