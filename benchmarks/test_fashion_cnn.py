@@ -46,9 +46,11 @@ WORKLOAD = Workload(
     },
 )
 
-# Minimum test accuracy per profile (and device kind where the schedules differ).
+# Minimum test accuracy per profile (and device kind where the schedules differ). On the CPU
+# (seeded, it repeats exactly) full reached 0.889 and default 0.846; GPUs are not bit-for-bit
+# reproducible (cuDNN), hence the margin. The GPU/TPU default is not yet measured.
 MIN_TEST_ACCURACY = {
-    "full": 0.88,
+    "full": 0.87,
     "default": {"cpu": 0.80, "gpu": 0.88, "tpu": 0.88},
     "smoke": 0.60,  # reached 0.695
 }

@@ -152,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="smallest epoch-time slowdown that counts (default %(default)s = 5%%)")
     comp.add_argument("--accuracy-threshold", type=float, default=0.02,
                       help="largest tolerated accuracy drop (default %(default)s = 2 points)")
-    comp.add_argument("--first-epoch-threshold", type=float, default=0.5,
-                      help="largest tolerated first-epoch slowdown (default %(default)s = 50%%)")
+    comp.add_argument("--first-epoch-threshold", type=float, default=1.0,
+                      help="largest tolerated first-epoch slowdown (default %(default)s = 100%%, twice as slow)")
     comp.add_argument("--thresholds", default=None, metavar="FILE.json",
                       help='per-benchmark thresholds: {"glob on name or group": {"time": 0.1}}')
     comp.add_argument("--run-noise", default="auto", metavar="SD",

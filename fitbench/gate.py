@@ -16,7 +16,7 @@ Three things are gated, each with its own direction and threshold:
 * accuracy (lower is worse): a drop of more than the threshold (default 0.02, two points)
   in the accuracy the test asserts. Training is seeded: on one machine the value repeats.
 * first-epoch time (tracing/compilation; slower is worse): one value per run, so a ratio
-  against a wide threshold (default 50%), without statistics.
+  against a wide threshold (default 100%: twice as slow), without statistics.
 
 A benchmark's thresholds come from its `@pytest.mark.gate(time=..., accuracy=...,
 first_epoch=...)` marker (saved in extra_info), else from a thresholds file (glob on the
@@ -49,7 +49,9 @@ FINGERPRINT_KEYS = ("system", "machine", "python", "cpu_name", "gpus", "tensorfl
 class Thresholds:
     time: float = 0.05  # relative slowdown of the steady-state epoch
     accuracy: float = 0.02  # absolute drop in accuracy (0.02 = 2 points)
-    first_epoch: float = 0.50  # relative slowdown of epoch 1
+    # Relative slowdown of epoch 1 (tracing): one value a run, so no statistics, and tracing
+    # time is bimodal: A/A on a 2-vCPU VM gave ratios up to 1.9x (50% cried wolf on 15%).
+    first_epoch: float = 1.0
 
     def but(self, values: dict[str, float]) -> Thresholds:
         unknown = set(values) - set(asdict(self))

@@ -93,7 +93,7 @@ def test_session_summary_table_and_device_info(synthetic_data_dir, tmp_path):
     start = next(i for i, line in enumerate(summary) if line.startswith("experiment"))
     header, _, row = summary[start: start + 3]
     assert header.split()[:4] == ["experiment", "case", "dev", "accuracy"]
-    assert row.split()[0] == "tiny" and row.split()[2] == "cpu" and ">=0.50" in row
+    assert row.split()[0] == "tiny" and row.split()[2] == "cpu" and ">=0.5 " in row
     assert max(len(line) for line in summary[start: start + 3]) <= 100
     document = json.loads(out.read_text())
     info = document["benchmarks"][0]["extra_info"]
