@@ -95,8 +95,8 @@ def plain_fit_epoch_seconds(workload: Workload, profile: str, device: Device, da
         epoch_runner.prepare_inputs()
         # The runner's pipeline in one fixed order (the order changes no cost of a gather).
         data = device.strategy.experimental_distribute_dataset(epoch_runner.batches(0).repeat())
-        model.fit(data, epochs=epochs, steps_per_epoch=epoch_runner.steps_per_epoch, verbose=0,
-                  callbacks=[clock])
+        model.fit(data, epochs=epochs, steps_per_epoch=epoch_runner.steps_per_epoch, shuffle=False,
+                  verbose=0, callbacks=[clock])
     else:
         epoch_runner.prepare_inputs()
         model.fit(epoch_runner.epoch_data(), epochs=epochs, shuffle=False, verbose=0, callbacks=[clock])
