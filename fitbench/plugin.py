@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from fitbench import devices, results, summary
+from fitbench import devices, gate, results, summary
 from fitbench.results import Row
 
 # The runner's Result of a test, stored by the `train` fixture; read when its report is made.
@@ -25,8 +25,6 @@ def pytest_configure(config: pytest.Config) -> None:
         # cProfile makes pytest-benchmark call the target once more: one extra epoch of training.
         raise pytest.UsageError("--benchmark-cprofile is not supported: it would train an extra epoch")
     config.pluginmanager.register(SessionRows(config), "fitbench-rows")
-    from fitbench import gate
-
     gate.configure(config)
     # Must run before anything initializes TensorFlow's devices.
     devices.configure(cpu_replicas=config.getoption("cpu_replicas"))
@@ -74,8 +72,6 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from fitbench import gate
-
     if gate.evaluate(session.config) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -109,6 +105,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         write("device comparison (per training sample, same global batch size):")
         for line in summary.speedup_lines(speedups):
             write(f"  {line}")
-    from fitbench import gate
-
     gate.report(config, write, terminalreporter)

@@ -112,6 +112,11 @@ def test_gate_inside_pytest_names_the_regressed_benchmark(synthetic_data_dir, tm
     assert slowed.returncode == 1, slowed.stdout
     assert "FAILED (gate) test_tiny[cpu]: regression" in slowed.stdout
     assert "1 passed" in slowed.stdout  # the test itself passed; the gate failed the session
+    # Under xdist the workers' rows reach the controller, which gates them (once).
+    distributed = run_pytest(*options, "-n", "1", "-p", "tests.plugins.slowdown", "--plant-slowdown", "1.0",
+                             "--gate", str(baseline))
+    assert distributed.returncode == 1, distributed.stdout
+    assert distributed.stdout.count("FAILED (gate) test_tiny[cpu]: regression") == 1
     broken = tmp_path / "broken.json"
     broken.write_text("{}")
     errored = run_pytest(*options, "--gate", str(broken))
