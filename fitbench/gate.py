@@ -189,8 +189,7 @@ def _epoch_time_test(base: list[Row], cand: list[Row], limits: Thresholds, alpha
     method = (f"run medians, {len(base_runs)} vs {len(cand_runs)} runs, "
               + ("noise estimated" if noise is None else f"run noise {noise:.3f}"))
     return (stats.Shift(test.estimate, low, high, confidence), test.p_greater(math.log(factor)),
-            stats.RunLevelTest(-test.estimate, test.standard_error, test.degrees_of_freedom)
-            .p_greater(math.log(factor)), method)
+            test.p_less(-math.log(factor)), method)
 
 
 def compare(baseline: Sequence[Run], candidate: Sequence[Run], alpha: float = 0.05,
@@ -219,8 +218,8 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], alpha: float = 0.
                                      note="not in the baseline")
             continue
         base = base_rows[name]
-        base_epochs = [s for r in base for s in r.steady_seconds]
-        cand_epochs = [s for r in cand for s in r.steady_seconds]
+        base_epochs = sum(len(r.steady_seconds) for r in base)
+        cand_epochs = sum(len(r.steady_seconds) for r in cand)
         shift, p_reg, p_imp, method = _epoch_time_test(base, cand, limits, alpha, run_noise)
         tests.append((name, p_reg, p_imp))
 
@@ -243,12 +242,12 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], alpha: float = 0.
             note = ("one run a side: assumes runs do not drift as a whole; on a shared machine give "
                     "--run-noise (measure it with fitbench noise) or 3+ runs")
         if method.startswith("epochs") and \
-                stats.smallest_p(len(cand_epochs), len(base_epochs)) > alpha / max(1, len(names)):
-            note = (f"{len(base_epochs)} vs {len(cand_epochs)} epochs cannot reach significance over "
+                stats.smallest_p(cand_epochs, base_epochs) > alpha / max(1, len(names)):
+            note = (f"{base_epochs} vs {cand_epochs} epochs cannot reach significance over "
                     f"{len(names)} benchmarks; train more epochs or pool more runs")
         verdicts[name] = Verdict(
             name, "", "", accuracy, first, ratio=shift.ratio, ratio_low=shift.ratio_low,
-            ratio_high=shift.ratio_high, baseline_epochs=len(base_epochs), candidate_epochs=len(cand_epochs),
+            ratio_high=shift.ratio_high, baseline_epochs=base_epochs, candidate_epochs=cand_epochs,
             baseline_accuracy=base_acc, candidate_accuracy=cand_acc, first_epoch_ratio=first_ratio,
             thresholds=asdict(limits), method=method, note=note)
 
@@ -270,8 +269,6 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], alpha: float = 0.
         if verdict.verdict != MISSING:
             parts = (verdict.time, verdict.accuracy, verdict.first_epoch)
             verdict.verdict = next((v for v in (REGRESSION, IMPROVEMENT, INCONCLUSIVE) if v in parts), NO_CHANGE)
-            if verdict.verdict == IMPROVEMENT and INCONCLUSIVE in parts:
-                verdict.verdict = IMPROVEMENT
     return Comparison([r.path for r in baseline], [r.path for r in candidate], alpha,
                       [verdicts[n] for n in names], fingerprint(candidate[0].machine_info), problems)
 

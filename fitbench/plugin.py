@@ -49,10 +49,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    # Before the call report is made: attach the summary row, so that it travels with the
-    # report (pytest-xdist sends user_properties from its workers to the controller).
+    # After the test body, before its report is made: the one place a result's full record
+    # (accuracy check and place in the suite included) goes to pytest-benchmark's extra_info
+    # and, as the summary row, to the report (pytest-xdist sends user_properties from its
+    # workers to the controller).
     if call.when == "call" and RESULT_KEY in item.stash:
-        info = item.stash[RESULT_KEY].summary_info()
+        info = item.stash[RESULT_KEY].extra_info()
+        benchmark = getattr(item, "funcargs", {}).get("benchmark")
+        if benchmark is not None:
+            benchmark.extra_info.update(info)
         item.user_properties.append((ROW_PROPERTY, info))
     return (yield)
 
@@ -97,9 +102,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.section("fitbench summary")
     write(f"profile {config.getoption('profile')}; s/epoch: median of epochs 2..N; accuracy >= threshold; "
           "vs cpu: per sample")
-    for line in summary.lines(rows):
-        write(line)
     speedups = results.device_speedups(rows)
+    for line in summary.lines(rows, speedups):
+        write(line)
     if speedups:
         write("")
         write("device comparison (per training sample, same global batch size):")

@@ -116,7 +116,6 @@ class Run:
     machine_info: dict[str, Any]
     commit_info: dict[str, Any]
     datetime: str
-    fitbench: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -151,7 +150,7 @@ def load_run(path: str | os.PathLike) -> Run:
         raise NotBenchmarkJSON(f"{path}: pytest-benchmark JSON, but none of its benchmarks was "
                                "written by fitbench (no extra_info.epoch_seconds)")
     return Run(str(path), rows, document.get("machine_info") or {}, document.get("commit_info") or {},
-               document.get("datetime", ""), document.get("fitbench") or {})
+               document.get("datetime", ""))
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ class Result:
     sizes: dict[str, int]
     params: int
     flops_per_sample: int
+    samples_per_epoch: int  # samples trained per epoch (a TPU drops the partial last batch)
     epochs: list[EpochRecord] = field(default_factory=list)
     test_loss: float = float("nan")
     test_accuracy: float = float("nan")
@@ -72,13 +73,12 @@ class Result:
     accuracy_metric: str | None = None
     accuracy_threshold: float | None = None
     # Where the result sits in the suite (set by the `train` fixture): test function, its
-    # parameters without the device, pytest-benchmark's name and group.
+    # parameters without the device, pytest-benchmark's name and group, the gate marker.
     experiment: str = ""
     case: str = ""
     name: str = ""
     group: str | None = None
-    # The benchmark's extra_info, kept current when assert_accuracy records the threshold.
-    extra_info_sink: dict | None = field(default=None, repr=False)
+    gate: dict[str, float] = field(default_factory=dict)
 
     def assert_accuracy(self, metric: str, threshold: float, note: str = "") -> None:
         """Assert `metric` ('test_accuracy' or 'val_accuracy') >= `threshold`; record both.
@@ -86,18 +86,11 @@ class Result:
         The failure message gives the value reached, the threshold and `note`."""
         value = getattr(self, metric)
         self.accuracy_metric, self.accuracy_threshold = metric, threshold
-        if self.extra_info_sink is not None:
-            self.extra_info_sink.update(accuracy_metric=metric, accuracy_threshold=threshold)
         assert value >= threshold, (
             f"{metric.replace('_', ' ')} {value:.4f} is below the threshold {threshold} "
             f"({self.workload.name}, batch size {self.workload.batch_size}, profile {self.profile}, "
             f"{self.device.kind}{'; ' + note if note else ''})"
         )
-
-    def summary_info(self) -> dict[str, Any]:
-        """extra_info plus what the session summary needs (JSON-serializable, for xdist)."""
-        return {**self.extra_info(), **(self.extra_info_sink or {}), "name": self.name, "group": self.group,
-                "accuracy_metric": self.accuracy_metric, "accuracy_threshold": self.accuracy_threshold}
 
     @property
     def epoch_seconds(self) -> list[float]:
@@ -113,12 +106,6 @@ class Result:
         return statistics.median(self.epoch_seconds[1:])
 
     @property
-    def samples_per_epoch(self) -> int:
-        """Samples trained per epoch: all of them, less the partial last batch on a TPU."""
-        count, batch = self.sizes["train"], self.workload.batch_size
-        return count // batch * batch if self.device.is_tpu else count
-
-    @property
     def samples_per_second(self) -> float:
         return self.samples_per_epoch / self.median_epoch_seconds
 
@@ -132,12 +119,18 @@ class Result:
         return self.epochs[-1].val_accuracy
 
     def extra_info(self) -> dict[str, Any]:
-        """Everything a reader of the JSON needs to interpret (and reproduce) this result."""
+        """Everything a reader of the JSON needs to interpret (and reproduce) this result;
+        plain values only (it also travels from xdist workers in the test reports)."""
         workload, schedule = self.workload, self.schedule
         global_batch = workload.batch_size
         return {
             "experiment": self.experiment,
             "case": self.case,
+            "name": self.name,
+            "group": self.group,
+            "gate": self.gate,
+            "accuracy_metric": self.accuracy_metric,
+            "accuracy_threshold": self.accuracy_threshold,
             "workload": workload.name,
             "dataset": workload.dataset,
             "model": workload.model.__name__,
@@ -252,6 +245,10 @@ class EpochRunner:
         ).prefetch(tf.data.AUTOTUNE)
 
     @property
+    def samples_per_epoch(self) -> int:
+        return min(self.steps_per_epoch * self.workload.batch_size, len(self.splits.y_train))
+
+    @property
     def steps_per_epoch(self) -> int:
         count, batch = len(self.splits.y_train), self.workload.batch_size
         return count // batch if self.drop_remainder else -(-count // batch)
@@ -329,6 +326,7 @@ class EpochRunner:
             sizes=self.splits.sizes,
             params=self.model.count_params(),
             flops_per_sample=training_flops_per_sample(self.model),
+            samples_per_epoch=self.samples_per_epoch,
             epochs=self.records,
             test_loss=float(test["loss"]),
             test_accuracy=float(test[METRIC]),
@@ -342,5 +340,4 @@ def train(workload: Workload, profile: str, device: Device, dataset: Dataset,
     result = EpochRunner(workload, profile, device, dataset).run(benchmark)
     if benchmark is not None:
         benchmark.extra_info.update(result.extra_info())
-        result.extra_info_sink = benchmark.extra_info
     return result

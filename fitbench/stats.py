@@ -129,6 +129,11 @@ class RunLevelTest:
         z = (self.estimate - log_threshold) / self.standard_error
         return float(scipy_stats.t.sf(z, self.degrees_of_freedom))
 
+    def p_less(self, log_threshold: float) -> float:
+        """One-sided p-value that the log ratio is below `log_threshold`."""
+        z = (log_threshold - self.estimate) / self.standard_error
+        return float(scipy_stats.t.sf(z, self.degrees_of_freedom))
+
     def interval(self, confidence: float) -> tuple[float, float]:
         half = scipy_stats.t.ppf(0.5 + confidence / 2, self.degrees_of_freedom) * self.standard_error
         return self.estimate - half, self.estimate + half
@@ -136,7 +141,7 @@ class RunLevelTest:
 
 def run_level(baseline_runs: Sequence[Sequence[float]], candidate_runs: Sequence[Sequence[float]],
               run_noise: float | None = None) -> RunLevelTest:
-    """Welch-free test on log run medians with run-to-run noise `run_noise` (sd of a run's log
+    """Test on the mean log run medians, with run-to-run noise `run_noise` (sd of a run's log
     median), or, when it is None, the pooled sd of the runs' log medians (needs 3+ runs)."""
     base = np.log([np.median(run) for run in baseline_runs])
     cand = np.log([np.median(run) for run in candidate_runs])

@@ -29,11 +29,12 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "~"
 
 
-def lines(rows: list[Row]) -> list[str]:
+def lines(rows: list[Row], speedups: list[Speedup] | None = None) -> list[str]:
     """The table's lines (header first); `vs cpu` is the per-sample speed ratio to the CPU."""
     if not rows:
         return []
-    ratios = {(s.experiment, s.case, s.device): s.ratio for s in device_speedups(rows) if s.reference == "cpu"}
+    speedups = device_speedups(rows) if speedups is None else speedups
+    ratios = {(s.experiment, s.case, s.device): s.ratio for s in speedups if s.reference == "cpu"}
     header = " ".join(f"{title:>{w}}" if right else f"{title:<{w}}" for title, w, right in COLUMNS)
     out = [header, "-" * len(header)]
     for row in sorted(rows, key=lambda r: (r.experiment, r.device, r.batch_size, r.case)):

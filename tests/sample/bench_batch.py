@@ -1,21 +1,14 @@
-"""A tiny batch-size experiment in the shape of benchmarks/test_batch_size.py, for report tests."""
+"""A tiny batch-size experiment in the shape of benchmarks/test_batch_size.py, for report tests:
+the sample workload of bench_tiny.py over two batch sizes."""
+
+from pathlib import Path
 
 import pytest
 
-from fitbench import models
-from fitbench.workloads import Schedule, Workload
+from fitbench.workloads import load_benchmark_file
 
 BATCH_SIZES = [50, 100]
-WORKLOAD = Workload(
-    name="tiny-batch-size",
-    dataset="fashion_mnist",
-    model=models.mlp,
-    model_args={"units": (16,)},
-    optimizer="adam",
-    validation=1000,
-    schedules={"full": Schedule(epochs=4), "default": Schedule(epochs=4, train_samples=1000, bound="1,000"),
-               "smoke": Schedule(epochs=4, train_samples=500, bound="500")},
-)
+WORKLOAD = load_benchmark_file(Path(__file__).with_name("bench_tiny.py")).WORKLOAD.but(name="tiny-batch-size")
 
 
 @pytest.mark.benchmark(group="tiny-batch-size")
