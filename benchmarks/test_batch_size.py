@@ -24,10 +24,10 @@ WORKLOAD = Workload(
     schedules={
         "full": Schedule(epochs=5),
         "default": Schedule(epochs=5),  # the full schedule: about a minute on a 2-core CPU
-        # Many short epochs: 7 timed rounds give the regression gate something to test.
+        # Many short epochs: 11 timed rounds give the regression gate something to test.
         "smoke": Schedule(
-            epochs=8, train_samples=5_000, validation_samples=2_000, test_samples=2_000,
-            bound="smoke: first 5,000 training images, 8 epochs",
+            epochs=12, train_samples=5_000, validation_samples=2_000, test_samples=2_000,
+            bound="smoke: first 5,000 training images, 12 epochs",
         ),
     },
 )

@@ -41,8 +41,8 @@ WORKLOAD = Workload(
             "gpu": ACCELERATOR_DEFAULT,
             "tpu": ACCELERATOR_DEFAULT,
         },
-        "smoke": Schedule(epochs=8, train_samples=512, test_samples=1_024,
-                          bound="smoke: first 512 training and 1,024 test images, 8 epochs"),
+        "smoke": Schedule(epochs=12, train_samples=512, test_samples=1_024,
+                          bound="smoke: first 512 training and 1,024 test images, 12 epochs"),
     },
 )
 

@@ -98,6 +98,26 @@ def noise_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def interleave_command(args: argparse.Namespace) -> int:
+    """Run the commands as one ring; print each session's output; exit with the worst status."""
+    import tempfile
+    from pathlib import Path
+
+    from fitbench import turns
+
+    directory = Path(args.logs or tempfile.mkdtemp(prefix="fitbench-interleave-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    statuses = turns.run(args.commands, directory, timeout=args.timeout)
+    for index, (command, status) in enumerate(zip(args.commands, statuses, strict=True)):
+        log = directory / f"session-{index}.log"
+        print(f"===== session {index + 1} of {len(statuses)}: {command} (exit {status}; {log}) =====")
+        sys.stdout.write(log.read_text(errors="replace"))
+        sys.stdout.flush()
+    for index, status in enumerate(statuses):
+        print(f"session {index + 1}: exit {status}")
+    return max(statuses, key=abs)
+
+
 def fingerprint_command(args: argparse.Namespace) -> int:
     """Print this machine's fingerprint (what the gate compares), or a short hash of it."""
     import hashlib
@@ -139,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         help="gate CANDIDATE against BASELINE (pytest-benchmark JSON): regression, improvement, "
         "no change or inconclusive per benchmark",
         description="Compare steady-state epoch times (Mann-Whitney, Holm over all benchmarks, "
-        "Hodges-Lehmann interval of the ratio), accuracy and first-epoch time. Exit status: 0 no "
-        "regression, 1 a regression, 2 the runs cannot be compared.",
+        "Hodges-Lehmann interval of the ratio; runs of one `fitbench interleave` ring: signed-rank "
+        "test on epoch pairs, plus a verdict on all benchmarks at once), accuracy and first-epoch "
+        "time. Exit status: 0 no regression, 1 a regression, 2 the runs cannot be compared.",
     )
     comp.add_argument("baseline", nargs="+", help="baseline JSON file(s); several are pooled")
     comp.add_argument("candidate", help="candidate JSON file")
@@ -176,6 +197,22 @@ def main(argv: list[str] | None = None) -> int:
     noise = commands.add_parser("noise", help="this machine's run-to-run noise, from repeated unchanged runs")
     noise.add_argument("runs", nargs="+", help="2+ pytest-benchmark JSON files of the same code")
     noise.set_defaults(handler=noise_command)
+
+    inter = commands.add_parser(
+        "interleave",
+        help="run pytest sessions as a ring that takes turns, one timed epoch each, so that a "
+        "baseline and a candidate see the same machine",
+        description="Start each COMMAND (a shell command line running `pytest benchmarks ...`, for "
+        "example from two checkouts) at once; the sessions then take turns, one timed epoch each "
+        "and nothing else running meanwhile. fitbench compare pairs the epochs of two sessions "
+        "of one ring. Exit status: the worst of the sessions'.",
+    )
+    inter.add_argument("commands", nargs="+", metavar="COMMAND", help="2 or more shell command lines")
+    inter.add_argument("--logs", default=None, metavar="DIR",
+                       help="where each session's output goes (default: a new temporary directory)")
+    inter.add_argument("--timeout", type=float, default=1800.0,
+                       help="seconds a session waits for its turn before running on alone (default %(default)s)")
+    inter.set_defaults(handler=interleave_command)
 
     finger = commands.add_parser("fingerprint", help="this machine's fingerprint (versions, CPU, GPUs)")
     finger.add_argument("--short", action="store_true", help="a 16-character hash, for cache keys")

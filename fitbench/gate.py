@@ -10,9 +10,15 @@ Three things are gated, each with its own direction and threshold:
   slower than the next (a shared VM), epochs of one run are not independent of each other,
   so the unit becomes the run: a t-test on log run medians with the run-to-run noise either
   given (measured once by A/A runs: `tests/gate_trust.py`) or estimated from 3+ runs.
+  Best of all, the two runs take turns on the machine (`fitbench interleave`): epoch k of the
+  baseline and epoch k of the candidate then ran seconds apart, so the drift cancels in each
+  pair and the test is Wilcoxon's signed-rank on the pairs.
   *improvement* is the mirror image. *no change* needs the (1 - 2 alpha) interval of the
   ratio inside +-threshold (an equivalence test); anything else is *inconclusive*: too few
-  rounds or too much noise to tell at that size.
+  rounds or too much noise to tell at that size. For interleaved runs one more verdict covers
+  all benchmarks at once: the geometric mean of their ratios (a t-test on the mean of the
+  benchmarks' mean paired log differences), in the same Holm family; it answers "is training
+  slower overall" with far narrower bounds than any one benchmark can.
 * accuracy (lower is worse): a drop of more than the threshold (default 0.02, two points)
   in the accuracy the test asserts. Training is seeded: on one machine the value repeats.
 * first-epoch time (tracing/compilation; slower is worse): one value per run, so a ratio
@@ -95,18 +101,23 @@ class Comparison:
     verdicts: list[Verdict]
     fingerprint: dict[str, Any]
     mismatch: list[str]
+    # Interleaved runs only: epoch time of all benchmarks at once (geometric mean of the ratios).
+    overall: Verdict | None = None
 
     @property
     def regressions(self) -> list[Verdict]:
-        return [v for v in self.verdicts if v.verdict == REGRESSION]
+        every = [*self.verdicts, *([self.overall] if self.overall else [])]
+        return [v for v in every if v.verdict == REGRESSION]
 
     def counts(self) -> dict[str, int]:
+        """How many benchmarks got each verdict (the overall verdict is not counted)."""
         names = (REGRESSION, IMPROVEMENT, NO_CHANGE, INCONCLUSIVE, MISSING)
         return {name: sum(v.verdict == name for v in self.verdicts) for name in names}
 
     def as_dict(self) -> dict[str, Any]:
         return {"baseline": self.baseline, "candidate": self.candidate, "alpha": self.alpha,
                 "counts": self.counts(), "fingerprint": self.fingerprint, "machine_mismatch": self.mismatch,
+                "overall": asdict(self.overall) if self.overall else None,
                 "verdicts": [asdict(v) for v in self.verdicts]}
 
 
@@ -165,15 +176,39 @@ def _accuracy(rows: list[Row]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
+def interleaved_pairs(base: list[Row], cand: list[Row]) -> tuple[list[float], list[float]] | None:
+    """The steady epochs of one baseline and one candidate run that took turns in one ring,
+    paired epoch by epoch, when every pair ran within one trip of the token; else None."""
+    if len(base) != 1 or len(cand) != 1:
+        return None
+    (b, c), rings = (base[0], cand[0]), (base[0].extra_info.get("interleave"), cand[0].extra_info.get("interleave"))
+    if not all(rings) or rings[0]["ring"] != rings[1]["ring"] or rings[0]["index"] == rings[1]["index"]:
+        return None
+    turns_b, turns_c = b.extra_info.get("epoch_turns", [])[1:], c.extra_info.get("epoch_turns", [])[1:]
+    seconds_b, seconds_c = b.steady_seconds, c.steady_seconds
+    if not len(seconds_b) == len(seconds_c) == len(turns_b) == len(turns_c) or None in turns_b + turns_c:
+        return None
+    if any(abs(tb - tc) >= rings[0]["size"] for tb, tc in zip(turns_b, turns_c, strict=True)):
+        return None
+    return seconds_b, seconds_c
+
+
 def _epoch_time_test(base: list[Row], cand: list[Row], limits: Thresholds, alpha: float,
                      run_noise: float | str) -> tuple[stats.Shift, float, float, str]:
     """(interval of the ratio, p of a regression, p of an improvement, method) for one benchmark.
 
-    Epochs are the unit when whole runs do not drift (run_noise 0, or one run a side under
-    'auto'); otherwise run medians are: with the run-to-run noise given, or estimated from the
-    runs (3 or more).
+    Interleaved runs are compared pair by pair. Otherwise epochs are the unit when whole runs
+    do not drift (run_noise 0, or one run a side under 'auto'); else run medians are: with the
+    run-to-run noise given, or estimated from the runs (3 or more).
     """
     factor, confidence = 1 + limits.time, 1 - 2 * alpha
+    pairs = interleaved_pairs(base, cand)
+    if pairs is not None:
+        base_epochs, cand_epochs = pairs
+        return (stats.paired_log_shift(base_epochs, cand_epochs, confidence),
+                stats.paired_p_greater(base_epochs, cand_epochs, factor),
+                stats.paired_p_greater(cand_epochs, base_epochs, factor),
+                f"interleaved, signed-rank on {len(base_epochs)} pairs")
     base_runs = [r.steady_seconds for r in base]
     cand_runs = [r.steady_seconds for r in cand]
     several = len(base_runs) + len(cand_runs) >= 3
@@ -210,6 +245,7 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], alpha: float = 0.
     names = sorted(cand_rows)
     verdicts: dict[str, Verdict] = {}
     tests = []  # (name, p_regression, p_improvement)
+    paired = {}  # name -> (baseline epochs, candidate epochs) of interleaved runs
     for name in names:
         cand = cand_rows[name]
         limits = thresholds_for(cand[0], defaults, overrides or [])
@@ -222,6 +258,8 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], alpha: float = 0.
         cand_epochs = sum(len(r.steady_seconds) for r in cand)
         shift, p_reg, p_imp, method = _epoch_time_test(base, cand, limits, alpha, run_noise)
         tests.append((name, p_reg, p_imp))
+        if method.startswith("interleaved"):
+            paired[name] = interleaved_pairs(base, cand)
 
         base_acc, cand_acc = _accuracy(base), _accuracy(cand)
         if base_acc is None or cand_acc is None:
@@ -245,11 +283,21 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], alpha: float = 0.
                 stats.smallest_p(cand_epochs, base_epochs) > alpha / max(1, len(names)):
             note = (f"{base_epochs} vs {cand_epochs} epochs cannot reach significance over "
                     f"{len(names)} benchmarks; train more epochs or pool more runs")
+        if method.startswith("interleaved") and \
+                stats.smallest_paired_p(cand_epochs) > alpha / max(1, len(names)):
+            note = (f"{cand_epochs} pairs cannot reach significance over {len(names)} benchmarks; "
+                    "train more epochs")
         verdicts[name] = Verdict(
             name, "", "", accuracy, first, ratio=shift.ratio, ratio_low=shift.ratio_low,
             ratio_high=shift.ratio_high, baseline_epochs=base_epochs, candidate_epochs=cand_epochs,
             baseline_accuracy=base_acc, candidate_accuracy=cand_acc, first_epoch_ratio=first_ratio,
             thresholds=asdict(limits), method=method, note=note)
+
+    overall = None
+    if len(paired) >= 2 and len(paired) == len(tests):
+        overall, p_reg, p_imp = _overall(list(paired.values()), defaults, alpha)
+        verdicts[overall.name] = overall
+        tests.append((overall.name, p_reg, p_imp))
 
     adjusted_reg = stats.holm([p for _, p, _ in tests])
     adjusted_imp = stats.holm([p for _, _, p in tests])
@@ -270,7 +318,25 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], alpha: float = 0.
             parts = (verdict.time, verdict.accuracy, verdict.first_epoch)
             verdict.verdict = next((v for v in (REGRESSION, IMPROVEMENT, INCONCLUSIVE) if v in parts), NO_CHANGE)
     return Comparison([r.path for r in baseline], [r.path for r in candidate], alpha,
-                      [verdicts[n] for n in names], fingerprint(candidate[0].machine_info), problems)
+                      [verdicts[n] for n in names], fingerprint(candidate[0].machine_info), problems,
+                      overall)
+
+
+OVERALL = "all benchmarks (geometric mean)"
+
+
+def _overall(pairs: list[tuple[list[float], list[float]]], defaults: Thresholds,
+             alpha: float) -> tuple[Verdict, float, float]:
+    """The verdict on all interleaved benchmarks at once, before Holm; and its two p-values."""
+    test = stats.mean_paired_shift(pairs)
+    log_factor = math.log(1 + defaults.time)
+    low, high = test.interval(1 - 2 * alpha)
+    epochs = sum(len(b) for b, _ in pairs)
+    verdict = Verdict(OVERALL, "", "", "-", "-", ratio=math.exp(test.estimate), ratio_low=math.exp(low),
+                      ratio_high=math.exp(high), baseline_epochs=epochs, candidate_epochs=epochs,
+                      thresholds={"time": defaults.time},
+                      method=f"interleaved, t-test on the mean of {len(pairs)} benchmarks' paired log differences")
+    return verdict, test.p_greater(log_factor), test.p_less(-log_factor)
 
 
 def _ratio(verdict: Verdict) -> str:
@@ -295,6 +361,8 @@ def markdown(comparison: Comparison) -> str:
         "",
         "**" + ", ".join(f"{n} {k}" for k, n in counts.items() if n) + "**",
         "",
+        *([f"Epoch time of {OVERALL}: **{comparison.overall.verdict}**, ratio {_ratio(comparison.overall)} "
+           f"({comparison.overall.method})", ""] if comparison.overall else []),
         f"| benchmark | verdict | epoch time ratio [{level}% CI] | time | accuracy (base → cand) | "
         "first epoch ratio | thresholds (time, acc, 1st) |",
         "|---|---|---|---|---|---|---|",
@@ -321,6 +389,9 @@ def terminal_lines(comparison: Comparison) -> list[str]:
                      + (f"; {v.note}" if v.note else ""))
     counts = comparison.counts()
     lines.append(", ".join(f"{n} {k}" for k, n in counts.items() if n))
+    if comparison.overall:
+        overall = comparison.overall
+        lines.append(f"{overall.verdict.upper():<12} {OVERALL}: epoch time x{_ratio(overall)} ({overall.method})")
     return lines
 
 

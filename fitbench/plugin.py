@@ -1,12 +1,14 @@
 """pytest hooks: device configuration and parametrization, the report header, what
-pytest-benchmark writes about the machine and the run, the session summary and the gate.
-Registered by the project's conftest.py."""
+pytest-benchmark writes about the machine and the run, the session summary, the gate, and
+taking turns in an interleaved run. Registered by the project's conftest.py."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from fitbench import devices, gate, results, summary
+from fitbench import devices, gate, results, summary, turns
 from fitbench.results import Row
 
 # The runner's Result of a test, stored by the `train` fixture; read when its report is made.
@@ -28,6 +30,31 @@ def pytest_configure(config: pytest.Config) -> None:
     gate.configure(config)
     # Must run before anything initializes TensorFlow's devices.
     devices.configure(cpu_replicas=config.getoption("cpu_replicas"))
+    join_ring(config)
+
+
+def join_ring(config: pytest.Config) -> None:
+    """Under `fitbench interleave`: join the ring and wait for the first turn, so that the
+    session does nothing (collection included) while another session's epoch is timed."""
+    spec = os.environ.get(turns.ENV)
+    if not spec or hasattr(config, "workerinput"):
+        return
+    if config.getoption("numprocesses", None):
+        raise pytest.UsageError("an interleaved run cannot use pytest-xdist (-n): its workers would "
+                                "train at the same time; drop -n")
+    try:
+        ring = turns.Ring.join(spec)
+    except turns.RingError as error:
+        raise pytest.UsageError(str(error)) from error
+    turns.enter(ring)
+    ring.take()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    ring = turns.current()
+    if ring is not None:
+        ring.leave()
+        turns.enter(None)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -110,4 +137,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         write("device comparison (per training sample, same global batch size):")
         for line in summary.speedup_lines(speedups):
             write(f"  {line}")
+    ring = turns.current()
+    if ring is not None:
+        write("")
+        write(f"interleaved: session {ring.index + 1} of {ring.size} in ring {ring.ring_id}"
+              + (f"; {ring.broken}" if ring.broken else ""))
     gate.report(config, write, terminalreporter)

@@ -9,9 +9,11 @@ statistics are steady-state seconds per epoch. A round is what one epoch of a mu
 step's logs back to the host), read the epoch's metrics; then synchronize the devices before
 the clock is read. The batches of epochs 2..N come from one iterator opened before the first
 round (each epoch its own seeded permutation, already distributed), as ``fit`` on a repeated
-dataset keeps one iterator. Rounds do not call ``fit``: each call under a strategy also opens
-dataset iterators to build the model, about 0.15 s on a 2-core CPU (``fitbench overhead``
-prints it), which a multi-epoch ``fit`` pays once, not per epoch. Validation happens between
+dataset keeps one iterator. In an interleaved run (``fitbench interleave``) each timed epoch,
+epoch 1 included, first waits for its turn, untimed, and records the turn's number. Rounds
+do not call ``fit``: each call under a strategy also opens dataset iterators to build the
+model, about 0.15 s on a 2-core CPU (``fitbench overhead`` prints it), which a multi-epoch
+``fit`` pays once, not per epoch. Validation happens between
 rounds, untimed. Without an enabled benchmark (``--benchmark-disable``, pytest-xdist) the same
 schedule runs in a plain loop.
 """
@@ -27,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fitbench import devices, memory
+from fitbench import devices, memory, turns
 from fitbench.datasets import Dataset, Splits, split
 from fitbench.devices import Device
 from fitbench.flops import gflops_per_second, training_flops_per_sample
@@ -53,6 +55,7 @@ class EpochRecord:
     accuracy: float
     val_loss: float = float("nan")
     val_accuracy: float = float("nan")
+    turn: int | None = None  # the ring's turn it ran in (interleaved runs only)
 
 
 @dataclass
@@ -79,6 +82,7 @@ class Result:
     name: str = ""
     group: str | None = None
     gate: dict[str, float] = field(default_factory=dict)
+    interleave: dict[str, Any] | None = None  # the ring this run took turns in
 
     def assert_accuracy(self, metric: str, threshold: float, note: str = "") -> None:
         """Assert `metric` ('test_accuracy' or 'val_accuracy') >= `threshold`; record both.
@@ -167,6 +171,8 @@ class Result:
             "test_loss": self.test_loss,
             "test_accuracy": self.test_accuracy,
             "validation_is_test_set": workload.validation == "test",
+            "interleave": self.interleave,
+            "epoch_turns": [e.turn for e in self.epochs],
             **self.memory,
         }
 
@@ -199,6 +205,7 @@ class EpochRunner:
         self.model: keras.Model | None = None
         self.records: list[EpochRecord] = []
         self._last_epoch_seconds = float("nan")
+        self._turn: int | None = None
         self._iterator = None
 
     def build(self) -> keras.Model:
@@ -271,6 +278,10 @@ class EpochRunner:
         next epoch, as fit's does during validation."""
         self._iterator = iter(self.epoch_data(1, self.schedule.epochs - 1))
 
+    def take_turn(self) -> None:
+        """Before a timed epoch, untimed: in an interleaved run, wait until it is this run's turn."""
+        self._turn = turns.take()
+
     def train_epoch(self) -> None:
         """The timed round: what one epoch of a multi-epoch fit() runs, then a device sync."""
         start = time.perf_counter()
@@ -297,6 +308,7 @@ class EpochRunner:
                 accuracy=float(training[METRIC]),
                 val_loss=float(validation["loss"]),
                 val_accuracy=float(validation[METRIC]),
+                turn=self._turn,
             )
         )
 
@@ -305,15 +317,17 @@ class EpochRunner:
         host_reset = memory.reset(self.device.strategy)
         self.prepare_inputs()
         self.model = self.build()
+        self.take_turn()
         self.first_epoch(self.epoch_data(0))  # tracing included, recorded on its own
         self.record_epoch()
         self.open_rounds()
         rounds = self.schedule.epochs - 1
         if benchmark is not None and benchmark.enabled:
-            benchmark.pedantic(self.train_epoch, teardown=self.record_epoch, rounds=rounds,
-                               warmup_rounds=0, iterations=1)
+            benchmark.pedantic(self.train_epoch, setup=self.take_turn, teardown=self.record_epoch,
+                               rounds=rounds, warmup_rounds=0, iterations=1)
         else:
             for _ in range(rounds):
+                self.take_turn()
                 self.train_epoch()
                 self.record_epoch()
         self._iterator = None
@@ -331,6 +345,7 @@ class EpochRunner:
             test_loss=float(test["loss"]),
             test_accuracy=float(test[METRIC]),
             memory=memory.peaks(self.device.strategy, host_reset),
+            interleave=ring.describe() if (ring := turns.current()) is not None else None,
         )
 
 

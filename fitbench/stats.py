@@ -6,6 +6,12 @@ single slow epoch (a scheduling hiccup) moves it by one rank only, and it is val
 handful of rounds a benchmark has. Its confidence interval is the Hodges-Lehmann one: the
 order statistics of all pairwise differences, cut where the exact U distribution puts its
 tails, so test and interval always agree.
+
+When the two runs were interleaved (`fitbench.turns`: epoch k of the baseline, then epoch k
+of the candidate, on a machine whose speed drifts from one second to the next), epochs come
+in pairs that saw the same machine; the paired test is Wilcoxon's signed-rank test on the log
+differences, with the Hodges-Lehmann interval of their Walsh averages, cut by the exact
+signed-rank distribution.
 """
 
 from __future__ import annotations
@@ -117,10 +123,11 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 
 
 @dataclass(frozen=True)
-class RunLevelTest:
-    """Candidate vs baseline when whole runs shift: run medians, not epochs, are the unit."""
+class MeanShiftTest:
+    """A t-test of a log shift: run medians when whole runs shift (`run_level`), or the mean
+    over benchmarks of interleaved pairs (`mean_paired_shift`)."""
 
-    estimate: float  # log ratio of the candidate's mean log run-median to the baseline's
+    estimate: float  # log ratio, candidate over baseline
     standard_error: float
     degrees_of_freedom: float  # inf when the run noise is given rather than estimated
 
@@ -140,7 +147,7 @@ class RunLevelTest:
 
 
 def run_level(baseline_runs: Sequence[Sequence[float]], candidate_runs: Sequence[Sequence[float]],
-              run_noise: float | None = None) -> RunLevelTest:
+              run_noise: float | None = None) -> MeanShiftTest:
     """Test on the mean log run medians, with run-to-run noise `run_noise` (sd of a run's log
     median), or, when it is None, the pooled sd of the runs' log medians (needs 3+ runs)."""
     base = np.log([np.median(run) for run in baseline_runs])
@@ -154,4 +161,80 @@ def run_level(baseline_runs: Sequence[Sequence[float]], candidate_runs: Sequence
         sd = math.sqrt(squares / dof)
     else:
         sd, dof = run_noise, math.inf
-    return RunLevelTest(estimate, sd * math.sqrt(1 / len(base) + 1 / len(cand)), dof)
+    return MeanShiftTest(estimate, sd * math.sqrt(1 / len(base) + 1 / len(cand)), dof)
+
+
+@cache
+def _signed_rank_null_cdf(n: int) -> np.ndarray:
+    """P(T+ <= t), t = 0..n(n+1)/2, for Wilcoxon's signed-rank statistic of n pairs, no ties:
+    each rank 1..n is in T+ with probability 1/2, so the counts are those of subset sums."""
+    counts = np.zeros(n * (n + 1) // 2 + 1)
+    counts[0] = 1
+    for rank in range(1, n + 1):
+        counts[rank:] = counts[rank:] + counts[:-rank].copy()
+    return np.cumsum(counts / 2.0 ** n)
+
+
+def _signed_rank_tail(n: int, tail: float) -> int:
+    """Largest k with P(T+ < k) <= tail: the interval drops k Walsh averages a side."""
+    if n <= EXACT_LIMIT:
+        below = np.nonzero(_signed_rank_null_cdf(n) <= tail)[0]
+        return int(below[-1]) + 1 if len(below) else 0
+    mean, sd = n * (n + 1) / 4, math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
+    return max(0, int(math.floor(mean + scipy_stats.norm.ppf(tail) * sd)))
+
+
+def _paired_log_differences(baseline: Sequence[float], candidate: Sequence[float]) -> np.ndarray:
+    if len(baseline) != len(candidate):
+        raise ValueError(f"paired samples need equal sizes, got {len(baseline)} and {len(candidate)}")
+    return np.log(np.asarray(candidate, float)) - np.log(np.asarray(baseline, float))
+
+
+def paired_log_shift(baseline: Sequence[float], candidate: Sequence[float],
+                     confidence: float = 0.90) -> Shift:
+    """Ratio candidate/baseline of paired samples (pair i ran next to pair i), with the
+    distribution-free interval of the Walsh averages of the log differences."""
+    differences = _paired_log_differences(baseline, candidate)
+    n = len(differences)
+    upper = np.triu_indices(n)
+    walsh = np.sort(((differences[:, None] + differences[None, :]) / 2)[upper])
+    k = _signed_rank_tail(n, (1 - confidence) / 2)
+    estimate = float(np.median(walsh))
+    if k == 0:
+        return Shift(estimate, -math.inf, math.inf, confidence)
+    return Shift(estimate, float(walsh[k - 1]), float(walsh[len(walsh) - k]), confidence)
+
+
+def paired_p_greater(baseline: Sequence[float], candidate: Sequence[float], factor: float = 1.0) -> float:
+    """One-sided p-value that paired candidate times exceed baseline times x `factor`
+    (Wilcoxon's signed-rank test on the log differences)."""
+    differences = _paired_log_differences(baseline, candidate) - math.log(factor)
+    exact = len(differences) <= EXACT_LIMIT and np.all(differences != 0) and \
+        len(np.unique(np.abs(differences))) == len(differences)
+    return float(scipy_stats.wilcoxon(differences, alternative="greater",
+                                      method="exact" if exact else "approx").pvalue)
+
+
+def smallest_paired_p(n: int) -> float:
+    """The smallest one-sided p-value the signed-rank test can give for n pairs."""
+    return 0.5 ** n
+
+
+def mean_paired_shift(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]) -> MeanShiftTest:
+    """All benchmarks at once: the mean over benchmarks (equal weights) of each one's mean
+    paired log difference, with Welch-Satterthwaite degrees of freedom; its ratio is the
+    geometric mean of the benchmarks' ratios. `pairs` holds (baseline, candidate) per benchmark."""
+    means, variances, dofs = [], [], []
+    for baseline, candidate in pairs:
+        differences = _paired_log_differences(baseline, candidate)
+        if len(differences) < 2:
+            raise ValueError("each benchmark needs 2 or more paired epochs")
+        means.append(differences.mean())
+        variances.append(differences.var(ddof=1) / len(differences))
+        dofs.append(len(differences) - 1)
+    if not means:
+        raise ValueError("no paired benchmarks")
+    variance = sum(variances) / len(means) ** 2
+    denominator = sum(v ** 2 / d for v, d in zip(variances, dofs, strict=True))
+    dof = sum(variances) ** 2 / denominator if denominator > 0 else math.inf
+    return MeanShiftTest(float(np.mean(means)), math.sqrt(variance), dof)

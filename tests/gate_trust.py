@@ -1,9 +1,15 @@
 """Measure the gate's trust on this machine (not a test: `python -m tests.gate_trust`).
 
-False alarms: R runs of the same smoke benchmarks (A/A), every pair compared. Detection:
-R runs with a planted slowdown of 5%, 10% and 20% (tests/plugins/slowdown.py), each compared
-with every unchanged run. Prints the rates per benchmark comparison and per run pair (a run
-pair alarms when any of its benchmarks is declared a regression).
+Runs one after the other (the default): R runs of the same smoke benchmarks (A/A), every
+pair compared, for false alarms; R runs with a planted slowdown of 5%, 10% and 20%
+(tests/plugins/slowdown.py), each compared with every unchanged run, for detection.
+
+Interleaved (`--interleaved`): R trials, each one ring (`fitbench interleave`) of a
+baseline, an unchanged run and one run per planted slowdown, in a random order; each is
+compared with the baseline of its ring.
+
+Prints the rates per benchmark comparison and per run pair (a run pair alarms when any of
+its benchmarks is declared a regression), and for interleaved runs the overall verdict.
 """
 
 from __future__ import annotations
@@ -11,24 +17,83 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import random
+import shlex
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from fitbench import gate
+from fitbench import gate, turns
 from fitbench.results import load_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def smoke_command(out: Path, slowdown: float, selection: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "tests.plugins.slowdown",
+            "benchmarks", "-k", selection, "--profile", "smoke", "--devices", "cpu", "--offline",
+            "--require-data", "-q", f"--benchmark-json={out}", "--benchmark-save-data",
+            "--plant-slowdown", str(slowdown)]
+
+
 def smoke_run(out: Path, slowdown: float, selection: str) -> Path:
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "tests.plugins.slowdown",
-               "benchmarks", "-k", selection, "--profile", "smoke", "--devices", "cpu", "--offline",
-               "--require-data", "-q", f"--benchmark-json={out}", "--benchmark-save-data",
-               "--plant-slowdown", str(slowdown)]
-    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(smoke_command(out, slowdown, selection), cwd=ROOT, check=True, capture_output=True)
     return out
+
+
+def interleaved_trial(directory: Path, trial: int, slowdowns: list[float], selection: str) -> dict[str, Path]:
+    """One ring: 'base', 'same' and one session per slowdown, in a random order."""
+    names = {"base": 0.0, "same": 0.0, **{f"{s:.2f}": s for s in slowdowns}}
+    outputs = {name: directory / f"trial-{trial}-{name}.json" for name in names}
+    if (directory / f"trial-{trial}.done").exists():
+        return outputs
+    order = list(names)
+    random.Random(trial).shuffle(order)
+    commands = [shlex.join(smoke_command(outputs[name], names[name], selection)) for name in order]
+    logs = directory / f"trial-{trial}-logs"
+    logs.mkdir(exist_ok=True)
+    statuses = turns.run([f"cd {shlex.quote(str(ROOT))} && {c}" for c in commands], logs)
+    if any(statuses):
+        raise SystemExit(f"trial {trial}: a session failed ({statuses}); see {logs}")
+    (directory / f"trial-{trial}.done").touch()
+    return outputs
+
+
+def interleaved(args: argparse.Namespace, directory: Path) -> None:
+    trials = []
+    for trial in range(args.runs):
+        if args.analyze_only and not (directory / f"trial-{trial}.done").exists():
+            continue
+        trials.append(interleaved_trial(directory, trial, args.slowdowns, args.k))
+        print(f"trial {trial} done", flush=True)
+    levels = {"A/A": "same", **{f"+{s:.0%}": f"{s:.2f}" for s in args.slowdowns}}
+    print(f"\n{len(trials)} interleaved trials (baseline vs each session of its ring)")
+    print(f"{'case':>6} {'benchmarks flagged':>20} {'runs flagged':>14} {'overall':>10}  benchmark time verdicts; "
+          "overall verdicts; overall ratios")
+    results = {}
+    for level, name in levels.items():
+        verdicts: dict[str, int] = {}
+        overall: dict[str, int] = {}
+        ratios, flagged, total, runs_flagged = [], 0, 0, 0
+        for outputs in trials:
+            comparison = gate.compare([load_run(outputs["base"])], [load_run(outputs[name])])
+            for v in comparison.verdicts:
+                verdicts[v.time] = verdicts.get(v.time, 0) + 1
+            regressed = [v for v in comparison.verdicts if v.time == gate.REGRESSION]
+            flagged, total = flagged + len(regressed), total + len(comparison.verdicts)
+            runs_flagged += bool(regressed)
+            if comparison.overall:
+                overall[comparison.overall.time] = overall.get(comparison.overall.time, 0) + 1
+                ratios.append(f"{comparison.overall.ratio:.3f}")
+        overall_flagged = overall.get(gate.REGRESSION, 0)
+        print(f"{level:>6} {flagged:>5}/{total:<5} ({flagged / total:6.1%}) {runs_flagged:>4}/{len(trials):<4} "
+              f"{overall_flagged:>4}/{len(trials):<4}  {verdicts}; {overall}; {' '.join(ratios)}")
+        results[level] = {"benchmarks_flagged": flagged, "benchmarks": total, "runs_flagged": runs_flagged,
+                          "runs": len(trials), "time_verdicts": verdicts, "overall_verdicts": overall,
+                          "overall_ratios": ratios}
+    (directory / "trust-interleaved.json").write_text(json.dumps(results, indent=2))
+    print(f"JSON in {directory}")
 
 
 def rates(pairs: list[tuple[list[Path], Path]], run_noise: float | str) -> dict:
@@ -54,9 +119,14 @@ def main() -> None:
     parser.add_argument("-k", default="test_batch_size", help="benchmarks to run (pytest -k)")
     parser.add_argument("--keep", default=None, help="directory to keep the JSON in (reused if present)")
     parser.add_argument("--analyze-only", action="store_true", help="only analyse the JSON in --keep")
+    parser.add_argument("--interleaved", action="store_true",
+                        help="each trial one ring of baseline, unchanged and slowed sessions")
     args = parser.parse_args()
     directory = Path(args.keep or tempfile.mkdtemp(prefix="gate-trust-"))
     directory.mkdir(parents=True, exist_ok=True)
+    if args.interleaved:
+        interleaved(args, directory)
+        return
     plan = [(0.0, i) for i in range(args.runs)] + [(s, i) for s in args.slowdowns for i in range(args.runs)]
     plan.sort(key=lambda item: (item[1], item[0]))  # interleave levels so drift hits all alike
     files: dict[float, list[Path]] = {}

@@ -206,3 +206,55 @@ def test_fitbench_noise_measures_run_to_run_noise(tmp_path, capsys):
     assert cli.main(["noise", *paths]) == 0
     assert "--run-noise 0.1" in capsys.readouterr().out
     assert cli.main(["noise", paths[0]]) == 2
+
+
+def interleaved_runs(tmp_path, scale, names=("t[a]", "t[b]", "t[c]"), seed=0, ring="r1"):
+    """A baseline and a candidate that took turns in one ring, on a machine whose speed
+    drifts by 20% from epoch to epoch (shared by the two epochs of a pair)."""
+    rng = np.random.default_rng(seed)
+    base, cand = [], []
+    for name in names:
+        drift = rng.lognormal(0, 0.20, 11)
+        b = [2.0, *(drift * rng.lognormal(0, 0.01, 11))]
+        c = [2.0, *(scale * drift * rng.lognormal(0, 0.01, 11))]
+        for benchmarks, epochs_, index in ((base, b, 0), (cand, c, 1)):
+            entry = benchmark(name, epochs_)
+            entry["extra_info"]["interleave"] = {"ring": ring, "index": index, "size": 2}
+            entry["extra_info"]["epoch_turns"] = [2 * k + index for k in range(12)]
+            benchmarks.append(entry)
+    return runs(tmp_path, base, cand)
+
+
+def test_interleaved_runs_are_paired_and_see_through_drift(tmp_path):
+    found, comparison = verdicts(*interleaved_runs(tmp_path, 1.0))
+    assert {v.time for v in found.values()} == {"no change"}
+    assert all(v.method == "interleaved, signed-rank on 11 pairs" for v in found.values())
+    assert comparison.overall.verdict == "no change"
+    assert 0.98 < comparison.overall.ratio_low < 1 < comparison.overall.ratio_high < 1.02
+
+
+def test_interleaved_planted_slowdown_is_a_regression_per_benchmark_and_overall(tmp_path, capsys):
+    base, cand = interleaved_runs(tmp_path, 1.2)
+    found, comparison = verdicts(base, cand)
+    assert {v.time for v in found.values()} == {"regression"}
+    assert comparison.overall.verdict == "regression" and 1.15 < comparison.overall.ratio < 1.25
+    assert cli.main(["compare", base, cand, "--markdown", str(tmp_path / "summary.md")]) == 1
+    assert "all benchmarks (geometric mean)" in capsys.readouterr().out
+    assert "Epoch time of all benchmarks (geometric mean): **regression**" in (tmp_path / "summary.md").read_text()
+
+
+def test_runs_of_different_rings_or_far_apart_turns_are_not_paired(tmp_path):
+    base, cand = interleaved_runs(tmp_path, 1.0)
+    document = json.loads((tmp_path / "cand.json").read_text())
+    for entry in document["benchmarks"]:
+        entry["extra_info"]["interleave"]["ring"] = "another"
+    (tmp_path / "other.json").write_text(json.dumps(document))
+    found, comparison = verdicts(base, str(tmp_path / "other.json"))
+    assert not any(v.method.startswith("interleaved") for v in found.values()) and comparison.overall is None
+    assert {v.time for v in found.values()} == {"inconclusive"}  # unpaired, the drift hides everything
+    for entry in document["benchmarks"]:
+        entry["extra_info"]["interleave"]["ring"] = "r1"
+        entry["extra_info"]["epoch_turns"] = [t + 40 for t in entry["extra_info"]["epoch_turns"]]
+    (tmp_path / "far.json").write_text(json.dumps(document))
+    found, _ = verdicts(base, str(tmp_path / "far.json"))
+    assert not any(v.method.startswith("interleaved") for v in found.values())

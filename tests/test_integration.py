@@ -121,3 +121,33 @@ def test_gate_inside_pytest_names_the_regressed_benchmark(synthetic_data_dir, tm
     broken.write_text("{}")
     errored = run_pytest(*options, "--gate", str(broken))
     assert errored.returncode == 1 and "the gate could not run" in errored.stdout
+
+
+def test_interleaved_sessions_take_turns_and_compare_pair_by_pair(synthetic_data_dir, tmp_path, capsys,
+                                                                   monkeypatch):
+    import os
+    import shlex
+    import sys
+
+    from fitbench import cli
+
+    for key in [k for k in os.environ if k.startswith("PYTEST_")]:  # see run_pytest
+        monkeypatch.delenv(key)
+    options = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", SAMPLE, *SAMPLE_OPTIONS,
+               "--data-dir", str(synthetic_data_dir), "--devices", "cpu", "--profile", "smoke", "-q"]
+    base, slowed = tmp_path / "base.json", tmp_path / "slowed.json"
+    commands = [shlex.join([*options, f"--benchmark-json={base}"]),
+                shlex.join([*options, "-p", "tests.plugins.slowdown", "--plant-slowdown", "1.0",
+                            f"--benchmark-json={slowed}"])]
+    assert cli.main(["interleave", "--logs", str(tmp_path / "logs"), *commands]) == 0
+    printed = capsys.readouterr().out
+    assert "interleaved: session 2 of 2 in ring" in printed
+    infos = [json.loads(p.read_text())["benchmarks"][0]["extra_info"] for p in (base, slowed)]
+    turns_base, turns_slowed = (info["epoch_turns"] for info in infos)
+    # One turn per epoch, alternating (the first turn of each session is its start-up).
+    assert turns_base == [2 + 2 * k for k in range(8)] and turns_slowed == [3 + 2 * k for k in range(8)]
+    assert cli.main(["compare", str(base), str(slowed)]) == 1
+    assert "interleaved, signed-rank on 7 pairs" in capsys.readouterr().out
+    # pytest-xdist workers would train at the same time: refused.
+    refused = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "-n", "1", env={"FITBENCH_INTERLEAVE": f"{tmp_path}:0"})
+    assert refused.returncode == 4 and "cannot use pytest-xdist" in refused.stderr

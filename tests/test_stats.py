@@ -62,3 +62,60 @@ def test_holm():
     assert stats.holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
     assert stats.holm([]) == []
     assert stats.holm([0.2, 0.2]) == pytest.approx([0.4, 0.4])
+
+
+@pytest.mark.parametrize("n", [1, 3, 6, 10])
+def test_exact_signed_rank_distribution_counts_subset_sums(n):
+    cdf = stats._signed_rank_null_cdf(n)
+    sums = [sum(r for r, bit in zip(range(1, n + 1), bits, strict=True) if bit)
+            for bits in np.ndindex(*(2,) * n)]
+    expected = np.cumsum(np.bincount(sums, minlength=n * (n + 1) // 2 + 1)) / 2 ** n
+    np.testing.assert_allclose(cdf, expected)
+
+
+def test_signed_rank_tail_for_six_pairs():
+    # P(T+ <= 2) = 3/64 <= 0.05 < P(T+ <= 3) = 5/64 (sums 0, 1, 2; then {3} and {1, 2}):
+    # the 90% interval drops 3 Walsh averages a side (tables: critical value 2 at n = 6).
+    assert stats._signed_rank_tail(6, 0.05) == 3
+    assert stats._signed_rank_tail(4, 0.05) == 0  # 1/16 > 0.05: 4 pairs cannot bound a 90% interval
+
+
+def test_paired_interval_covers_a_known_ratio_at_its_level():
+    rng = np.random.default_rng(11)
+    trials, covered = 600, 0
+    for _ in range(trials):
+        drift = rng.lognormal(0.0, 0.20, 9)  # the machine's speed, shared by both epochs of a pair
+        base = drift * rng.lognormal(0.0, 0.03, 9)
+        cand = drift * rng.lognormal(math.log(1.10), 0.03, 9)
+        shift = stats.paired_log_shift(base, cand, confidence=0.90)
+        covered += shift.ratio_low <= 1.10 <= shift.ratio_high
+    assert 0.86 <= covered / trials <= 0.97
+
+
+def test_pairing_cancels_drift_that_hides_a_slowdown_from_the_unpaired_test():
+    rng = np.random.default_rng(3)
+    drift = rng.lognormal(0.0, 0.25, 11)
+    base = drift * rng.lognormal(0.0, 0.02, 11)
+    cand = 1.2 * drift * rng.lognormal(0.0, 0.02, 11)
+    assert stats.paired_p_greater(base, cand, factor=1.05) == pytest.approx(stats.smallest_paired_p(11))
+    assert stats.p_greater(base, cand, factor=1.05) > 0.05  # epochs unpaired: lost in the drift
+    shift = stats.paired_log_shift(base, cand)
+    assert 1.15 < shift.ratio_low <= shift.ratio <= shift.ratio_high < 1.25
+
+
+def test_paired_samples_must_have_equal_sizes():
+    with pytest.raises(ValueError, match="equal sizes"):
+        stats.paired_log_shift([1.0, 1.1], [1.0])
+
+
+def test_mean_paired_shift_is_the_mean_of_the_benchmarks_mean_differences():
+    first = ([1.0, 1.0, 1.0], [1.1, 1.2, 1.15])
+    second = ([2.0, 2.0], [2.0, 2.2])
+    test = stats.mean_paired_shift([first, second])
+    d1 = np.log([1.1, 1.2, 1.15])
+    d2 = np.log([1.0, 1.1])
+    assert test.estimate == pytest.approx((d1.mean() + d2.mean()) / 2)
+    variance = (d1.var(ddof=1) / 3 + d2.var(ddof=1) / 2) / 4
+    assert test.standard_error == pytest.approx(math.sqrt(variance))
+    low, high = test.interval(0.90)
+    assert low < test.estimate < high
