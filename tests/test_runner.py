@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import keras
 import pytest
 
-from fitbench import datasets, devices, runner
+from fitbench import datasets, devices, runner, turns
 from fitbench.runner import EpochRunner
 from fitbench.workloads import Schedule, load_benchmark_file
 from tests.conftest import ROOT
@@ -34,7 +34,9 @@ class RecordingBenchmark:
         self.pedantic_calls += 1
         assert iterations == 1 and warmup_rounds == 0
         for _ in range(rounds):
-            args, kwargs = setup() if setup else ((), {})
+            # As pytest-benchmark: setup runs untimed and may return (args, kwargs).
+            arguments = setup() if setup else None
+            args, kwargs = arguments or ((), {})
             self.in_round = True
             target(*args, **kwargs)
             self.in_round = False
@@ -94,6 +96,33 @@ def test_a_timed_round_holds_training_and_nothing_else(tiny_dataset, cpu, monkey
     assert outside.count("evaluate") == 4 + 1  # validation after every epoch, test at the end
     # Epoch 1's data, then one iterator over epochs 2..N opened before the rounds.
     assert outside.count("epoch_data") == 2 and outside.count("open_rounds") == 1
+
+
+class CountingRing:
+    """Stands in for fitbench.turns.Ring: hands out turns 10, 11, ... and checks when."""
+
+    def __init__(self, benchmark: RecordingBenchmark):
+        self.benchmark, self.turn = benchmark, 9
+
+    def take(self) -> int:
+        assert not self.benchmark.in_round, "waiting for a turn inside a timed round"
+        self.turn += 1
+        return self.turn
+
+    def describe(self) -> dict:
+        return {"ring": "test", "index": 0, "size": 2}
+
+
+def test_an_interleaved_run_takes_a_turn_before_each_epoch_untimed(tiny_dataset, cpu, monkeypatch):
+    benchmark = RecordingBenchmark()
+    monkeypatch.setattr(turns, "_current", CountingRing(benchmark))
+    result = runner.train(TINY, "default", cpu, tiny_dataset, benchmark)
+    assert [e.turn for e in result.epochs] == [10, 11, 12, 13]  # epoch 1 (through fit) included
+    assert benchmark.extra_info["epoch_turns"] == [10, 11, 12, 13]
+    assert benchmark.extra_info["interleave"] == {"ring": "test", "index": 0, "size": 2}
+    monkeypatch.setattr(turns, "_current", None)
+    plain = runner.train(TINY, "default", cpu, tiny_dataset, RecordingBenchmark())
+    assert plain.extra_info()["interleave"] is None and plain.extra_info()["epoch_turns"] == [None] * 4
 
 
 def test_no_retracing_after_the_first_epoch(tiny_dataset, cpu, monkeypatch):
