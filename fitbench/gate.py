@@ -193,16 +193,17 @@ def interleaved_pairs(base: list[Row], cand: list[Row]) -> tuple[list[float], li
     return seconds_b, seconds_c
 
 
-def _epoch_time_test(base: list[Row], cand: list[Row], limits: Thresholds, alpha: float,
+def _epoch_time_test(base: list[Row], cand: list[Row], pairs: tuple[list[float], list[float]] | None,
+                     limits: Thresholds, alpha: float,
                      run_noise: float | str) -> tuple[stats.Shift, float, float, str]:
     """(interval of the ratio, p of a regression, p of an improvement, method) for one benchmark.
 
-    Interleaved runs are compared pair by pair. Otherwise epochs are the unit when whole runs
-    do not drift (run_noise 0, or one run a side under 'auto'); else run medians are: with the
-    run-to-run noise given, or estimated from the runs (3 or more).
+    Interleaved runs (`pairs`, from `interleaved_pairs`) are compared pair by pair. Otherwise
+    epochs are the unit when whole runs do not drift (run_noise 0, or one run a side under
+    'auto'); else run medians are: with the run-to-run noise given, or estimated from the runs
+    (3 or more).
     """
     factor, confidence = 1 + limits.time, 1 - 2 * alpha
-    pairs = interleaved_pairs(base, cand)
     if pairs is not None:
         base_epochs, cand_epochs = pairs
         return (stats.paired_log_shift(base_epochs, cand_epochs, confidence),
@@ -256,10 +257,11 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], alpha: float = 0.
         base = base_rows[name]
         base_epochs = sum(len(r.steady_seconds) for r in base)
         cand_epochs = sum(len(r.steady_seconds) for r in cand)
-        shift, p_reg, p_imp, method = _epoch_time_test(base, cand, limits, alpha, run_noise)
+        pairs = interleaved_pairs(base, cand)
+        shift, p_reg, p_imp, method = _epoch_time_test(base, cand, pairs, limits, alpha, run_noise)
         tests.append((name, p_reg, p_imp))
-        if method.startswith("interleaved"):
-            paired[name] = interleaved_pairs(base, cand)
+        if pairs is not None:
+            paired[name] = pairs
 
         base_acc, cand_acc = _accuracy(base), _accuracy(cand)
         if base_acc is None or cand_acc is None:
@@ -283,8 +285,7 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], alpha: float = 0.
                 stats.smallest_p(cand_epochs, base_epochs) > alpha / max(1, len(names)):
             note = (f"{base_epochs} vs {cand_epochs} epochs cannot reach significance over "
                     f"{len(names)} benchmarks; train more epochs or pool more runs")
-        if method.startswith("interleaved") and \
-                stats.smallest_paired_p(cand_epochs) > alpha / max(1, len(names)):
+        if pairs is not None and stats.smallest_paired_p(cand_epochs) > alpha / max(1, len(names)):
             note = (f"{cand_epochs} pairs cannot reach significance over {len(names)} benchmarks; "
                     "train more epochs")
         verdicts[name] = Verdict(

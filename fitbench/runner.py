@@ -13,9 +13,9 @@ dataset keeps one iterator. In an interleaved run (``fitbench interleave``) each
 epoch 1 included, first waits for its turn, untimed, and records the turn's number. Rounds
 do not call ``fit``: each call under a strategy also opens dataset iterators to build the
 model, about 0.15 s on a 2-core CPU (``fitbench overhead`` prints it), which a multi-epoch
-``fit`` pays once, not per epoch. Validation happens between
-rounds, untimed. Without an enabled benchmark (``--benchmark-disable``, pytest-xdist) the same
-schedule runs in a plain loop.
+``fit`` pays once, not per epoch. Validation happens between rounds, untimed. Without an
+enabled benchmark (``--benchmark-disable``, pytest-xdist) the same schedule runs in a plain
+loop.
 """
 
 from __future__ import annotations
@@ -351,8 +351,7 @@ class EpochRunner:
 
 def train(workload: Workload, profile: str, device: Device, dataset: Dataset,
           benchmark: Benchmark | None = None) -> Result:
-    """Train `workload` under `profile` on `device`; record into `benchmark` when given."""
-    result = EpochRunner(workload, profile, device, dataset).run(benchmark)
-    if benchmark is not None:
-        benchmark.extra_info.update(result.extra_info())
-    return result
+    """Train `workload` under `profile` on `device`; epochs 2..N are `benchmark`'s rounds when
+    given. The record (`Result.extra_info()`) goes to the benchmark's extra_info once the test
+    has checked its accuracy and the fixture has placed it in the suite (fitbench.plugin)."""
+    return EpochRunner(workload, profile, device, dataset).run(benchmark)

@@ -50,21 +50,27 @@ def _u_null_cdf(n: int, m: int) -> np.ndarray:
     return np.cumsum(pmf)
 
 
+def _tail_count(cdf: np.ndarray | None, mean: float, sd: float, tail: float) -> int:
+    """Largest k with P(S < k) <= tail for a rank statistic S: from its exact null `cdf`
+    (P(S <= s), s = 0, 1, ...) when given, else from its normal approximation."""
+    if cdf is not None:
+        below = np.nonzero(cdf <= tail)[0]  # P(S <= s) <= tail for s in below
+        return int(below[-1]) + 1 if len(below) else 0
+    return max(0, int(math.floor(mean + scipy_stats.norm.ppf(tail) * sd)))
+
+
 def _tail_rank(n: int, m: int, tail: float) -> int:
     """Largest k with P(U < k) <= tail: the interval drops k pairwise differences a side."""
-    if n <= EXACT_LIMIT and m <= EXACT_LIMIT:
-        cdf = _u_null_cdf(n, m)
-        below = np.nonzero(cdf <= tail)[0]  # P(U <= u) <= tail for u in below
-        return int(below[-1]) + 1 if len(below) else 0
-    mean, sd = n * m / 2, math.sqrt(n * m * (n + m + 1) / 12)
-    return max(0, int(math.floor(mean + scipy_stats.norm.ppf(tail) * sd)))
+    exact = n <= EXACT_LIMIT and m <= EXACT_LIMIT
+    return _tail_count(_u_null_cdf(n, m) if exact else None, n * m / 2,
+                       math.sqrt(n * m * (n + m + 1) / 12), tail)
 
 
 @dataclass(frozen=True)
 class Shift:
     """Candidate vs baseline on a log scale; `ratio*` are the same as time ratios."""
 
-    estimate: float  # Hodges-Lehmann: median of all pairwise log differences
+    estimate: float  # Hodges-Lehmann: median of pairwise log differences (paired: Walsh averages)
     low: float
     high: float
     confidence: float
@@ -82,6 +88,15 @@ class Shift:
         return math.exp(self.high)
 
 
+def _cut(estimates: np.ndarray, k: int, confidence: float) -> Shift:
+    """The Hodges-Lehmann shift: the median of the sorted `estimates`, and the interval that
+    drops `k` of them a side ((-inf, inf) when k is 0: too few to reach `confidence`)."""
+    estimate = float(np.median(estimates))
+    if k == 0:
+        return Shift(estimate, -math.inf, math.inf, confidence)
+    return Shift(estimate, float(estimates[k - 1]), float(estimates[len(estimates) - k]), confidence)
+
+
 def log_shift(baseline: Sequence[float], candidate: Sequence[float], confidence: float = 0.90) -> Shift:
     """Ratio candidate/baseline with a two-sided distribution-free confidence interval.
 
@@ -90,11 +105,7 @@ def log_shift(baseline: Sequence[float], candidate: Sequence[float], confidence:
     """
     base, cand = np.log(np.asarray(baseline, float)), np.log(np.asarray(candidate, float))
     differences = np.sort(np.subtract.outer(cand, base).ravel())
-    k = _tail_rank(len(cand), len(base), (1 - confidence) / 2)
-    estimate = float(np.median(differences))
-    if k == 0:
-        return Shift(estimate, -math.inf, math.inf, confidence)
-    return Shift(estimate, float(differences[k - 1]), float(differences[len(differences) - k]), confidence)
+    return _cut(differences, _tail_rank(len(cand), len(base), (1 - confidence) / 2), confidence)
 
 
 def p_greater(baseline: Sequence[float], candidate: Sequence[float], factor: float = 1.0) -> float:
@@ -177,11 +188,8 @@ def _signed_rank_null_cdf(n: int) -> np.ndarray:
 
 def _signed_rank_tail(n: int, tail: float) -> int:
     """Largest k with P(T+ < k) <= tail: the interval drops k Walsh averages a side."""
-    if n <= EXACT_LIMIT:
-        below = np.nonzero(_signed_rank_null_cdf(n) <= tail)[0]
-        return int(below[-1]) + 1 if len(below) else 0
-    mean, sd = n * (n + 1) / 4, math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
-    return max(0, int(math.floor(mean + scipy_stats.norm.ppf(tail) * sd)))
+    return _tail_count(_signed_rank_null_cdf(n) if n <= EXACT_LIMIT else None, n * (n + 1) / 4,
+                       math.sqrt(n * (n + 1) * (2 * n + 1) / 24), tail)
 
 
 def _paired_log_differences(baseline: Sequence[float], candidate: Sequence[float]) -> np.ndarray:
@@ -198,11 +206,7 @@ def paired_log_shift(baseline: Sequence[float], candidate: Sequence[float],
     n = len(differences)
     upper = np.triu_indices(n)
     walsh = np.sort(((differences[:, None] + differences[None, :]) / 2)[upper])
-    k = _signed_rank_tail(n, (1 - confidence) / 2)
-    estimate = float(np.median(walsh))
-    if k == 0:
-        return Shift(estimate, -math.inf, math.inf, confidence)
-    return Shift(estimate, float(walsh[k - 1]), float(walsh[len(walsh) - k]), confidence)
+    return _cut(walsh, _signed_rank_tail(n, (1 - confidence) / 2), confidence)
 
 
 def paired_p_greater(baseline: Sequence[float], candidate: Sequence[float], factor: float = 1.0) -> float:

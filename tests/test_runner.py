@@ -59,8 +59,9 @@ def test_rounds_are_epochs_after_the_first(tiny_dataset, cpu):
     result = runner.train(TINY, "default", cpu, tiny_dataset, benchmark)
     assert benchmark.pedantic_calls == 1
     assert benchmark.rounds == TINY.schedules["default"].epochs - 1
-    assert len(result.epochs) == 4 and len(benchmark.extra_info["epoch_seconds"]) == 4
-    assert benchmark.extra_info["first_epoch_seconds"] == result.epochs[0].seconds
+    record = result.extra_info()
+    assert len(result.epochs) == 4 and len(record["epoch_seconds"]) == 4
+    assert record["first_epoch_seconds"] == result.epochs[0].seconds
 
 
 def test_a_timed_round_holds_training_and_nothing_else(tiny_dataset, cpu, monkeypatch):
@@ -118,8 +119,8 @@ def test_an_interleaved_run_takes_a_turn_before_each_epoch_untimed(tiny_dataset,
     monkeypatch.setattr(turns, "_current", CountingRing(benchmark))
     result = runner.train(TINY, "default", cpu, tiny_dataset, benchmark)
     assert [e.turn for e in result.epochs] == [10, 11, 12, 13]  # epoch 1 (through fit) included
-    assert benchmark.extra_info["epoch_turns"] == [10, 11, 12, 13]
-    assert benchmark.extra_info["interleave"] == {"ring": "test", "index": 0, "size": 2}
+    assert result.extra_info()["epoch_turns"] == [10, 11, 12, 13]
+    assert result.extra_info()["interleave"] == {"ring": "test", "index": 0, "size": 2}
     monkeypatch.setattr(turns, "_current", None)
     plain = runner.train(TINY, "default", cpu, tiny_dataset, RecordingBenchmark())
     assert plain.extra_info()["interleave"] is None and plain.extra_info()["epoch_turns"] == [None] * 4
