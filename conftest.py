@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import fixtures  # noqa: E402
 from fitbench.devices import KINDS  # noqa: E402
+from fitbench.options import add_gate_options  # noqa: E402
 from fitbench.workloads import DEFAULT_PROFILE, PROFILES  # noqa: E402
 
 # PyPI has an unrelated package named `fixtures`; ours must be the one imported.
@@ -75,12 +76,4 @@ def pytest_addoption(parser):
         help="gate this session against a saved pytest-benchmark JSON (repeat to pool several runs): "
         "a benchmark that regressed is named at the end and the session fails (see fitbench compare)",
     )
-    group.addoption("--gate-alpha", type=float, default=0.05,
-                    help="false-alarm rate of the gate over the whole session (Holm; default %(default)s)")
-    group.addoption("--gate-thresholds", default=None, metavar="FILE.json",
-                    help='per-benchmark thresholds: {"glob on name or group": {"time": 0.10, '
-                    '"accuracy": 0.02, "first_epoch": 0.5}}')
-    group.addoption("--gate-allow-mismatch", action="store_true",
-                    help="gate even when the baseline's machine fingerprint differs")
-    group.addoption("--gate-run-noise", default="auto", metavar="SD",
-                    help="run-to-run noise of this machine for the gate (see fitbench compare --run-noise)")
+    add_gate_options(group.addoption, prefix="gate-")

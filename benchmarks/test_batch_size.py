@@ -6,9 +6,8 @@ images are the validation set, the other 55,000 the training set; 5 epochs. The 
 run reached test accuracy 0.8513, 0.8229, 0.8218, 0.8067, 0.7736 for batch sizes 32..512.
 """
 
-import pytest
-
 from fitbench import models
+from fitbench.experiments import Experiment, Plot
 from fitbench.workloads import Schedule, Workload
 
 BATCH_SIZES = [32, 64, 128, 256, 512]
@@ -32,16 +31,26 @@ WORKLOAD = Workload(
     },
 )
 
-# Minimum test accuracy per profile and batch size.
-MIN_TEST_ACCURACY = {
-    "full": {32: 0.83, 64: 0.82, 128: 0.80, 256: 0.78, 512: 0.74},
-    "default": {32: 0.83, 64: 0.82, 128: 0.80, 256: 0.78, 512: 0.74},
-    "smoke": {32: 0.75, 64: 0.70, 128: 0.65, 256: 0.60, 512: 0.55},  # reached 0.835, 0.805, 0.769, 0.707, 0.660
-}
+CASES = {f"batch_size-{b}": b for b in BATCH_SIZES}
+
+EXPERIMENT = Experiment(
+    title="Fashion-MNIST MLP: batch size",
+    workload=WORKLOAD,
+    grid={case: {"batch_size": b} for case, b in CASES.items()},
+    metric="test_accuracy",
+    targets={  # minimum test accuracy per profile and case
+        "full": {"batch_size-32": 0.83, "batch_size-64": 0.82, "batch_size-128": 0.80, "batch_size-256": 0.78,
+                 "batch_size-512": 0.74},
+        "default": {"batch_size-32": 0.83, "batch_size-64": 0.82, "batch_size-128": 0.80, "batch_size-256": 0.78,
+                    "batch_size-512": 0.74},
+        # reached 0.835, 0.805, 0.769, 0.707, 0.660 (12 epochs)
+        "smoke": {"batch_size-32": 0.75, "batch_size-64": 0.70, "batch_size-128": 0.65, "batch_size-256": 0.60,
+                  "batch_size-512": 0.55},
+    },
+    plots=(Plot("batch_size", "Fashion-MNIST MLP", "batch size (samples, log scale)", CASES, log_x=True),),
+)
 
 
-@pytest.mark.benchmark(group="fashion-mlp-batch-size")
-@pytest.mark.parametrize("batch_size", BATCH_SIZES, ids="batch_size-{}".format)
-def test_batch_size(train, profile, batch_size):
-    result = train(WORKLOAD.but(batch_size=batch_size))
-    result.assert_accuracy("test_accuracy", MIN_TEST_ACCURACY[profile][batch_size])
+def test_batch_size(train, case):
+    result = train(case.workload)
+    result.assert_accuracy(case.metric, case.threshold)

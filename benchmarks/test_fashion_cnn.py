@@ -14,10 +14,9 @@ epoch takes about 3 minutes on a 2-core CPU). Devices are compared per training 
 bounded CPU run compares fairly with a full GPU run (the terminal summary prints the ratios).
 """
 
-import pytest
-
 from fitbench import models
-from fitbench.workloads import Schedule, Workload, per_device
+from fitbench.experiments import Experiment
+from fitbench.workloads import Schedule, Workload
 
 FULL_DATA = {"train_samples": 59_904, "test_samples": 9_984}
 ACCELERATOR_DEFAULT = Schedule(epochs=4, **FULL_DATA, bound="4 epochs (the guide: 2) for 3 timed rounds")
@@ -50,17 +49,21 @@ WORKLOAD = Workload(
     },
 )
 
-# Minimum test accuracy per profile (and device kind where the schedules differ). On the CPU
-# (seeded, it repeats exactly) full reached 0.889 and default 0.846; GPUs are not bit-for-bit
-# reproducible (cuDNN), hence the margin. The GPU/TPU default is not yet measured.
-MIN_TEST_ACCURACY = {
-    "full": 0.87,
-    "default": {"cpu": 0.80, "gpu": 0.88, "tpu": 0.88},
-    "smoke": 0.60,  # reached 0.695
-}
+EXPERIMENT = Experiment(
+    title="Fashion-MNIST CNN across devices",
+    workload=WORKLOAD,
+    metric="test_accuracy",
+    # Minimum test accuracy per profile (and device kind where the schedules differ). On the CPU
+    # (seeded, it repeats exactly) full reached 0.889 and default 0.846; GPUs are not bit-for-bit
+    # reproducible (cuDNN), hence the margin. The GPU/TPU default is not yet measured.
+    targets={
+        "full": 0.87,
+        "default": {"cpu": 0.80, "gpu": 0.88, "tpu": 0.88},
+        "smoke": 0.60,  # reached 0.695
+    },
+)
 
 
-@pytest.mark.benchmark(group="fashion-cnn")
-def test_fashion_cnn(train, profile, device):
-    result = train(WORKLOAD)
-    result.assert_accuracy("test_accuracy", per_device(MIN_TEST_ACCURACY[profile], device.kind, "threshold"))
+def test_fashion_cnn(train, case):
+    result = train(case.workload)
+    result.assert_accuracy(case.metric, case.threshold)

@@ -6,32 +6,71 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage errors in one line, exit 2 (argparse's own prints the whole usage first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def fail(command: str, message: str) -> int:
+    """One line on stderr; exit 2: the inputs cannot be used."""
+    print(f"fitbench {command}: {message}", file=sys.stderr)
+    return 2
+
+
+def writable(path: str | None) -> str | None:
+    """Why `path` cannot be written, or None."""
+    if not path:
+        return None
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        return f"{path}: no such directory {parent}"
+    if target.is_dir():
+        return f"{path}: is a directory"
+    existed = target.exists()
+    try:
+        with open(target, "a"):
+            pass
+    except OSError as error:
+        return f"cannot write {path}: {error.strerror or error}"
+    if not existed:
+        target.unlink()
+    return None
 
 
 def overhead_command(args: argparse.Namespace) -> int:
-    from fitbench import datasets, devices, overhead
-    from fitbench.workloads import load_benchmark_file
+    from fitbench import datasets, devices, experiments, overhead
 
     devices.configure()
-    module = load_benchmark_file(args.benchmark_file)
-    workload = module.WORKLOAD
-    dataset = datasets.load(workload.dataset, args.data_dir, allow_download=not args.offline)
+    try:
+        experiment = experiments.load(args.benchmark_file)
+    except (FileNotFoundError, ValueError) as error:
+        return fail("overhead", str(error))
+    cases = args.cases or experiment.cases
+    unknown = [case for case in cases if case not in experiment.grid]
+    if unknown:
+        return fail("overhead", f"no case {', '.join(unknown)} in {args.benchmark_file}; "
+                    f"its grid has {', '.join(experiment.cases)}")
+    dataset = datasets.load(experiment.workload.dataset, args.data_dir, allow_download=not args.offline)
     device = devices.resolve(args.device)
-    schedule = workload.schedule(args.profile, device.kind)
-    print(f"{workload.name} ({args.profile}: {schedule.epochs} epochs) on {device.description}; "
+    schedule = experiment.workload.schedule(args.profile, device.kind)
+    print(f"{experiment.title} ({args.profile}: {schedule.epochs} epochs) on {device.description}; "
           f"{args.repeats} alternating repeats per side")
-    print(f"{'batch':>6} {'plain fit s/epoch':>18} {'runner s/epoch':>15} {'difference':>11} "
-          f"{'90% interval':>17} "
-          f"{'fit, iterator per epoch':>24} {'fit on NumPy s/epoch':>21}")
+    print(f"{'case':>24} {'plain fit s/epoch':>18} {'runner s/epoch':>15} {'difference':>11} "
+          f"{'90% interval':>17} {'fit, iterator per epoch':>24} {'fit on NumPy s/epoch':>21}")
     worst = 0.0
-    for batch_size in args.batch_sizes or module.BATCH_SIZES:
-        pooled = overhead.compare(workload.but(batch_size=batch_size), args.profile, device, dataset,
-                                  repeats=args.repeats)
+    for case in cases:
+        pooled = overhead.compare(experiment.workload_of(case), args.profile, device, dataset, repeats=args.repeats)
         low, high = pooled.interval()
         # Agreement is shown only when the whole interval lies inside +-tolerance.
         worst = max(worst, abs(low), abs(high))
         interval = f"[{low:+.1%}, {high:+.1%}]"
-        print(f"{batch_size:>6} {pooled.plain_median:>18.3f} {pooled.runner_median:>15.3f} "
+        print(f"{case or '-':>24} {pooled.plain_median:>18.3f} {pooled.runner_median:>15.3f} "
               f"{pooled.overhead:>+11.1%} {interval:>17} {pooled.churn_median:>24.3f} "
               f"{pooled.numpy_median:>21.3f}", flush=True)
     per_call = overhead.fit_call_seconds(device)
@@ -41,45 +80,50 @@ def overhead_command(args: argparse.Namespace) -> int:
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    """Exit 0: no regression; 1: a regression; 2: the runs could not be compared."""
-    from fitbench import gate
+    """Exit 0: the gate passes; 1: a regression or a missing benchmark; 2: the inputs cannot be
+    compared (a bad file or option, another machine, other software, nothing comparable)."""
+    from fitbench import format, gate
+    from fitbench.options import GateSettings
     from fitbench.results import NotBenchmarkJSON, load_run
 
+    for path in (args.json, args.markdown):
+        problem = writable(path)
+        if problem:
+            return fail("compare", problem)
     try:
+        settings = GateSettings.read(lambda name: getattr(args, name))
         baseline = [load_run(path) for path in args.baseline]
         candidate = [load_run(path) for path in args.candidate]
-        defaults = gate.Thresholds(time=args.time_threshold, accuracy=args.accuracy_threshold,
-                                   first_epoch=args.first_epoch_threshold)
-        comparison = gate.compare(baseline, candidate, alpha=args.alpha, defaults=defaults,
-                                  overrides=gate.load_thresholds(args.thresholds),
-                                  allow_mismatch=args.allow_mismatch,
-                                  run_noise=gate.parse_run_noise(args.run_noise))
-    except (NotBenchmarkJSON, gate.MachineMismatch, ValueError) as error:
-        print(f"fitbench compare: {error}", file=sys.stderr)
-        return 2
-    for line in gate.terminal_lines(comparison):
+        comparison = gate.compare(baseline, candidate, settings)
+    except (NotBenchmarkJSON, gate.MachineMismatch, gate.SoftwareMismatch, gate.NothingComparable,
+            ValueError) as error:
+        return fail("compare", str(error))
+    for line in format.verdict_lines(comparison):
         print(line)
-    summary = gate.markdown(comparison)
+    for line in format.failure_lines(comparison):
+        print(line)
     if args.markdown:
         with open(args.markdown, "a") as out:  # appends, as $GITHUB_STEP_SUMMARY expects
-            out.write(summary)
+            out.write(format.verdict_markdown(comparison))
     if args.json:
         with open(args.json, "w") as out:
             json.dump(comparison.as_dict(), out, indent=2, default=str)
-    if comparison.mismatch:
-        print("warning: machines differ (--allow-mismatch): " + "; ".join(comparison.mismatch), file=sys.stderr)
-    return 1 if comparison.regressions else 0
+    return 1 if comparison.failures else 0
 
 
 def report_command(args: argparse.Namespace) -> int:
     from fitbench import report
     from fitbench.results import NotBenchmarkJSON
 
+    problem = writable(str(Path(args.output) / "report.md")) if Path(args.output).is_dir() else None
+    if problem:
+        return fail("report", problem)
     try:
-        path = report.write(args.runs, args.output)
-    except NotBenchmarkJSON as error:
-        print(f"fitbench report: {error}", file=sys.stderr)
-        return 2
+        path = report.write(args.runs, args.output, args.benchmarks)
+    except (NotBenchmarkJSON, ValueError) as error:
+        return fail("report", str(error))
+    except OSError as error:
+        return fail("report", f"cannot write to {args.output}: {error.strerror or error}")
     print(f"wrote {path}")
     return 0
 
@@ -91,8 +135,7 @@ def noise_command(args: argparse.Namespace) -> int:
     try:
         noise, dof = gate.run_noise([load_run(path) for path in args.runs])
     except (NotBenchmarkJSON, ValueError) as error:
-        print(f"fitbench noise: {error}", file=sys.stderr)
-        return 2
+        return fail("noise", str(error))
     print(f"run-to-run noise: {noise:.3f} (sd of log median epoch time, {dof} degrees of freedom); "
           f"gate with --run-noise {noise:.3f}")
     return 0
@@ -121,33 +164,37 @@ def interleave_command(args: argparse.Namespace) -> int:
 def fingerprint_command(args: argparse.Namespace) -> int:
     """Print this machine's fingerprint (what the gate compares), or a short hash of it."""
     import hashlib
+    from dataclasses import asdict
 
-    from fitbench import devices, gate
+    from fitbench import devices
+    from fitbench.record import Environment
 
     devices.configure()
-    print_ = gate.fingerprint(devices.machine_info())
+    print_ = asdict(Environment.from_machine_info(devices.machine_info()))
     text = json.dumps(print_, sort_keys=True)
     print(hashlib.sha256(text.encode()).hexdigest()[:16] if args.short else json.dumps(print_, indent=2))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fitbench.options import add_gate_options
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = argparse.ArgumentParser(prog="fitbench", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = ArgumentParser(prog="fitbench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
     over = commands.add_parser(
         "overhead",
         help="compare the runner's steady-state epoch time with a plain model.fit(epochs=N)",
     )
     over.add_argument("benchmark_file", nargs="?", default="benchmarks/test_batch_size.py",
-                      help="benchmark file whose WORKLOAD and BATCH_SIZES to use (default: %(default)s)")
+                      help="benchmark file whose EXPERIMENT to use (default: %(default)s)")
     over.add_argument("--profile", default="default", help="schedule profile (default: %(default)s)")
     over.add_argument("--data-dir", default=None, help="as pytest's --data-dir")
     over.add_argument("--offline", action="store_true", help="never try Keras' download")
     over.add_argument("--device", default="cpu", choices=["cpu", "gpu", "tpu"])
-    over.add_argument("--batch-sizes", type=int, nargs="+", default=None,
-                      help="default: the benchmark file's BATCH_SIZES")
+    over.add_argument("--cases", nargs="+", default=None, metavar="CASE",
+                      help="case ids of the experiment's grid (default: all of them)")
     over.add_argument("--repeats", type=int, default=3, help="alternating repeats per side")
     over.add_argument("--tolerance", type=float, default=0.05,
                       help="exit non-zero unless every 90%% interval of the difference lies within "
@@ -156,42 +203,30 @@ def main(argv: list[str] | None = None) -> int:
 
     comp = commands.add_parser(
         "compare",
-        help="gate CANDIDATE against BASELINE (pytest-benchmark JSON): regression, improvement, "
-        "no change or inconclusive per benchmark",
-        description="Compare steady-state epoch times (Mann-Whitney, Holm over all benchmarks, "
-        "Hodges-Lehmann interval of the ratio; runs of one `fitbench interleave` ring: signed-rank "
-        "test on epoch pairs, plus a verdict on all benchmarks at once), accuracy and first-epoch "
-        "time. Exit status: 0 no regression, 1 a regression, 2 the runs cannot be compared.",
+        help="gate CANDIDATE against BASELINE (pytest-benchmark JSON): a verdict per benchmark",
+        description="Compare, benchmark by benchmark and only like with like, steady-state epoch times "
+        "(run medians with the run-to-run noise; interleaved runs: signed-rank test on epoch pairs, plus "
+        "a verdict on all benchmarks at once), accuracy and first-epoch time. Exit status: 0 the gate "
+        "passes, 1 a regression or a missing benchmark, 2 the runs cannot be compared (bad file or "
+        "option, another machine, other software without --compare-software, nothing comparable).",
     )
     comp.add_argument("baseline", nargs="+", help="baseline JSON file(s); several are pooled")
     comp.add_argument("candidate", help="candidate JSON file")
     comp.add_argument("--candidate-also", nargs="*", default=[], metavar="JSON",
                       help="more candidate runs to pool with CANDIDATE")
-    comp.add_argument("--alpha", type=float, default=0.05,
-                      help="false-alarm rate over all benchmarks (default %(default)s)")
-    comp.add_argument("--time-threshold", type=float, default=0.05,
-                      help="smallest epoch-time slowdown that counts (default %(default)s = 5%%)")
-    comp.add_argument("--accuracy-threshold", type=float, default=0.02,
-                      help="largest tolerated accuracy drop (default %(default)s = 2 points)")
-    comp.add_argument("--first-epoch-threshold", type=float, default=1.0,
-                      help="largest tolerated first-epoch slowdown (default %(default)s = 100%%, twice as slow)")
-    comp.add_argument("--thresholds", default=None, metavar="FILE.json",
-                      help='per-benchmark thresholds: {"glob on name or group": {"time": 0.1}}')
-    comp.add_argument("--run-noise", default="auto", metavar="SD",
-                      help="run-to-run noise of this machine: the sd of a run's log median epoch time "
-                      "(0.08 = 8%%), measured by A/A runs; 0 compares epochs (runs do not drift); 'auto' "
-                      "(default) estimates it from 3+ runs, else compares epochs")
-    comp.add_argument("--allow-mismatch", action="store_true",
-                      help="compare even when the machine fingerprints differ")
+    add_gate_options(comp.add_argument)
     comp.add_argument("--markdown", default=None, metavar="FILE",
                       help="append a markdown summary (for example $GITHUB_STEP_SUMMARY)")
     comp.add_argument("--json", default=None, metavar="FILE", help="write the verdicts as JSON")
     comp.set_defaults(handler=compare_command)
 
     rep = commands.add_parser("report", help="markdown report with tables and plots from saved runs")
-    rep.add_argument("runs", nargs="+",
-                     help="pytest-benchmark JSON files: the newest (by date) is tabulated, all go into the history")
+    rep.add_argument("runs", nargs="+", help="pytest-benchmark JSON files: each measurement's newest run is "
+                     "tabulated, every measurement in several runs gets a history line")
     rep.add_argument("-o", "--output", default="reports", help="output directory (default: %(default)s)")
+    rep.add_argument("--benchmarks", nargs="+", default=(), metavar="PATH",
+                     help="benchmark files, or directories of test_*.py, whose EXPERIMENTs name and plot "
+                     "the results (default: this checkout's benchmarks/)")
     rep.set_defaults(handler=report_command)
 
     noise = commands.add_parser("noise", help="this machine's run-to-run noise, from repeated unchanged runs")
@@ -214,15 +249,13 @@ def main(argv: list[str] | None = None) -> int:
                        help="seconds a session waits for its turn before running on alone (default %(default)s)")
     inter.set_defaults(handler=interleave_command)
 
-    finger = commands.add_parser("fingerprint", help="this machine's fingerprint (versions, CPU, GPUs)")
+    finger = commands.add_parser("fingerprint", help="this machine's fingerprint (machine and software)")
     finger.add_argument("--short", action="store_true", help="a 16-character hash, for cache keys")
     finger.set_defaults(handler=fingerprint_command)
 
     args = parser.parse_args(argv)
-    if getattr(args, "candidate_also", None):
+    if hasattr(args, "candidate"):
         args.candidate = [args.candidate, *args.candidate_also]
-    elif hasattr(args, "candidate"):
-        args.candidate = [args.candidate]
     return args.handler(args)
 
 

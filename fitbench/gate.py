@@ -1,83 +1,74 @@
-"""The regression gate: compare a candidate run with a baseline, benchmark by benchmark.
+"""The regression gate's decision: compare candidate runs with baseline runs, benchmark by benchmark.
 
-Three things are gated, each with its own direction and threshold:
+Only like is compared with like. The runs must come from one machine (CPU model, GPUs, OS,
+architecture; else `MachineMismatch`, unless allowed) and the same software (TensorFlow,
+Keras, CUDA, cuDNN, Python; else `SoftwareMismatch`, unless the user asks to compare across
+an upgrade). A benchmark is compared only when its measurement (fitbench.record) is the same
+on both sides; otherwise it is *incomparable*, with the differing fields named. A benchmark
+of the baseline that the candidate lacks is *missing* and fails the gate unless allowed; one
+only the candidate has is *new*. Nothing comparable at all raises `NothingComparable`.
+
+Three things are gated, each with its own direction and threshold (fitbench.thresholds):
 
 * steady-state epoch time (slower is worse): a *regression* needs the slowdown to be larger
-  than the threshold (default 5%) *and* significant: a one-sided test that the candidate is
-  slower than the baseline x (1 + threshold), with Holm's adjustment over every benchmark
-  compared, so the chance of any false alarm in a run stays at alpha. When runs do not drift
-  the test is Mann-Whitney's on the epochs; on a machine where a whole run can be 10-20%
-  slower than the next (a shared VM), epochs of one run are not independent of each other,
-  so the unit becomes the run: a t-test on log run medians with the run-to-run noise either
-  given (measured once by A/A runs: `tests/gate_trust.py`) or estimated from 3+ runs.
-  Best of all, the two runs take turns on the machine (`fitbench interleave`): epoch k of the
-  baseline and epoch k of the candidate then ran seconds apart, so the drift cancels in each
-  pair and the test is Wilcoxon's signed-rank on the pairs.
-  *improvement* is the mirror image. *no change* needs the (1 - 2 alpha) interval of the
-  ratio inside +-threshold (an equivalence test); anything else is *inconclusive*: too few
-  rounds or too much noise to tell at that size. For interleaved runs one more verdict covers
-  all benchmarks at once: the geometric mean of their ratios (a t-test on the mean of the
-  benchmarks' mean paired log differences), in the same Holm family; it answers "is training
-  slower overall" with far narrower bounds than any one benchmark can.
-* accuracy (lower is worse): a drop of more than the threshold (default 0.02, two points)
-  in the accuracy the test asserts. Training is seeded: on one machine the value repeats.
-* first-epoch time (tracing/compilation; slower is worse): one value per run, so a ratio
-  against a wide threshold (default 100%: twice as slow), without statistics.
-
-A benchmark's thresholds come from its `@pytest.mark.gate(time=..., accuracy=...,
-first_epoch=...)` marker (saved in extra_info), else from a thresholds file (glob on the
-benchmark's name or group), else the defaults. Runs are compared only when their machine
-fingerprints agree (versions, CPU model, GPUs; not clock speed).
+  than the threshold *and* significant: a one-sided test that the candidate is slower than
+  the baseline x (1 + threshold), with Holm's adjustment over every benchmark compared, so
+  the chance of any false alarm stays at alpha. The unit of the test depends on the runs:
+  - two runs of one `fitbench interleave` ring: epoch pairs (Wilcoxon's signed-rank test),
+    plus one verdict on all benchmarks at once (geometric mean of the ratios);
+  - 3 runs or more: run medians, with the run-to-run noise estimated from them (t-test);
+  - one run a side: whole runs drift on a shared machine (10-30% on a 2-vCPU VM), so epochs
+    are not independent samples. Run medians are compared with the run-to-run noise given
+    (`--run-noise`, measured by `fitbench noise`), or, when it is unknown, with the noise
+    assumed from this project's shared VM (thresholds.ASSUMED_RUN_NOISE), and the verdict
+    says so: only a slowdown beyond what that drift can produce is a regression.
+  *no change* needs the (1 - 2 alpha) interval inside +-threshold; anything else is
+  *inconclusive*, and the note says why.
+* accuracy (lower is worse): a drop of more than the threshold in the accuracy the test
+  asserts. Training is seeded: on one machine the value repeats.
+* first-epoch time (tracing): one value per run, bimodal. It is gated only when each side
+  has enough runs for a rank test to pass Holm; otherwise it is *informational*.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import json
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from fitbench import stats
-from fitbench.results import NotBenchmarkJSON, Row, Run, load_run
+from fitbench.options import GateSettings
+from fitbench.record import MACHINE_KEYS, SOFTWARE_KEYS, SOFTWARE_NAMES, Record
+from fitbench.results import Run
+from fitbench.thresholds import ASSUMED_RUN_NOISE, Thresholds, thresholds_for
 
-REGRESSION, IMPROVEMENT, NO_CHANGE, INCONCLUSIVE, MISSING = (
-    "regression", "improvement", "no change", "inconclusive", "missing")
-# What a comparison is allowed to depend on; clock speeds and load are left out on purpose.
-FINGERPRINT_KEYS = ("system", "machine", "python", "cpu_name", "gpus", "tensorflow", "keras",
-                    "cuda_version", "cudnn_version")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    time: float = 0.05  # relative slowdown of the steady-state epoch
-    accuracy: float = 0.02  # absolute drop in accuracy (0.02 = 2 points)
-    # Relative slowdown of epoch 1 (tracing): one value a run, so no statistics, and tracing
-    # time is bimodal: A/A on a 2-vCPU VM gave ratios up to 1.9x (50% cried wolf on 15%).
-    first_epoch: float = 1.0
-
-    def but(self, values: dict[str, float]) -> Thresholds:
-        unknown = set(values) - set(asdict(self))
-        if unknown:
-            raise ValueError(f"unknown gate threshold {', '.join(sorted(unknown))}: "
-                             f"use {', '.join(asdict(self))}")
-        return Thresholds(**{**asdict(self), **{k: float(v) for k, v in values.items()}})
+REGRESSION, IMPROVEMENT, NO_CHANGE, INCONCLUSIVE = "regression", "improvement", "no change", "inconclusive"
+MISSING, NEW, INCOMPARABLE, INFORMATIONAL = "missing", "new", "incomparable", "informational"
+VERDICTS = (REGRESSION, MISSING, INCOMPARABLE, IMPROVEMENT, INCONCLUSIVE, NO_CHANGE, NEW)
+OVERALL = "all benchmarks (geometric mean)"
 
 
 class MachineMismatch(ValueError):
-    """The runs come from machines or software that should not be compared."""
+    """The runs come from different machines: their times say nothing about the code."""
+
+
+class SoftwareMismatch(ValueError):
+    """The runs come from different software versions and the user did not ask to compare them."""
+
+
+class NothingComparable(ValueError):
+    """No benchmark measured the same thing in both runs."""
 
 
 @dataclass
 class Verdict:
     name: str
-    verdict: str  # overall: the worst of the three below
-    time: str
-    accuracy: str
-    first_epoch: str
+    verdict: str  # the worst of the checks below that gate
+    time: str = "-"
+    accuracy: str = "-"
+    first_epoch: str = "-"
     ratio: float = math.nan  # candidate / baseline median-shift estimate of epoch time
     ratio_low: float = math.nan
     ratio_high: float = math.nan
@@ -91,100 +82,97 @@ class Verdict:
     thresholds: dict[str, float] = field(default_factory=dict)
     method: str = ""  # which test decided the epoch-time verdict
     note: str = ""
+    differences: list[str] = field(default_factory=list)  # incomparable: the fields that differ
 
 
 @dataclass
 class Comparison:
-    baseline: list[str]
+    baseline: list[str]  # run labels: path and what pytest-benchmark knows of it
     candidate: list[str]
     alpha: float
-    verdicts: list[Verdict]
-    fingerprint: dict[str, Any]
-    mismatch: list[str]
-    # Interleaved runs only: epoch time of all benchmarks at once (geometric mean of the ratios).
-    overall: Verdict | None = None
+    verdicts: list[Verdict]  # in the grid's order
+    environment: str  # the candidate's machine and software, one line
+    machine_mismatch: list[str]
+    software_changes: list[str]  # 'TensorFlow 2.20.0 -> 2.21.0'
+    allow_missing: bool = False
+    overall: Verdict | None = None  # interleaved runs: all benchmarks at once
+
+    @property
+    def failures(self) -> list[Verdict]:
+        """What fails the gate: regressions, and missing benchmarks unless allowed."""
+        every = [*self.verdicts, *([self.overall] if self.overall else [])]
+        return [v for v in every if v.verdict == REGRESSION or (v.verdict == MISSING and not self.allow_missing)]
 
     @property
     def regressions(self) -> list[Verdict]:
-        every = [*self.verdicts, *([self.overall] if self.overall else [])]
-        return [v for v in every if v.verdict == REGRESSION]
+        return self.failures
 
     def counts(self) -> dict[str, int]:
         """How many benchmarks got each verdict (the overall verdict is not counted)."""
-        names = (REGRESSION, IMPROVEMENT, NO_CHANGE, INCONCLUSIVE, MISSING)
-        return {name: sum(v.verdict == name for v in self.verdicts) for name in names}
+        return {name: sum(v.verdict == name for v in self.verdicts) for name in VERDICTS}
 
     def as_dict(self) -> dict[str, Any]:
+        def plain(verdict: Verdict) -> dict[str, Any]:
+            return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                    for k, v in asdict(verdict).items()}
+
         return {"baseline": self.baseline, "candidate": self.candidate, "alpha": self.alpha,
-                "counts": self.counts(), "fingerprint": self.fingerprint, "machine_mismatch": self.mismatch,
-                "overall": asdict(self.overall) if self.overall else None,
-                "verdicts": [asdict(v) for v in self.verdicts]}
+                "counts": self.counts(), "environment": self.environment,
+                "machine_mismatch": self.machine_mismatch, "software_changes": self.software_changes,
+                "failed": bool(self.failures),
+                "overall": plain(self.overall) if self.overall else None,
+                "verdicts": [plain(v) for v in self.verdicts]}
 
 
-def fingerprint(machine_info: dict[str, Any]) -> dict[str, Any]:
-    return {key: machine_info.get(key) for key in FINGERPRINT_KEYS}
+def environment_differences(baseline: Sequence[Run], candidate: Sequence[Run]) -> tuple[list[str], list[str]]:
+    """(machine differences 'cpu_name: a (file) != b (file)', software changes 'TensorFlow a -> b')."""
+    runs = [*baseline, *candidate]
+    first = runs[0].environment
+    machine = []
+    for run in runs[1:]:
+        other = run.environment
+        for key in MACHINE_KEYS:
+            if other.machine.get(key) != first.machine.get(key):
+                machine.append(f"{key}: {first.machine.get(key)!r} ({runs[0].path}) != "
+                               f"{other.machine.get(key)!r} ({run.path})")
+    software = []
+    for key in SOFTWARE_KEYS:
+        before = [run.environment.software.get(key) for run in baseline]
+        after = [run.environment.software.get(key) for run in candidate]
+        if set(before) != set(after) or len(set(before)) > 1:
+            software.append(f"{SOFTWARE_NAMES[key]} {'/'.join(map(str, dict.fromkeys(before)))} -> "
+                            f"{'/'.join(map(str, dict.fromkeys(after)))}")
+    return machine, software
 
 
-def mismatches(runs_a: Sequence[Run], runs_b: Sequence[Run]) -> list[str]:
-    """'key: a != b' for each fingerprint field on which any two runs disagree."""
-    prints = [(run.path, fingerprint(run.machine_info)) for run in [*runs_a, *runs_b]]
-    first_path, first = prints[0]
-    problems = []
-    for path, other in prints[1:]:
-        for key in FINGERPRINT_KEYS:
-            if other[key] != first[key]:
-                problems.append(f"{key}: {first[key]!r} ({Path(first_path).name}) != "
-                                f"{other[key]!r} ({Path(path).name})")
-    return problems
-
-
-def load_thresholds(path: str | None) -> list[tuple[str, dict[str, float]]]:
-    """A JSON object {glob on benchmark name or group: {time, accuracy, first_epoch}}."""
-    if not path:
-        return []
-    try:
-        document = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: cannot read gate thresholds ({error}); expected JSON like "
-                         '{"test_fashion_cnn*": {"time": 0.10}}') from error
-    if not isinstance(document, dict) or not all(isinstance(v, dict) for v in document.values()):
-        raise ValueError(f"{path}: expected a JSON object of glob -> {{time, accuracy, first_epoch}}")
-    for values in document.values():
-        Thresholds().but(values)  # validates the names
-    return list(document.items())
-
-
-def thresholds_for(row: Row, defaults: Thresholds, overrides: list[tuple[str, dict[str, float]]]) -> Thresholds:
-    chosen = defaults
-    for pattern, values in overrides:
-        if fnmatch.fnmatchcase(row.key, pattern) or (row.group and fnmatch.fnmatchcase(row.group, pattern)):
-            chosen = chosen.but(values)
-    return chosen.but(row.extra_info.get("gate") or {})  # the benchmark's own marker wins
-
-
-def _pool(runs: Sequence[Run]) -> dict[str, list[Row]]:
-    pooled: dict[str, list[Row]] = {}
+def _pool(runs: Sequence[Run]) -> dict[str, list[Record]]:
+    pooled: dict[str, list[Record]] = {}
     for run in runs:
-        for row in run.rows:
-            pooled.setdefault(row.key, []).append(row)
+        for record in run.records:
+            pooled.setdefault(record.key, []).append(record)
     return pooled
 
 
-def _accuracy(rows: list[Row]) -> float | None:
-    values = [r.accuracy if r.accuracy is not None else r.extra_info.get("test_accuracy") for r in rows]
-    values = [v for v in values if v is not None]
-    return statistics.fmean(values) if values else None
+def _measurement_differences(base: list[Record], cand: list[Record]) -> list[str]:
+    reference = base[0].measurement
+    differences: list[str] = []
+    for record in [*base[1:], *cand]:
+        for line in reference.differences(record.measurement):
+            if line not in differences:
+                differences.append(line)
+    return differences
 
 
-def interleaved_pairs(base: list[Row], cand: list[Row]) -> tuple[list[float], list[float]] | None:
+def interleaved_pairs(base: list[Record], cand: list[Record]) -> tuple[list[float], list[float]] | None:
     """The steady epochs of one baseline and one candidate run that took turns in one ring,
     paired epoch by epoch, when every pair ran within one trip of the token; else None."""
     if len(base) != 1 or len(cand) != 1:
         return None
-    (b, c), rings = (base[0], cand[0]), (base[0].extra_info.get("interleave"), cand[0].extra_info.get("interleave"))
+    b, c = base[0], cand[0]
+    rings = (b.interleave, c.interleave)
     if not all(rings) or rings[0]["ring"] != rings[1]["ring"] or rings[0]["index"] == rings[1]["index"]:
         return None
-    turns_b, turns_c = b.extra_info.get("epoch_turns", [])[1:], c.extra_info.get("epoch_turns", [])[1:]
+    turns_b, turns_c = [e.turn for e in b.epochs[1:]], [e.turn for e in c.epochs[1:]]
     seconds_b, seconds_c = b.steady_seconds, c.steady_seconds
     if not len(seconds_b) == len(seconds_c) == len(turns_b) == len(turns_c) or None in turns_b + turns_c:
         return None
@@ -193,76 +181,113 @@ def interleaved_pairs(base: list[Row], cand: list[Row]) -> tuple[list[float], li
     return seconds_b, seconds_c
 
 
-def _epoch_time_test(base: list[Row], cand: list[Row], pairs: tuple[list[float], list[float]] | None,
+def _epoch_time_test(base: list[Record], cand: list[Record], pairs: tuple[list[float], list[float]] | None,
                      limits: Thresholds, alpha: float,
-                     run_noise: float | str) -> tuple[stats.Shift, float, float, str]:
-    """(interval of the ratio, p of a regression, p of an improvement, method) for one benchmark.
-
-    Interleaved runs (`pairs`, from `interleaved_pairs`) are compared pair by pair. Otherwise
-    epochs are the unit when whole runs do not drift (run_noise 0, or one run a side under
-    'auto'); else run medians are: with the run-to-run noise given, or estimated from the runs
-    (3 or more).
-    """
+                     run_noise: float | str) -> tuple[stats.Shift, float, float, str, float]:
+    """(interval of the ratio, p of a regression, p of an improvement, method, smallest p the
+    test can give) for one benchmark."""
     factor, confidence = 1 + limits.time, 1 - 2 * alpha
     if pairs is not None:
         base_epochs, cand_epochs = pairs
         return (stats.paired_log_shift(base_epochs, cand_epochs, confidence),
                 stats.paired_p_greater(base_epochs, cand_epochs, factor),
                 stats.paired_p_greater(cand_epochs, base_epochs, factor),
-                f"interleaved, signed-rank on {len(base_epochs)} pairs")
+                f"interleaved, signed-rank on {len(base_epochs)} pairs", stats.smallest_paired_p(len(base_epochs)))
     base_runs = [r.steady_seconds for r in base]
     cand_runs = [r.steady_seconds for r in cand]
-    several = len(base_runs) + len(cand_runs) >= 3
-    if run_noise == 0 or (run_noise == "auto" and not several):
+    if run_noise == 0:
         base_epochs = [s for run in base_runs for s in run]
         cand_epochs = [s for run in cand_runs for s in run]
         shift = stats.log_shift(base_epochs, cand_epochs, confidence)
         return (shift, stats.p_greater(base_epochs, cand_epochs, factor),
-                stats.p_greater(cand_epochs, base_epochs, factor), "epochs, Mann-Whitney")
-    noise = None if run_noise == "auto" else float(run_noise)
+                stats.p_greater(cand_epochs, base_epochs, factor),
+                "epochs, Mann-Whitney (runs assumed not to drift: --run-noise 0)",
+                stats.smallest_p(len(cand_epochs), len(base_epochs)))
+    runs = f"{len(base_runs)} vs {len(cand_runs)} runs"
+    if run_noise == "auto" and len(base_runs) + len(cand_runs) >= 3:
+        noise, method = None, f"run medians, {runs}, run noise estimated from them"
+    elif run_noise == "auto":
+        noise = ASSUMED_RUN_NOISE
+        method = (f"run medians, {runs}, run noise unknown: {noise} assumed (a shared VM's drift; "
+                  "measure yours with fitbench noise, or interleave)")
+    else:
+        noise, method = float(run_noise), f"run medians, {runs}, run noise {float(run_noise):.3f}"
     test = stats.run_level(base_runs, cand_runs, noise)
     low, high = test.interval(confidence)
-    method = (f"run medians, {len(base_runs)} vs {len(cand_runs)} runs, "
-              + ("noise estimated" if noise is None else f"run noise {noise:.3f}"))
     return (stats.Shift(test.estimate, low, high, confidence), test.p_greater(math.log(factor)),
-            test.p_less(-math.log(factor)), method)
+            test.p_less(-math.log(factor)), method, 0.0)
 
 
-def compare(baseline: Sequence[Run], candidate: Sequence[Run], alpha: float = 0.05,
-            defaults: Thresholds = Thresholds(), overrides: list | None = None,
-            allow_mismatch: bool = False, run_noise: float | str = "auto") -> Comparison:
-    """Verdicts for every benchmark of the candidate runs against the baseline runs.
+def _first_epoch_test(base: list[Record], cand: list[Record], limits: Thresholds,
+                      alpha: float, family: int) -> tuple[float, float, float]:
+    """(ratio of mean first epochs, p of a regression, p of an improvement): Mann-Whitney over
+    the runs' first epochs; NaN p-values when the runs are too few for the test to pass Holm
+    over `family` benchmarks (then the check is informational)."""
+    b = [r.first_epoch_seconds for r in base]
+    c = [r.first_epoch_seconds for r in cand]
+    ratio = statistics.fmean(c) / statistics.fmean(b)
+    if stats.smallest_p(len(c), len(b)) >= alpha / family:
+        return ratio, math.nan, math.nan
+    factor = 1 + limits.first_epoch
+    return ratio, stats.p_greater(b, c, factor), stats.p_greater(c, b, factor)
 
-    `run_noise` is the sd of a run's log median epoch time from one run to the next on this
-    machine (0: runs do not drift, compare epochs; 'auto': estimate it when there are 3 runs
-    or more, else compare epochs)."""
-    problems = mismatches(baseline, candidate)
-    if problems and not allow_mismatch:
+
+def _accuracy(records: list[Record]) -> float | None:
+    values = [r.accuracy for r in records if r.accuracy is not None]
+    return statistics.fmean(values) if values else None
+
+
+def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSettings | None = None,
+            **overrides: Any) -> Comparison:
+    """Verdicts for every benchmark of the candidate and baseline runs (see the module docstring).
+
+    `settings` are the gate's options (fitbench.options.GateSettings); keyword arguments
+    override single settings (alpha=0.01, run_noise=0.1, ...)."""
+    settings = settings or default_settings()
+    if overrides:
+        settings = GateSettings(**{**settings.__dict__, **overrides})
+    machine, software = environment_differences(baseline, candidate)
+    if machine and not settings.allow_mismatch:
         raise MachineMismatch(
-            "refusing to compare runs from different machines or software:\n  " + "\n  ".join(problems)
-            + "\ncompare runs of the same machine, or pass --allow-mismatch (--gate-allow-mismatch in "
-            "pytest) to compare anyway")
+            "refusing to compare runs from different machines:\n  " + "\n  ".join(machine)
+            + "\ncompare runs of one machine (or pass --allow-mismatch to compare anyway)")
+    if software and not settings.compare_software:
+        raise SoftwareMismatch(
+            "the runs differ in software: " + "; ".join(software)
+            + "; to ask whether that change made training slower, pass --compare-software "
+            "(--gate-compare-software in pytest)")
     base_rows, cand_rows = _pool(baseline), _pool(candidate)
-    names = sorted(cand_rows)
+    names = list(cand_rows) + [name for name in base_rows if name not in cand_rows]  # grid order
     verdicts: dict[str, Verdict] = {}
-    tests = []  # (name, p_regression, p_improvement)
+    tested: list[tuple[str, float, float]] = []  # (name, p_regression, p_improvement)
+    first_tests: list[tuple[str, float, float]] = []
+    smallest: dict[str, float] = {}
     paired = {}  # name -> (baseline epochs, candidate epochs) of interleaved runs
     for name in names:
-        cand = cand_rows[name]
-        limits = thresholds_for(cand[0], defaults, overrides or [])
-        if name not in base_rows:
-            verdicts[name] = Verdict(name, MISSING, MISSING, MISSING, MISSING, thresholds=asdict(limits),
-                                     note="not in the baseline")
+        base, cand = base_rows.get(name), cand_rows.get(name)
+        reference = (cand or base)[0]
+        limits = thresholds_for(name, reference.group, reference.gate, settings.defaults, settings.overrides)
+        if cand is None:
+            verdicts[name] = Verdict(name, MISSING, thresholds=asdict(limits),
+                                     note="in the baseline, not in the candidate (it crashed, was skipped or "
+                                     "deselected)" + (" (allowed)" if settings.allow_missing else
+                                                      "; pass --allow-missing if that is intended"))
             continue
-        base = base_rows[name]
-        base_epochs = sum(len(r.steady_seconds) for r in base)
-        cand_epochs = sum(len(r.steady_seconds) for r in cand)
+        if base is None:
+            verdicts[name] = Verdict(name, NEW, thresholds=asdict(limits), note="not in the baseline")
+            continue
+        differences = _measurement_differences(base, cand)
+        if differences:
+            verdicts[name] = Verdict(name, INCOMPARABLE, thresholds=asdict(limits), differences=differences,
+                                     note="measured different things: " + "; ".join(differences))
+            continue
         pairs = interleaved_pairs(base, cand)
-        shift, p_reg, p_imp, method = _epoch_time_test(base, cand, pairs, limits, alpha, run_noise)
-        tests.append((name, p_reg, p_imp))
+        shift, p_reg, p_imp, method, floor = _epoch_time_test(base, cand, pairs, limits, settings.alpha,
+                                                              settings.run_noise)
+        tested.append((name, p_reg, p_imp))
+        smallest[name] = floor
         if pairs is not None:
             paired[name] = pairs
-
         base_acc, cand_acc = _accuracy(base), _accuracy(cand)
         if base_acc is None or cand_acc is None:
             accuracy = INCONCLUSIVE
@@ -272,58 +297,94 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], alpha: float = 0.
             accuracy = IMPROVEMENT
         else:
             accuracy = NO_CHANGE
-
-        first_ratio = (statistics.fmean(r.first_epoch_seconds for r in cand)
-                       / statistics.fmean(r.first_epoch_seconds for r in base))
-        first = (REGRESSION if first_ratio > 1 + limits.first_epoch
-                 else IMPROVEMENT if first_ratio < 1 / (1 + limits.first_epoch) else NO_CHANGE)
-        note = ""
-        if method.startswith("epochs") and run_noise == "auto":
-            note = ("one run a side: assumes runs do not drift as a whole; on a shared machine give "
-                    "--run-noise (measure it with fitbench noise) or 3+ runs")
-        if method.startswith("epochs") and \
-                stats.smallest_p(cand_epochs, base_epochs) > alpha / max(1, len(names)):
-            note = (f"{base_epochs} vs {cand_epochs} epochs cannot reach significance over "
-                    f"{len(names)} benchmarks; train more epochs or pool more runs")
-        if pairs is not None and stats.smallest_paired_p(cand_epochs) > alpha / max(1, len(names)):
-            note = (f"{cand_epochs} pairs cannot reach significance over {len(names)} benchmarks; "
-                    "train more epochs")
+        first_ratio, first_reg, first_imp = _first_epoch_test(base, cand, limits, settings.alpha,
+                                                              len(names))
+        first_tests.append((name, first_reg, first_imp))
         verdicts[name] = Verdict(
-            name, "", "", accuracy, first, ratio=shift.ratio, ratio_low=shift.ratio_low,
-            ratio_high=shift.ratio_high, baseline_epochs=base_epochs, candidate_epochs=cand_epochs,
-            baseline_accuracy=base_acc, candidate_accuracy=cand_acc, first_epoch_ratio=first_ratio,
-            thresholds=asdict(limits), method=method, note=note)
+            name, "", accuracy=accuracy, ratio=shift.ratio, ratio_low=shift.ratio_low,
+            ratio_high=shift.ratio_high, baseline_epochs=sum(len(r.steady_seconds) for r in base),
+            candidate_epochs=sum(len(r.steady_seconds) for r in cand), baseline_accuracy=base_acc,
+            candidate_accuracy=cand_acc, first_epoch_ratio=first_ratio, thresholds=asdict(limits), method=method)
+    if not tested:
+        reasons = [f"{v.name}: {v.verdict}" + (f" ({v.note})" if v.note else "") for v in verdicts.values()]
+        raise NothingComparable("no benchmark measured the same thing in both runs:\n  " + "\n  ".join(reasons))
 
     overall = None
-    if len(paired) >= 2 and len(paired) == len(tests):
-        overall, p_reg, p_imp = _overall(list(paired.values()), defaults, alpha)
+    if len(paired) >= 2 and len(paired) == len(tested):
+        overall, p_reg, p_imp = _overall(list(paired.values()), settings.defaults, settings.alpha)
         verdicts[overall.name] = overall
-        tests.append((overall.name, p_reg, p_imp))
+        tested.append((overall.name, p_reg, p_imp))
+        smallest[overall.name] = 0.0
 
-    adjusted_reg = stats.holm([p for _, p, _ in tests])
-    adjusted_imp = stats.holm([p for _, _, p in tests])
-    for (name, _, _), p_reg, p_imp in zip(tests, adjusted_reg, adjusted_imp, strict=True):
+    family = len(tested)
+    for (name, _, _), p_reg, p_imp in zip(tested, stats.holm([p for _, p, _ in tested]),
+                                          stats.holm([p for _, _, p in tested]), strict=True):
         verdict = verdicts[name]
         verdict.p_regression, verdict.p_improvement = p_reg, p_imp
-        factor = 1 + verdict.thresholds["time"]
-        if p_reg < alpha:
-            verdict.time = REGRESSION
-        elif p_imp < alpha:
-            verdict.time = IMPROVEMENT
-        elif 1 / factor <= verdict.ratio_low and verdict.ratio_high <= factor:
-            verdict.time = NO_CHANGE
-        else:
-            verdict.time = INCONCLUSIVE
+        verdict.time = _time_verdict(verdict, p_reg, p_imp, settings.alpha)
+        verdict.note = _why(verdict, settings.alpha, family, smallest[name])
+    _first_epoch_verdicts(verdicts, first_tests, settings.alpha)
     for verdict in verdicts.values():
-        if verdict.verdict != MISSING:
-            parts = (verdict.time, verdict.accuracy, verdict.first_epoch)
-            verdict.verdict = next((v for v in (REGRESSION, IMPROVEMENT, INCONCLUSIVE) if v in parts), NO_CHANGE)
-    return Comparison([r.path for r in baseline], [r.path for r in candidate], alpha,
-                      [verdicts[n] for n in names], fingerprint(candidate[0].machine_info), problems,
-                      overall)
+        if not verdict.verdict:
+            gated = [verdict.time, verdict.accuracy, verdict.first_epoch]
+            verdict.verdict = next((v for v in (REGRESSION, IMPROVEMENT, INCONCLUSIVE) if v in gated), NO_CHANGE)
+    if overall is not None:
+        overall.verdict = overall.time
+    return Comparison([run_label(r) for r in baseline], [run_label(r) for r in candidate], settings.alpha,
+                      [verdicts[n] for n in names], candidate[0].environment.describe(), machine, software,
+                      settings.allow_missing, overall)
 
 
-OVERALL = "all benchmarks (geometric mean)"
+def _time_verdict(verdict: Verdict, p_reg: float, p_imp: float, alpha: float) -> str:
+    factor = 1 + verdict.thresholds["time"]
+    if p_reg < alpha:
+        return REGRESSION
+    if p_imp < alpha:
+        return IMPROVEMENT
+    if 1 / factor <= verdict.ratio_low and verdict.ratio_high <= factor:
+        return NO_CHANGE
+    return INCONCLUSIVE
+
+
+def _why(verdict: Verdict, alpha: float, family: int, smallest_p: float) -> str:
+    """Why an epoch-time verdict is inconclusive, in a sentence."""
+    if verdict.time != INCONCLUSIVE:
+        return verdict.note
+    factor = 1 + verdict.thresholds["time"]
+    threshold = f"{verdict.thresholds['time']:.0%}"
+    if smallest_p > alpha / family:
+        return (f"{verdict.candidate_epochs} epochs cannot reach significance over {family} comparisons "
+                f"(smallest p {smallest_p:.3g} > {alpha}/{family}); train more epochs or pool more runs")
+    if verdict.ratio_low > factor or verdict.ratio_high < 1 / factor:
+        side = "regression" if verdict.ratio_low > factor else "improvement"
+        p = verdict.p_regression if side == "regression" else verdict.p_improvement
+        return (f"the interval lies beyond +-{threshold}, but after Holm's adjustment over {family} comparisons "
+                f"p = {p:.3g} is not below {alpha}: not a significant {side}")
+    return (f"the interval [{verdict.ratio_low:.3f}, {verdict.ratio_high:.3f}] reaches past +-{threshold}: "
+            "too few epochs or too much noise to tell a change of that size")
+
+
+def _first_epoch_verdicts(verdicts: dict[str, Verdict], tests: list[tuple[str, float, float]], alpha: float) -> None:
+    """Gate first epochs where the runs can be tested (Holm over those); elsewhere informational."""
+    testable = [(name, reg, imp) for name, reg, imp in tests if not math.isnan(reg)]
+    adjusted = dict(zip([name for name, _, _ in testable],
+                        zip(stats.holm([reg for _, reg, _ in testable]), stats.holm([imp for _, _, imp in testable]),
+                            strict=True), strict=True))
+    for name, _, _ in tests:
+        verdict = verdicts[name]
+        if name not in adjusted:
+            verdict.first_epoch = INFORMATIONAL
+            continue
+        reg, imp = adjusted[name]
+        factor = 1 + verdict.thresholds["first_epoch"]
+        if reg < alpha:
+            verdict.first_epoch = REGRESSION
+        elif imp < alpha:
+            verdict.first_epoch = IMPROVEMENT
+        elif 1 / factor <= verdict.first_epoch_ratio <= factor:
+            verdict.first_epoch = NO_CHANGE
+        else:
+            verdict.first_epoch = INCONCLUSIVE
 
 
 def _overall(pairs: list[tuple[list[float], list[float]]], defaults: Thresholds,
@@ -340,132 +401,33 @@ def _overall(pairs: list[tuple[list[float], list[float]]], defaults: Thresholds,
     return verdict, test.p_greater(log_factor), test.p_less(-log_factor)
 
 
-def _ratio(verdict: Verdict) -> str:
-    if math.isnan(verdict.ratio):
-        return "-"
-    low = "-inf" if verdict.ratio_low == 0 else f"{verdict.ratio_low:.3f}"
-    high = "inf" if math.isinf(verdict.ratio_high) else f"{verdict.ratio_high:.3f}"
-    return f"{verdict.ratio:.3f} [{low}, {high}]"
+def run_label(run: Run) -> str:
+    return f"{run.path} ({run.label})" if run.label != run.path else run.path
 
 
-def markdown(comparison: Comparison) -> str:
-    """A summary for a CI job (GitHub's $GITHUB_STEP_SUMMARY) or a pull request comment."""
-    counts = comparison.counts()
-    level = round(100 * (1 - 2 * comparison.alpha))
-    lines = [
-        "## fitbench gate",
-        "",
-        f"Baseline: {', '.join(f'`{p}`' for p in comparison.baseline)}  ",
-        f"Candidate: {', '.join(f'`{p}`' for p in comparison.candidate)}  ",
-        f"Machine: {comparison.fingerprint.get('cpu_name')}; GPUs {comparison.fingerprint.get('gpus') or 'none'}; "
-        f"TensorFlow {comparison.fingerprint.get('tensorflow')}, Keras {comparison.fingerprint.get('keras')}",
-        "",
-        "**" + ", ".join(f"{n} {k}" for k, n in counts.items() if n) + "**",
-        "",
-        *([f"Epoch time of {OVERALL}: **{comparison.overall.verdict}**, ratio {_ratio(comparison.overall)} "
-           f"({comparison.overall.method})", ""] if comparison.overall else []),
-        f"| benchmark | verdict | epoch time ratio [{level}% CI] | time | accuracy (base → cand) | "
-        "first epoch ratio | thresholds (time, acc, 1st) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for v in comparison.verdicts:
-        acc = ("-" if v.baseline_accuracy is None or v.candidate_accuracy is None
-               else f"{v.baseline_accuracy:.4f} → {v.candidate_accuracy:.4f} ({v.accuracy})")
-        first = "-" if math.isnan(v.first_epoch_ratio) else f"{v.first_epoch_ratio:.2f} ({v.first_epoch})"
-        t = v.thresholds
-        limits = f"{t.get('time', 0):.0%}, {t.get('accuracy', 0):.2f}, {t.get('first_epoch', 0):.0%}" if t else "-"
-        verdict = f"**{v.verdict}**" if v.verdict == REGRESSION else v.verdict
-        lines.append(f"| `{v.name}` | {verdict} | {_ratio(v)} | {v.time} | {acc} | {first} | {limits} |")
-    notes = [f"- `{v.name}`: {v.note}" for v in comparison.verdicts if v.note]
-    if notes:
-        lines += ["", *notes]
-    return "\n".join(lines) + "\n"
+def default_settings() -> GateSettings:
+    from fitbench.thresholds import ALPHA, DEFAULTS
 
-
-def terminal_lines(comparison: Comparison) -> list[str]:
-    lines = []
-    for v in comparison.verdicts:
-        lines.append(f"{v.verdict.upper():<12} {v.name}: epoch time x{_ratio(v)} ({v.time}; {v.method}), "
-                     f"accuracy {v.accuracy}, first epoch {v.first_epoch}"
-                     + (f"; {v.note}" if v.note else ""))
-    counts = comparison.counts()
-    lines.append(", ".join(f"{n} {k}" for k, n in counts.items() if n))
-    if comparison.overall:
-        overall = comparison.overall
-        lines.append(f"{overall.verdict.upper():<12} {OVERALL}: epoch time x{_ratio(overall)} ({overall.method})")
-    return lines
+    return GateSettings(alpha=ALPHA, defaults=DEFAULTS, overrides=[], run_noise="auto", allow_missing=False,
+                        compare_software=False, allow_mismatch=False)
 
 
 def run_noise(runs: Sequence[Run]) -> tuple[float, int]:
     """Run-to-run noise from repeated runs of unchanged code: the pooled sd of each
-    benchmark's log median epoch time across the runs, and its degrees of freedom."""
+    benchmark's log median epoch time across the runs, and its degrees of freedom. Only
+    benchmarks that measured the same thing in every run count."""
     medians: dict[str, list[float]] = {}
+    first: dict[str, Record] = {}
     for run in runs:
-        for row in run.rows:
-            medians.setdefault(row.key, []).append(math.log(statistics.median(row.steady_seconds)))
+        for record in run.records:
+            reference = first.setdefault(record.key, record)
+            differences = reference.measurement.differences(record.measurement)
+            if differences:
+                raise ValueError(f"{record.key} measured different things in {run.path}: {differences[0]}; "
+                                 "give unchanged runs of one measurement (same profile, options, code)")
+            medians.setdefault(record.key, []).append(math.log(record.median_epoch_seconds))
     dof = sum(len(values) - 1 for values in medians.values())
     if dof < 1:
         raise ValueError("measuring run-to-run noise needs 2 or more runs of the same benchmarks")
     squares = sum(sum((m - statistics.fmean(values)) ** 2 for m in values) for values in medians.values())
     return math.sqrt(squares / dof), dof
-
-
-def parse_run_noise(text: str) -> float | str:
-    """'auto' or a non-negative number (the sd of a run's log median epoch time)."""
-    if text == "auto":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise ValueError(f"run noise {text!r}: give 'auto' or a number >= 0 such as 0.08 (8% from run to run)")
-    return value
-
-
-# --- inside pytest: --gate BASELINE ---------------------------------------------------------
-
-def configure(config) -> None:
-    config.fitbench_gate = None
-
-
-def session_run(config) -> Run:
-    """The session's own results as a Run (the runner's per-epoch clock; no JSON needed)."""
-    from fitbench import devices
-
-    return Run("this session", list(config.fitbench_rows), devices.machine_info(), {}, "")
-
-
-def evaluate(config) -> bool:
-    """Gate the session against --gate; True when a benchmark regressed (or the gate errs)."""
-    paths = config.getoption("gate") or []
-    if not paths or not config.fitbench_rows or hasattr(config, "workerinput"):
-        return False  # xdist workers hold part of the rows; the controller gates them all
-    try:
-        baseline = [load_run(path) for path in paths]
-        config.fitbench_gate = compare(
-            baseline, [session_run(config)], alpha=config.getoption("gate_alpha"),
-            overrides=load_thresholds(config.getoption("gate_thresholds")),
-            allow_mismatch=config.getoption("gate_allow_mismatch"),
-            run_noise=parse_run_noise(config.getoption("gate_run_noise")))
-    except (NotBenchmarkJSON, MachineMismatch, ValueError) as error:
-        config.fitbench_gate = error
-        return True
-    return bool(config.fitbench_gate.regressions)
-
-
-def report(config, write: Callable[[str], None], terminalreporter) -> None:
-    outcome = config.fitbench_gate
-    if outcome is None:
-        return
-    failed = isinstance(outcome, Exception) or bool(outcome.regressions)
-    terminalreporter.section("fitbench gate", red=failed, bold=failed)
-    if isinstance(outcome, Exception):
-        write(f"ERROR: the gate could not run: {outcome}")
-        return
-    write(f"baseline {', '.join(outcome.baseline)}; alpha {outcome.alpha} (Holm over {len(outcome.verdicts)})")
-    for line in terminal_lines(outcome):
-        write(line)
-    for verdict in outcome.regressions:
-        write(f"FAILED (gate) {verdict.name}: {verdict.verdict} (time {verdict.time}, "
-              f"accuracy {verdict.accuracy}, first epoch {verdict.first_epoch})")

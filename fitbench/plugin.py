@@ -1,21 +1,26 @@
-"""pytest hooks: device configuration and parametrization, the report header, what
-pytest-benchmark writes about the machine and the run, the session summary, the gate, and
-taking turns in an interleaved run. Registered by the project's conftest.py."""
+"""pytest hooks: device configuration, parametrization over devices and each experiment's grid,
+the report header, what pytest-benchmark writes about the machine and the run, keeping
+`--benchmark-compare` like with like, the session summary, the gate, and taking turns in an
+interleaved run. Registered by the project's conftest.py."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
-from fitbench import devices, gate, results, summary, turns
-from fitbench.results import Row
+from fitbench import devices, format, gate, turns
+from fitbench.options import GateSettings
+from fitbench.record import SCHEMA_VERSION, Record, RecordError
+from fitbench.results import NotBenchmarkJSON, Run, device_speedups, load_run
 
-# The runner's Result of a test, stored by the `train` fixture; read when its report is made.
-RESULT_KEY = pytest.StashKey[object]()
-ROW_PROPERTY = "fitbench"
+# The runner's Record of a test, stored by the `train` fixture; written when its report is made.
+RESULT_KEY = pytest.StashKey[Record]()
+RECORD_PROPERTY = "fitbench"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark's, which loads --benchmark-compare
 def pytest_configure(config: pytest.Config) -> None:
     try:
         config.fitbench_devices = devices.parse_kinds(config.getoption("devices"))
@@ -26,8 +31,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("benchmark_cprofile", None):
         # cProfile makes pytest-benchmark call the target once more: one extra epoch of training.
         raise pytest.UsageError("--benchmark-cprofile is not supported: it would train an extra epoch")
-    config.pluginmanager.register(SessionRows(config), "fitbench-rows")
-    gate.configure(config)
+    configure_gate(config)
+    name_saved_run(config)
+    config.fitbench_compare_notes = choose_compared_run(config)
+    config.pluginmanager.register(SessionRecords(config), "fitbench-records")
     # Must run before anything initializes TensorFlow's devices.
     devices.configure(cpu_replicas=config.getoption("cpu_replicas"))
     join_ring(config)
@@ -63,30 +70,97 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
     lines = [f"fitbench: TensorFlow {tf.__version__}, Keras {keras.__version__}, "
              f"profile {config.getoption('profile')}, devices {','.join(config.fitbench_devices)}"]
-    return lines + [f"  {line}" for line in devices.describe(config.getoption("tpu"))]
+    lines += [f"  {line}" for line in devices.describe(config.getoption("tpu"))]
+    return lines + [f"fitbench: {note}" for note in config.fitbench_compare_notes]
 
+
+# --- parametrization: devices and each experiment's grid ---------------------------------------
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Every test that uses `device` runs once per selected device, marked cpu/gpu/tpu."""
+    """Every test that uses `device` runs once per selected device, marked cpu/gpu/tpu; every
+    test that takes `case` runs once per case of its module's EXPERIMENT, in the grid's order."""
     if "device" in metafunc.fixturenames:
         kinds = metafunc.config.fitbench_devices
         params = [pytest.param(kind, marks=getattr(pytest.mark, kind), id=kind) for kind in kinds]
         metafunc.parametrize("device", params, indirect=True, scope="session")
+    experiment = getattr(metafunc.module, "EXPERIMENT", None)
+    if "case" in metafunc.fixturenames and experiment is not None and experiment.parametrized:
+        metafunc.parametrize("case", [pytest.param(case, id=case) for case in experiment.cases], indirect=True)
 
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Name each experiment's pytest-benchmark group; deselect the cases a profile leaves out
+    (the smoke subset), with one line saying so."""
+    profile = config.getoption("profile")
+    kept, left_out = [], []
+    for item in items:
+        experiment = getattr(getattr(item, "module", None), "EXPERIMENT", None)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if experiment is None or "case" not in getattr(item, "fixturenames", ()):
+            kept.append(item)
+            continue
+        case = params.get("case", "")
+        if experiment.target(profile, case, params.get("device", "cpu")) is None:
+            left_out.append(item)
+            continue
+        item.add_marker(pytest.mark.benchmark(group=experiment.group(case)))
+        kept.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+        config.fitbench_left_out = f"{len(left_out)} cases are not in the {profile} profile's subset (deselected)"
+    config.fitbench_order = {item.name: index for index, item in enumerate(items)}
+
+
+# --- the record: written once, when the test's report is made ---------------------------------
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    # After the test body, before its report is made: the one place a result's full record
-    # (accuracy check and place in the suite included) goes to pytest-benchmark's extra_info
-    # and, as the summary row, to the report (pytest-xdist sends user_properties from its
-    # workers to the controller).
+    # After the test body (its accuracy check included), before its report is made: the record
+    # goes to pytest-benchmark's extra_info and, as the test report's user property, to the
+    # session summary (pytest-xdist sends user_properties from its workers to the controller).
     if call.when == "call" and RESULT_KEY in item.stash:
-        info = item.stash[RESULT_KEY].extra_info()
+        record = item.stash[RESULT_KEY]
+        info = record.to_json()
         benchmark = getattr(item, "funcargs", {}).get("benchmark")
         if benchmark is not None:
             benchmark.extra_info.update(info)
-        item.user_properties.append((ROW_PROPERTY, info))
+        params = dict(getattr(getattr(item, "callspec", None), "params", {}))
+        group = item.get_closest_marker("benchmark")
+        item.user_properties.append((RECORD_PROPERTY, {
+            "name": item.name, "group": group.kwargs.get("group") if group else None,
+            "params": {key: str(value) for key, value in params.items()}, "extra_info": info}))
     return (yield)
+
+
+class SessionRecords:
+    """Collects each benchmark's record from its report (from xdist workers too)."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        config.fitbench_records = self.records = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            for key, entry in report.user_properties:
+                if key == RECORD_PROPERTY:
+                    self.records.append(Record.from_json(entry["extra_info"], entry["name"], entry["group"],
+                                                         entry["params"]))
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)  # before pytest-benchmark's finish() compares
+    def pytest_sessionfinish(self, session: pytest.Session):
+        drop_incomparable(self.config)
+        yield
+
+    def in_grid_order(self) -> list[Record]:
+        order = getattr(self.config, "fitbench_order", {})
+        return sorted(self.records, key=lambda record: order.get(record.name, len(order)))
+
+
+def session_run(config: pytest.Config) -> Run:
+    """The session's own results as a Run (the runner's per-epoch clock; no JSON needed)."""
+    return Run("this session", config.pluginmanager.get_plugin("fitbench-records").in_grid_order(),
+               devices.machine_info())
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
@@ -94,52 +168,168 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
-    """Add the device comparison (per sample, against the CPU) to the saved JSON."""
-    rows = [Row.from_extra_info(b.get("extra_info") or {}, b.get("name", ""), b.get("group"))
-            for b in output_json.get("benchmarks", []) if "epoch_seconds" in (b.get("extra_info") or {})]
+    """The run's own section: schema, profile, CPU replicas, and the device comparison."""
+    records = []
+    for bench in output_json.get("benchmarks", []):
+        try:
+            records.append(Record.from_json(bench.get("extra_info") or {}, bench.get("name", ""),
+                                            bench.get("group"), bench.get("params")))
+        except RecordError:
+            continue  # not a fitbench benchmark
     output_json["fitbench"] = {
+        "schema": SCHEMA_VERSION,
         "profile": config.getoption("profile"),
-        "device_comparison": [s.as_dict() for s in results.device_speedups(rows)],
+        "cpu_replicas": config.getoption("cpu_replicas"),
+        "device_comparison": [s.as_dict() for s in device_speedups(records)],
     }
 
 
+# --- --benchmark-compare: like with like --------------------------------------------------------
+
+def _session_matches(run: Run, config: pytest.Config) -> bool:
+    """Whether a saved run measured what this session will: its profile, and its CPU replicas."""
+    profile, replicas = config.getoption("profile"), config.getoption("cpu_replicas")
+    return bool(run.records) and all(
+        r.profile == profile and (r.device != "cpu" or r.measurement.replicas == replicas) for r in run.records)
+
+
+def name_saved_run(config: pytest.Config) -> None:
+    """--benchmark-autosave names files NNNN_<commit>_<date>[_uncommitted-changes]_<profile>.json, so that
+    `pytest-benchmark list` and `compare` tell a smoke run from a default one."""
+    tag = config.getoption("benchmark_autosave", None)
+    if tag:
+        replicas = config.getoption("cpu_replicas")
+        config.option.benchmark_autosave = f"{tag}_{config.getoption('profile')}" + (
+            f"_cpux{replicas}" if replicas > 1 else "")
+
+
+def choose_compared_run(config: pytest.Config) -> list[str]:
+    """`--benchmark-compare` without a number: the newest saved run *of this measurement* (profile,
+    CPU replicas), not just the newest; none: refuse, in one line. Returns lines for the header."""
+    if config.getoption("benchmark_compare", None) is not True:
+        return []
+    storage = str(config.getoption("benchmark_storage"))
+    if "://" in storage and not storage.startswith("file://"):
+        return []  # elasticsearch: pytest-benchmark's own choice; measurements are still checked per benchmark
+    from pytest_benchmark.utils import get_machine_id
+
+    directory = Path(storage.removeprefix("file://")) / get_machine_id()
+    skipped = []
+    for path in sorted(directory.glob("[0-9][0-9][0-9][0-9]_*.json"), reverse=True):
+        try:
+            run = load_run(path)
+        except NotBenchmarkJSON as error:
+            skipped.append(f"{path.name} ({error})")
+            continue
+        if _session_matches(run, config):
+            config.option.benchmark_compare = str(path)
+            return [f"--benchmark-compare: {path.name}, the newest saved run of profile "
+                    f"{config.getoption('profile')}" + (f"; skipped newer {', '.join(skipped)}" if skipped else "")]
+        profiles = sorted({r.profile for r in run.records})
+        skipped.append(f"{path.name} (profile {', '.join(profiles)})")
+    config.option.benchmark_compare = []
+    config.option.benchmark_compare_fail = []
+    return [f"--benchmark-compare refused: no saved run of profile {config.getoption('profile')} "
+            f"(cpu replicas {config.getoption('cpu_replicas')}) in {directory}"
+            + (f" (found {', '.join(skipped)})" if skipped else "")
+            + "; save one first with --benchmark-autosave, or name a run: --benchmark-compare=NUM"]
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if gate.evaluate(session.config) and session.exitstatus == pytest.ExitCode.OK:
+    # Before the terminal summary (printed by the terminal reporter's wrapper of this hook).
+    if evaluate_gate(session.config) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-class SessionRows:
-    """Collects each benchmark's summary row from its report (from xdist workers too)."""
+def drop_incomparable(config: pytest.Config) -> None:
+    """Take out of pytest-benchmark's comparison every saved benchmark that measured something
+    else than this session's benchmark of the same name, and say so."""
+    session = getattr(config, "_benchmarksession", None)
+    config.fitbench_not_compared = notes = []
+    if session is None or not session.compared_mapping:
+        return
+    for path, mapping in session.compared_mapping.items():
+        for bench in session.benchmarks:
+            saved = mapping.get(bench.fullname)
+            if saved is None or not bench.extra_info:
+                continue
+            try:
+                mine = Record.from_json(bench.extra_info, bench.name)
+                theirs = Record.from_json(saved.get("extra_info") or {}, saved.get("name", ""))
+                differences = theirs.measurement.differences(mine.measurement)
+            except RecordError as error:
+                differences = [str(error)]
+            if differences:
+                del mapping[bench.fullname]
+                notes.append(f"not compared with {Path(str(path)).name}: {bench.name}: " + "; ".join(differences))
 
-    def __init__(self, config: pytest.Config):
-        self.config = config
-        config.fitbench_rows = self.rows = []
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call":
-            self.rows += [Row.from_extra_info(info, info.get("name", ""), info.get("group"))
-                          for name, info in report.user_properties if name == ROW_PROPERTY]
+# --- the gate inside pytest: --gate BASELINE -----------------------------------------------------
+
+def configure_gate(config: pytest.Config) -> None:
+    """Read and check --gate's files and the gate's options now, before any training."""
+    config.fitbench_gate = None
+    config.fitbench_gate_baseline = []
+    paths = config.getoption("gate") or []
+    try:
+        config.fitbench_gate_settings = GateSettings.read(config.getoption, "gate-")
+        config.fitbench_gate_baseline = [load_run(path) for path in paths]
+    except (NotBenchmarkJSON, ValueError) as error:
+        raise pytest.UsageError(f"--gate: {error}") from error
+
+
+def evaluate_gate(config: pytest.Config) -> bool:
+    """Gate the session against --gate; True when the gate fails (or cannot run)."""
+    baseline = config.fitbench_gate_baseline
+    if not baseline or hasattr(config, "workerinput"):
+        return False  # xdist workers hold part of the records; the controller gates them all
+    candidate = session_run(config)
+    if not candidate.records:
+        return False
+    try:
+        config.fitbench_gate = gate.compare(baseline, [candidate], config.fitbench_gate_settings)
+    except (gate.MachineMismatch, gate.SoftwareMismatch, gate.NothingComparable) as error:
+        config.fitbench_gate = error
+        return True
+    return bool(config.fitbench_gate.failures)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    rows = config.fitbench_rows
-    if not rows:
-        return
     write = terminalreporter.write_line
-    terminalreporter.section("fitbench summary")
-    write(f"profile {config.getoption('profile')}; s/epoch: median of epochs 2..N; accuracy >= threshold; "
-          "vs cpu: per sample")
-    speedups = results.device_speedups(rows)
-    for line in summary.lines(rows, speedups):
-        write(line)
-    if speedups:
-        write("")
-        write("device comparison (per training sample, same global batch size):")
-        for line in summary.speedup_lines(speedups):
-            write(f"  {line}")
+    for note in [*config.fitbench_compare_notes, *getattr(config, "fitbench_not_compared", [])]:
+        write(f"fitbench: {note}", yellow=True)
+    records = config.pluginmanager.get_plugin("fitbench-records").in_grid_order()
+    if records:
+        terminalreporter.section("fitbench summary")
+        left_out = getattr(config, "fitbench_left_out", "")
+        write(f"profile {config.getoption('profile')}; s/epoch: median of epochs 2..N; accuracy >= threshold; "
+              "vs cpu: per sample" + (f"; {left_out}" if left_out else ""))
+        speedups = device_speedups(records)
+        for line in format.summary_lines(records, speedups):
+            write(line)
+        if speedups:
+            write("")
+            write("device comparison (per training sample, same global batch size):")
+            for speedup in speedups:
+                write(f"  {speedup.describe()}")
     ring = turns.current()
     if ring is not None:
         write("")
         write(f"interleaved: session {ring.index + 1} of {ring.size} in ring {ring.ring_id}"
               + (f"; {ring.broken}" if ring.broken else ""))
-    gate.report(config, write, terminalreporter)
+    report_gate(config, terminalreporter)
+
+
+def report_gate(config: pytest.Config, terminalreporter) -> None:
+    outcome = config.fitbench_gate
+    if outcome is None:
+        return
+    write = terminalreporter.write_line
+    failed = isinstance(outcome, Exception) or bool(outcome.failures)
+    terminalreporter.section("fitbench gate", red=failed, bold=failed)
+    if isinstance(outcome, Exception):
+        write(f"ERROR: the gate could not run: {outcome}")
+        return
+    write(f"alpha {outcome.alpha} (Holm over the benchmarks compared)")
+    for line in [*format.verdict_lines(outcome), *format.failure_lines(outcome)]:
+        write(line)

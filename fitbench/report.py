@@ -1,14 +1,19 @@
 """`fitbench report`: report.md with the notebooks' tables and PNG plots, from saved JSON.
 
-The last run given is the one tabulated and plotted; with several runs, a history plot
-shows each benchmark's median epoch time across them, oldest first, labelled by commit.
+Each table shows, for one experiment and profile, the newest run of each measurement (a
+benchmark measured the same way) and says which run each row comes from. Given several
+runs, history plots draw each measurement across the runs that have it, one line per
+measurement, never mixing profiles. Every run given is either used or named as skipped,
+with the reason. Titles, grids and plots come from the benchmark files' EXPERIMENTs.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -16,78 +21,133 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from fitbench.results import Row, Run, device_speedups, load_run  # noqa: E402
+from fitbench import experiments  # noqa: E402
+from fitbench.experiments import Experiment, Plot  # noqa: E402
+from fitbench.format import number  # noqa: E402
+from fitbench.record import Record  # noqa: E402
+from fitbench.results import Run, device_speedups, load_run  # noqa: E402
 
-# The experiments of benchmarks/, so that a report can say which ones a run lacks.
-EXPERIMENTS = {
-    "test_batch_size": "Fashion-MNIST MLP: batch size",
-    "test_mnist_architecture": "MNIST MLP: width, depth, activations, batch size",
-    "test_fashion_cnn": "Fashion-MNIST CNN across devices",
-}
 DEVICES = ("cpu", "gpu", "tpu")
 MARKERS = {"cpu": "o", "gpu": "s", "tpu": "^"}
+# An accuracy axis spans at least this much, so differences below seed-to-seed noise do not
+# look like trends.
+MIN_ACCURACY_SPAN = 0.05
 
 
-def _units(row: Row) -> list[int]:
-    return list((row.extra_info.get("model_args") or {}).get("units") or [])
+@dataclass(frozen=True)
+class Entry:
+    """A record and the run it came from."""
+
+    record: Record
+    run: Run
+
+    @property
+    def measurement_key(self) -> tuple[str, str]:
+        return self.record.name, json.dumps(self.record.measurement.flat(), sort_keys=True, default=str)
 
 
-def _fmt(value: float | None, digits: int) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
+def newest_per_measurement(runs: Sequence[Run]) -> dict[tuple[str, str], list[Entry]]:
+    """Every measurement's entries, oldest run first."""
+    found: dict[tuple[str, str], list[Entry]] = {}
+    for run in sorted(runs, key=lambda r: r.datetime):
+        for record in run.records:
+            entry = Entry(record, run)
+            found.setdefault(entry.measurement_key, []).append(entry)
+    return found
 
 
-def table(rows: list[Row]) -> list[str]:
+def colors(count: int) -> list:
+    """`count` distinct colours: no colour twice in one plot."""
+    if count <= 10:
+        return [plt.get_cmap("tab10")(i) for i in range(count)]
+    if count <= 20:
+        return [plt.get_cmap("tab20")(i) for i in range(count)]
+    return [plt.get_cmap("turbo")(i / (count - 1)) for i in range(count)]
+
+
+def _variation(record: Record) -> str:
+    """What sets a measurement apart beyond case and device, for labels ('2 replicas')."""
+    replicas = record.measurement.replicas
+    return f", {replicas} replicas" if replicas > 1 else ""
+
+
+def table(entries: list[Entry], source_column: bool) -> list[str]:
     lines = ["| case | device | accuracy | threshold | median s/epoch | samples/s | first epoch s | "
-             "GFLOP/s | epochs x train images | schedule bound |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
-    for row in sorted(rows, key=lambda r: (r.batch_size if r.experiment == "test_batch_size" else 0,
-                                           r.case, DEVICES.index(r.device) if r.device in DEVICES else 9)):
-        metric = (row.accuracy_metric or "test_accuracy").replace("_accuracy", "")
+             "GFLOP/s | epochs x train images | schedule bound |" + (" run |" if source_column else ""),
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---|" + ("---|" if source_column else "")]
+    for entry in entries:
+        row = entry.record
+        metric = (row.check.metric if row.check else "test_accuracy").replace("_accuracy", "")
+        schedule = row.measurement.schedule
         lines.append(
-            f"| {row.case or '-'} | {row.device} | {_fmt(row.accuracy, 4)} ({metric}) | "
-            f"{_fmt(row.accuracy_threshold, 3)} | {_fmt(row.median_epoch_seconds, 3)} | "
-            f"{_fmt(row.samples_per_second, 0)} | {_fmt(row.first_epoch_seconds, 2)} | "
-            f"{_fmt(row.extra_info.get('gflops_per_second'), 1)} | {row.epochs} x {row.train_samples:,} | "
-            f"{row.schedule_bound or 'full schedule'} |")
+            f"| {row.case or '-'} | {row.device}{_variation(row)} | {number(row.accuracy, 4)} ({metric}) | "
+            f"{number(row.check.threshold if row.check else None, 4)} | {number(row.median_epoch_seconds, 3)} | "
+            f"{number(row.samples_per_second, 0)} | {number(row.first_epoch_seconds, 2)} | "
+            f"{number(row.gflops_per_second, 1)} | {schedule.get('epochs')} x {schedule.get('train_samples'):,} | "
+            f"{schedule.get('bound') or 'full schedule'} |" + (f" {entry.run.label} |" if source_column else ""))
     return lines
 
 
-def _series_plot(path: Path, title: str, xlabel: str, rows: list[Row], x_of: Callable[[Row], float],
-                 log_x: bool = False) -> Path:
+def _accuracy_limits(axis, values: list[float]) -> None:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return
+    low, high = min(finite), max(finite)
+    if high - low < MIN_ACCURACY_SPAN:
+        middle = (low + high) / 2
+        low, high = middle - MIN_ACCURACY_SPAN / 2, middle + MIN_ACCURACY_SPAN / 2
+    pad = (high - low) * 0.1
+    axis.set_ylim(max(0.0, low - pad), min(1.0, high + pad))
+
+
+def series_plot(path: Path, plot: Plot, entries: list[Entry]) -> Path | None:
     """Seconds per epoch and accuracy against one hyperparameter, a line per device."""
+    points = [(plot.x[e.record.case], e.record) for e in entries if e.record.case in plot.x]
+    if len({x for x, _ in points}) < 2:
+        return None
     figure, (time_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for device in DEVICES:
-        points = sorted((x_of(r), r) for r in rows if r.device == device)
-        if not points:
-            continue
-        xs = [x for x, _ in points]
-        style = {"marker": MARKERS[device], "label": device}
-        time_axis.plot(xs, [r.median_epoch_seconds for _, r in points], **style)
-        accuracy_axis.plot(xs, [r.accuracy for _, r in points], **style)
-    metric = rows[0].accuracy_metric or "test_accuracy"
-    time_axis.set(title=f"{title}: time", xlabel=xlabel, ylabel="median seconds per epoch (s)")
-    accuracy_axis.set(title=f"{title}: accuracy", xlabel=xlabel,
+    lines = sorted({(r.device, _variation(r)) for _, r in points}, key=lambda d: (DEVICES.index(d[0])
+                                                                                  if d[0] in DEVICES else 9, d[1]))
+    palette = colors(len(lines))
+    accuracies = []
+    for (device, variation), color in zip(lines, palette, strict=True):
+        mine = sorted((x, r) for x, r in points if (r.device, _variation(r)) == (device, variation))
+        xs = [x for x, _ in mine]
+        style = {"marker": MARKERS.get(device, "o"), "label": device + variation, "color": color}
+        time_axis.plot(xs, [r.median_epoch_seconds for _, r in mine], **style)
+        accuracy_axis.plot(xs, [r.accuracy for _, r in mine], **style)
+        accuracies += [r.accuracy for _, r in mine]
+        thresholds = [(x, r.check.threshold) for x, r in mine if r.check]
+        if thresholds:
+            accuracy_axis.plot([x for x, _ in thresholds], [t for _, t in thresholds], linestyle=":",
+                               color=color, label=f"{device}{variation} threshold")
+            accuracies += [t for _, t in thresholds]
+    metric = next((r.check.metric for _, r in points if r.check), "test_accuracy")
+    time_axis.set(title=f"{plot.title}: time", xlabel=plot.xlabel, ylabel="median seconds per epoch (s)")
+    time_axis.set_ylim(bottom=0)
+    accuracy_axis.set(title=f"{plot.title}: accuracy", xlabel=plot.xlabel,
                       ylabel=f"{metric.replace('_', ' ')} (fraction)")
-    values = sorted({x_of(r) for r in rows})
+    _accuracy_limits(accuracy_axis, accuracies)
+    values = sorted(set(plot.x.values()))
     for axis in (time_axis, accuracy_axis):
-        if log_x:
+        if plot.log_x:
             axis.set_xscale("log", base=2)
-            axis.set_xticks(values, [f"{v:g}" for v in values])  # the grid's own values, not 2^k
+        axis.set_xticks(values, [f"{v:g}" for v in values])  # the grid's own values
         axis.grid(alpha=0.3)
-        axis.legend(title="device")
+        axis.legend(title="device", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
 
 
-def _speedup_plot(path: Path, run: Run) -> Path | None:
-    speedups = device_speedups(run.rows)
+def speedup_plot(path: Path, records: list[Record]) -> Path | None:
+    speedups = device_speedups(records)
     if not speedups:
         return None
     figure, axis = plt.subplots(figsize=(9, 0.45 * len(speedups) + 1.6))
     labels = [f"{s.experiment.removeprefix('test_')} {s.case} {s.device} vs {s.reference}" for s in speedups]
-    axis.barh(labels, [s.ratio for s in speedups], color="tab:green")
+    axis.barh(labels, [s.ratio for s in speedups], color=colors(len(speedups)))
     axis.set(title="Device speed-up per training sample", xlabel="speed-up (x, reference time / device time)")
     axis.axvline(1, color="black", linewidth=0.8)
     axis.grid(axis="x", alpha=0.3)
@@ -97,97 +157,83 @@ def _speedup_plot(path: Path, run: Run) -> Path | None:
     return path
 
 
-def _history_plot(path: Path, runs: Sequence[Run], experiment: str) -> Path | None:
-    ordered = sorted(runs, key=lambda run: run.datetime)
-    rows = {row.key: row for run in ordered for row in run.rows if row.experiment == experiment}
-    names = sorted(rows, key=lambda key: (rows[key].batch_size, key))  # 32 before 128
-    if len(ordered) < 2 or not names:
+def history_plot(path: Path, title: str, series: list[list[Entry]]) -> Path | None:
+    """Median epoch time of each measurement (a line each) across the runs that have it."""
+    series = [s for s in series if len(s) >= 2]
+    if not series:
         return None
+    runs = sorted({id(e.run): e.run for s in series for e in s}.values(), key=lambda r: r.datetime)
+    position = {id(run): index for index, run in enumerate(runs)}
     figure, axis = plt.subplots(figsize=(11, 4.8))
-    positions = range(len(ordered))
-    for name in names:
-        values = []
-        for run in ordered:
-            match = next((r for r in run.rows if r.key == name), None)
-            values.append(match.median_epoch_seconds if match else math.nan)
-        axis.plot(positions, values, marker="o", label=name.removeprefix(f"{experiment}"))
-    axis.set_xticks(list(positions), [run.label for run in ordered], rotation=20, ha="right", fontsize=8)
-    axis.set(title=f"{EXPERIMENTS.get(experiment, experiment)}: median epoch time across runs",
-             xlabel="run (oldest first; commit)", ylabel="median seconds per epoch (s)")
+    for entries, color in zip(series, colors(len(series)), strict=True):
+        record = entries[-1].record
+        label = f"{record.case or record.experiment} {record.device}{_variation(record)}"
+        axis.plot([position[id(e.run)] for e in entries], [e.record.median_epoch_seconds for e in entries],
+                  marker="o", color=color, label=label)
+    axis.set_xticks(range(len(runs)), [run.label.replace(" ", "\n", 2) for run in runs], fontsize=8)
+    axis.set(title=title, xlabel="run (number, commit, date; oldest first)", ylabel="median seconds per epoch (s)")
+    axis.set_ylim(bottom=0)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7, ncol=2 if len(names) > 8 else 1, bbox_to_anchor=(1.01, 1), loc="upper left")
+    axis.legend(fontsize=7, ncol=2 if len(series) > 8 else 1, bbox_to_anchor=(1.01, 1), loc="upper left")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
 
 
-def plots(run: Run, runs: Sequence[Run], directory: Path) -> dict[str, list[Path]]:
-    """PNG files by experiment ('' for those about the whole run)."""
-    made: dict[str, list[Path]] = {}
-
-    def add(key: str, path: Path | None) -> None:
-        if path is not None:
-            made.setdefault(key, []).append(path)
-
-    by_experiment: dict[str, list[Row]] = {}
-    for row in run.rows:
-        by_experiment.setdefault(row.experiment, []).append(row)
-    batch = by_experiment.get("test_batch_size", [])
-    if batch:
-        add("test_batch_size", _series_plot(directory / "batch_size.png", "Fashion-MNIST MLP",
-                                            "batch size (samples, log scale)", batch, lambda r: r.batch_size,
-                                            log_x=True))
-    mnist = by_experiment.get("test_mnist_architecture", [])
-    width = [r for r in mnist if len(_units(r)) == 1 and r.batch_size == 32]
-    depth = [r for r in mnist if _units(r) and set(_units(r)) == {128} and r.batch_size == 32
-             and r.extra_info.get("model_args", {}).get("activations", "relu") == "relu"]
-    if len(width) > 1:
-        add("test_mnist_architecture", _series_plot(directory / "mnist_width.png", "MNIST MLP width",
-                                                    "hidden units (one hidden layer)", width,
-                                                    lambda r: _units(r)[0]))
-    if len(depth) > 1:
-        add("test_mnist_architecture", _series_plot(directory / "mnist_depth.png", "MNIST MLP depth",
-                                                    "hidden layers (128 units each)", depth,
-                                                    lambda r: len(_units(r))))
-    add("", _speedup_plot(directory / "device_speedup.png", run))
-    for experiment in sorted({row.experiment for r in runs for row in r.rows}):
-        add(f"history:{experiment}", _history_plot(directory / f"history_{experiment}.png", runs, experiment))
-    return made
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text).strip("_")
 
 
-def render(runs: Sequence[Run], directory: Path) -> str:
-    run = max(runs, key=lambda r: r.datetime)
-    made = plots(run, runs, directory)
-    machine = run.machine_info
+def render(runs: Sequence[Run], directory: Path, known: dict[str, Experiment] | None = None) -> str:
+    known = experiments.discover() if known is None else known
+    measurements = newest_per_measurement(runs)
+    used: dict[int, set[str]] = {id(run): set() for run in runs}
+    # (experiment, profile) -> the newest entry of each of its measurements, in the grid's order.
+    sections: dict[tuple[str, str], list[Entry]] = {}
+    for entries in measurements.values():
+        newest = entries[-1]
+        sections.setdefault((newest.record.experiment, newest.record.profile), []).append(newest)
+        used[id(newest.run)].add("tables")
+    order = list(known)
+
+    def grid_position(entry: Entry) -> tuple:
+        experiment = known.get(entry.record.experiment)
+        cases = experiment.cases if experiment else []
+        case = entry.record.case
+        return (cases.index(case) if case in cases else len(cases), case,
+                DEVICES.index(entry.record.device) if entry.record.device in DEVICES else 9,
+                entry.record.measurement.replicas)
+
+    newest_run = max(runs, key=lambda r: r.datetime)
     lines = [
-        "# fitbench report",
-        "",
-        f"Run: `{run.path}` ({run.datetime or 'no date'}; commit "
-        f"{(run.commit_info or {}).get('id', 'unknown')[:12]}).  ",
-        f"Machine: {machine.get('cpu_name') or (machine.get('cpu') or {}).get('brand_raw', '?')}; "
-        f"GPUs: {', '.join(machine.get('gpus') or []) or 'none'}; TensorFlow {machine.get('tensorflow', '?')}, "
-        f"Keras {machine.get('keras', '?')}, Python {machine.get('python', machine.get('python_version', '?'))}.",
-        "",
+        "# fitbench report", "",
+        f"Machine: {newest_run.environment.describe()}.", "",
         "Times are steady-state seconds per epoch (median of epochs 2..N; epoch 1, with tracing, is "
         "the first-epoch column). Accuracy is the one each benchmark asserts; `val` is validation, "
-        "`test` the test set.",
+        "`test` the test set. Each table holds the newest run of each measurement.",
     ]
-    missing_experiments = [f"`{name}` ({title})" for name, title in EXPERIMENTS.items()
-                           if not any(r.experiment == name for r in run.rows)]
-    experiments = sorted({r.experiment for r in run.rows}, key=lambda e: list(EXPERIMENTS).index(e)
-                         if e in EXPERIMENTS else 99)
-    for experiment in experiments:
-        rows = [r for r in run.rows if r.experiment == experiment]
-        present = sorted({r.device for r in rows}, key=DEVICES.index)
+    for (name, profile) in sorted(sections, key=lambda k: (order.index(k[0]) if k[0] in order else len(order),
+                                                           k[0], ("full", "default", "smoke").index(k[1])
+                                                           if k[1] in ("full", "default", "smoke") else 9)):
+        entries = sorted(sections[name, profile], key=grid_position)
+        experiment = known.get(name)
+        title = experiment.title if experiment else name
+        sources = sorted({e.run.label for e in entries})
+        present = sorted({e.record.device for e in entries}, key=lambda d: DEVICES.index(d) if d in DEVICES else 9)
         absent = [d for d in DEVICES if d not in present]
-        lines += ["", f"## {EXPERIMENTS.get(experiment, experiment)} (`{experiment}`)", "",
-                  f"Devices: {', '.join(present)}" + (f"; not in this run: {', '.join(absent)}." if absent else "."),
-                  f"Profile: {rows[0].profile or '?'}; device: {rows[0].device_description or '?'}.", "",
-                  *table(rows)]
-        for path in made.get(experiment, []):
-            lines += ["", f"![{path.stem}]({path.name})"]
-    speedups = device_speedups(run.rows)
+        lines += ["", f"## {title} (`{name}`, profile {profile})", "",
+                  (f"From run {sources[0]}." if len(sources) == 1 else
+                   f"From {len(sources)} runs (the run column says which)."),
+                  f"Devices: {', '.join(present)}" + (f"; not in these runs: {', '.join(absent)}." if absent else "."),
+                  f"Device: {entries[0].record.device_description or '?'}.", "",
+                  *table(entries, source_column=len(sources) > 1)]
+        for plot in experiment.plots if experiment else ():
+            made = series_plot(directory / f"{plot.name}_{profile}.png", plot, entries)
+            if made:
+                lines += ["", f"![{made.stem}]({made.name})"]
+    newest_records = [e.record for entries in measurements.values() for e in entries[-1:]]
+    speedups = device_speedups(newest_records)
     lines += ["", "## Device comparison", ""]
     if speedups:
         lines += ["Per training sample, at the same global batch size: a bounded CPU run (a subset of the "
@@ -198,29 +244,54 @@ def render(runs: Sequence[Run], directory: Path) -> str:
         lines += [f"| {s.experiment} | {s.case or '-'} | {s.device} | {s.reference} | {s.ratio:.1f}x | "
                   f"{s.device_seconds_per_sample:.2e} | {s.reference_seconds_per_sample:.2e} | "
                   f"{'yes' if s.same_schedule else 'no (bounded)'} |" for s in speedups]
-        lines += ["", *(f"![{p.stem}]({p.name})" for p in made.get("", []))]
+        made = speedup_plot(directory / "device_speedup.png", newest_records)
+        lines += ["", f"![{made.stem}]({made.name})"]
     else:
-        lines.append("No case ran on more than one device in this run, so there is no device comparison: "
+        lines.append("No case ran on more than one device, so there is no device comparison: "
                      "run with a GPU or TPU present (`--devices cpu,gpu`) to get one.")
-    history = {k.split(":", 1)[1]: v for k, v in made.items() if k.startswith("history:")}
+
     lines += ["", "## History", ""]
-    if history:
-        lines.append(f"{len(runs)} runs, oldest first: " + ", ".join(
-            f"`{r.label}`" for r in sorted(runs, key=lambda r: r.datetime)) + ".")
-        for paths in history.values():
-            lines += ["", *(f"![{p.stem}]({p.name})" for p in paths)]
+    histories = []
+    for (name, profile) in sections:
+        series = [entries for entries in measurements.values()
+                  if (entries[-1].record.experiment, entries[-1].record.profile) == (name, profile)]
+        experiment = known.get(name)
+        made = history_plot(directory / f"history_{_slug(name)}_{profile}.png",
+                            f"{experiment.title if experiment else name} ({profile}): median epoch time across runs",
+                            series)
+        if made:
+            histories.append(made)
+            for entries in series:
+                if len(entries) >= 2:
+                    for entry in entries:
+                        used[id(entry.run)].add("history")
+    if histories:
+        lines += [f"![{p.stem}]({p.name})" for p in histories]
     else:
-        lines.append("One run only: give several (for example `.benchmarks/*/*.json`) for a history plot.")
-    if missing_experiments:
-        lines += ["", "## Missing", "", "Not in this run: " + "; ".join(missing_experiments) + "."]
+        lines.append("No measurement is in more than one run: give several runs of one profile "
+                     "(for example `.benchmarks/*/*.json`) for history plots.")
+    missing = [f"`{name}` ({experiment.title})" for name, experiment in known.items()
+               if not any(k[0] == name for k in sections)]
+    if missing:
+        lines += ["", "## Missing", "", "In no run given: " + "; ".join(missing) + "."]
+    lines += ["", "## Runs", "", "| run | file | profile | benchmarks | used for |", "|---|---|---|---:|---|"]
+    for run in sorted(runs, key=lambda r: r.datetime):
+        uses = used[id(run)]
+        use = (" and ".join(sorted(uses)) if uses else
+               "skipped: a newer run has each of its measurements, and none of them is in another run")
+        profiles = ", ".join(sorted({r.profile for r in run.records})) or "-"
+        lines.append(f"| {run.label} | `{run.path}` | {profiles} | {len(run.records)} | {use} |")
     return "\n".join(lines) + "\n"
 
 
-def write(paths: Sequence[str | os.PathLike], output: str | os.PathLike) -> Path:
-    """Read the runs (NotBenchmarkJSON for a bad file, before anything is written); write report.md."""
+def write(paths: Sequence[str | os.PathLike], output: str | os.PathLike,
+          benchmarks: Sequence[str | os.PathLike] = ()) -> Path:
+    """Read the runs (NotBenchmarkJSON for a bad file, before anything is written); write report.md.
+    `benchmarks`: the benchmark files or directories whose EXPERIMENTs describe the runs."""
     runs = [load_run(path) for path in paths]
+    known = experiments.discover(*benchmarks)
     directory = Path(output)
     directory.mkdir(parents=True, exist_ok=True)
     report = directory / "report.md"
-    report.write_text(render(runs, directory))
+    report.write_text(render(runs, directory, known))
     return report

@@ -1,136 +1,72 @@
-"""One benchmark's result as fitbench reads it back, wherever it comes from: the session in
-progress (the runner's extra_info) or pytest-benchmark JSON saved earlier. The terminal
-summary, the device comparison, the gate and the report all read results through here.
+"""Runs read back: pytest-benchmark JSON files whose benchmarks carry fitbench records.
+
+The session summary, the device comparison, the gate and the report all read results as
+`Record`s (fitbench.record), from the session in progress or from a file loaded here. A file
+is checked before anything uses it: a benchmark whose figures cannot be measurements (NaN,
+zero or negative epoch times, NaN accuracy) or whose record has an unknown schema is refused
+with the file and the benchmark named.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import statistics
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from fitbench.record import Environment, Record, RecordError
 
 BASELINE_DEVICE = "cpu"
 
 
 class NotBenchmarkJSON(ValueError):
-    """A file that is not pytest-benchmark JSON written by a fitbench run."""
-
-
-@dataclass
-class Row:
-    """One benchmark: an experiment's case on one device, and what it measured."""
-
-    experiment: str  # the test function, e.g. "test_batch_size"
-    case: str  # its parameters without the device, e.g. "batch_size-512" ("" when none)
-    device: str
-    name: str = ""  # pytest-benchmark's name, e.g. "test_batch_size[cpu-batch_size-512]"
-    group: str | None = None
-    workload: str = ""
-    profile: str = ""
-    device_description: str = ""
-    batch_size: int = 0
-    train_samples: int = 0
-    samples_per_epoch: int = 0
-    epochs: int = 0
-    schedule_bound: str = ""
-    epoch_seconds: list[float] = field(default_factory=list)
-    rounds: list[float] = field(default_factory=list)  # pytest-benchmark's timed rounds, when saved
-    accuracy_metric: str | None = None
-    accuracy: float | None = None
-    accuracy_threshold: float | None = None
-    extra_info: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @property
-    def steady_seconds(self) -> list[float]:
-        """Steady-state epoch times: the saved rounds, else epochs 2..N of the runner's clock."""
-        return list(self.rounds) or list(self.epoch_seconds[1:])
-
-    @property
-    def median_epoch_seconds(self) -> float:
-        steady = self.steady_seconds
-        return statistics.median(steady) if steady else math.nan
-
-    @property
-    def first_epoch_seconds(self) -> float:
-        return self.epoch_seconds[0] if self.epoch_seconds else math.nan
-
-    @property
-    def samples_per_second(self) -> float:
-        return self.samples_per_epoch / self.median_epoch_seconds
-
-    @property
-    def seconds_per_sample(self) -> float:
-        return self.median_epoch_seconds / self.samples_per_epoch
-
-    @property
-    def passed(self) -> bool | None:
-        if self.accuracy is None or self.accuracy_threshold is None:
-            return None
-        return self.accuracy >= self.accuracy_threshold
-
-    @property
-    def key(self) -> str:
-        """What identifies this benchmark across runs."""
-        return self.name or f"{self.experiment}[{'-'.join(p for p in (self.device, self.case) if p)}]"
-
-    @classmethod
-    def from_extra_info(cls, info: dict[str, Any], name: str = "", group: str | None = None,
-                        rounds: list[float] | None = None) -> Row:
-        metric = info.get("accuracy_metric")
-        value = info.get(metric) if metric else None
-        if isinstance(value, list):  # val_accuracy is per epoch: the check reads the last
-            value = value[-1]
-        return cls(
-            experiment=info.get("experiment", name.split("[")[0]),
-            case=info.get("case", ""),
-            device=info.get("device", ""),
-            name=name,
-            group=group,
-            workload=info.get("workload", ""),
-            profile=info.get("profile", ""),
-            device_description=info.get("device_description", ""),
-            batch_size=int(info.get("batch_size", 0)),
-            train_samples=int(info.get("train_samples", 0)),
-            samples_per_epoch=int(info.get("samples_per_epoch", info.get("train_samples", 0))),
-            epochs=int(info.get("epochs", 0)),
-            schedule_bound=info.get("schedule_bound", ""),
-            epoch_seconds=list(info.get("epoch_seconds", [])),
-            rounds=list(rounds or []),
-            accuracy_metric=metric,
-            accuracy=value,
-            accuracy_threshold=info.get("accuracy_threshold"),
-            extra_info=info,
-        )
+    """A file that cannot be read as a fitbench run (the message names the file and the fix)."""
 
 
 @dataclass
 class Run:
-    """One pytest-benchmark JSON file."""
+    """One pytest-benchmark JSON file (or the session in progress)."""
 
     path: str
-    rows: list[Row]
+    records: list[Record]
     machine_info: dict[str, Any]
-    commit_info: dict[str, Any]
-    datetime: str
+    commit_info: dict[str, Any] = field(default_factory=dict)
+    datetime: str = ""
+    fitbench: dict[str, Any] = field(default_factory=dict)  # the run's own section (profile, ...)
+
+    @property
+    def environment(self) -> Environment:
+        return Environment.from_machine_info(self.machine_info)
+
+    @property
+    def number(self) -> str:
+        """pytest-benchmark's saved-run counter ('0003' of 0003_abc_....json), else ''."""
+        match = re.match(r"(\d{4})_", Path(self.path).name)
+        return match.group(1) if match else ""
 
     @property
     def label(self) -> str:
+        """'0003 3f2a9c1d 2026-11-23 14:05': run number (or file name), short commit, date."""
         commit = (self.commit_info or {}).get("id") or ""
         dirty = "+" if (self.commit_info or {}).get("dirty") else ""
-        return f"{Path(self.path).stem} ({commit[:8]}{dirty})" if commit else Path(self.path).stem
+        parts = [self.number or Path(self.path).stem, f"{commit[:8]}{dirty}" if commit else "",
+                 self.datetime[:16].replace("T", " ")]
+        return " ".join(part for part in parts if part)
 
 
 def load_run(path: str | os.PathLike) -> Run:
-    """Read pytest-benchmark JSON; NotBenchmarkJSON says what is wrong with any other file."""
+    """Read and check pytest-benchmark JSON; NotBenchmarkJSON says what is wrong with it."""
     path = Path(path)
     try:
         document = json.loads(path.read_text())
     except FileNotFoundError as error:
         raise NotBenchmarkJSON(f"{path}: no such file") from error
+    except PermissionError as error:
+        raise NotBenchmarkJSON(f"{path}: permission denied") from error
+    except IsADirectoryError as error:
+        raise NotBenchmarkJSON(f"{path}: is a directory; give a JSON file") from error
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise NotBenchmarkJSON(f"{path}: not JSON ({error}); give a file written by "
                                "pytest --benchmark-json or --benchmark-autosave") from error
@@ -139,18 +75,27 @@ def load_run(path: str | os.PathLike) -> Run:
         raise NotBenchmarkJSON(f"{path}: JSON, but not pytest-benchmark's (no 'benchmarks' list and "
                                "'machine_info'); give a file written by pytest --benchmark-json or "
                                "--benchmark-autosave")
-    rows = []
+    records = []
     for bench in document["benchmarks"]:
-        info = bench.get("extra_info") or {}
-        if "epoch_seconds" not in info:
-            continue  # not a fitbench benchmark (no per-epoch record)
-        rows.append(Row.from_extra_info(info, bench.get("name", ""), bench.get("group"),
-                                        (bench.get("stats") or {}).get("data")))
-    if document["benchmarks"] and not rows:
+        info = (bench.get("extra_info") or {}) if isinstance(bench, dict) else {}
+        name = bench.get("name", "?") if isinstance(bench, dict) else "?"
+        if "fitbench_schema" not in info and "epoch_seconds" not in info:
+            continue  # not a fitbench benchmark
+        try:
+            record = Record.from_json(info, name, bench.get("group"), bench.get("params"))
+        except RecordError as error:
+            raise NotBenchmarkJSON(f"{path}: benchmark {name}: {error}") from error
+        problems = record.problems()
+        if problems:
+            raise NotBenchmarkJSON(f"{path}: benchmark {name}: " + "; ".join(problems)
+                                   + " (a damaged or hand-edited file; re-run the benchmark)")
+        records.append(record)
+    if document["benchmarks"] and not records:
         raise NotBenchmarkJSON(f"{path}: pytest-benchmark JSON, but none of its benchmarks was "
-                               "written by fitbench (no extra_info.epoch_seconds)")
-    return Run(str(path), rows, document.get("machine_info") or {}, document.get("commit_info") or {},
-               document.get("datetime", ""))
+                               "written by fitbench (no fitbench record in extra_info)")
+    fitbench = document.get("fitbench") if isinstance(document.get("fitbench"), dict) else {}
+    return Run(str(path), records, document.get("machine_info") or {}, document.get("commit_info") or {},
+               document.get("datetime", ""), fitbench)
 
 
 @dataclass(frozen=True)
@@ -175,20 +120,23 @@ class Speedup:
         return dict(self.__dict__)
 
 
-def device_speedups(rows: list[Row]) -> list[Speedup]:
+def device_speedups(rows: list[Record]) -> list[Speedup]:
     """Every device against the CPU, and TPU against GPU, for each case run on both.
 
     Per sample: median steady-state epoch seconds / samples trained per epoch, at the same
     global batch size. A bounded CPU run (a subset of the data) takes the same steps as a full
     run, only fewer of them, so its time per sample is what a full epoch would cost per sample.
     """
-    by_case: dict[tuple[str, str], dict[str, Row]] = {}
+    by_case: dict[tuple[str, ...], dict[str, Record]] = {}
     for row in rows:
         if row.samples_per_epoch and row.steady_seconds:
-            by_case.setdefault((row.experiment, row.case), {})[row.device] = row
+            # Only the device (and what follows from it: replicas, a bounded schedule) may differ.
+            same = (row.experiment, row.case, row.profile, json.dumps(row.measurement.workload, sort_keys=True),
+                    json.dumps(row.measurement.variant, sort_keys=True), str(row.batch_size))
+            by_case.setdefault(same, {})[row.device] = row
     pairs = [(device, BASELINE_DEVICE) for device in ("gpu", "tpu")] + [("tpu", "gpu")]
     speedups = []
-    for (experiment, case), devices in sorted(by_case.items()):
+    for (experiment, case, *_), devices in sorted(by_case.items()):
         for device, reference in pairs:
             if device in devices and reference in devices:
                 fast, slow = devices[device], devices[reference]
@@ -197,6 +145,6 @@ def device_speedups(rows: list[Row]) -> list[Speedup]:
                     ratio=slow.seconds_per_sample / fast.seconds_per_sample,
                     device_seconds_per_sample=fast.seconds_per_sample,
                     reference_seconds_per_sample=slow.seconds_per_sample,
-                    same_schedule=(fast.train_samples, fast.epochs) == (slow.train_samples, slow.epochs),
+                    same_schedule=fast.measurement.schedule == slow.measurement.schedule,
                 ))
     return speedups

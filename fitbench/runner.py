@@ -20,9 +20,8 @@ loop.
 
 from __future__ import annotations
 
-import statistics
+import json
 import time
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import keras
@@ -32,8 +31,9 @@ import tensorflow as tf
 from fitbench import devices, memory, turns
 from fitbench.datasets import Dataset, Splits, split
 from fitbench.devices import Device
-from fitbench.flops import gflops_per_second, training_flops_per_sample
-from fitbench.workloads import Schedule, Workload
+from fitbench.flops import training_flops_per_sample
+from fitbench.record import DEFAULT_VARIANT, Epoch, Measurement, Record
+from fitbench.workloads import Workload
 
 METRIC = "accuracy"
 
@@ -46,135 +46,6 @@ class Benchmark(Protocol):
 
     def pedantic(self, target, args=(), kwargs=None, setup=None, teardown=None, rounds=1,
                  warmup_rounds=0, iterations=1): ...
-
-
-@dataclass
-class EpochRecord:
-    seconds: float
-    loss: float
-    accuracy: float
-    val_loss: float = float("nan")
-    val_accuracy: float = float("nan")
-    turn: int | None = None  # the ring's turn it ran in (interleaved runs only)
-
-
-@dataclass
-class Result:
-    workload: Workload
-    profile: str
-    schedule: Schedule
-    device: Device
-    sizes: dict[str, int]
-    params: int
-    flops_per_sample: int
-    samples_per_epoch: int  # samples trained per epoch (a TPU drops the partial last batch)
-    epochs: list[EpochRecord] = field(default_factory=list)
-    test_loss: float = float("nan")
-    test_accuracy: float = float("nan")
-    memory: dict[str, int | None] = field(default_factory=dict)
-    # Set by assert_accuracy: which accuracy the test checks and its threshold.
-    accuracy_metric: str | None = None
-    accuracy_threshold: float | None = None
-    # Where the result sits in the suite (set by the `train` fixture): test function, its
-    # parameters without the device, pytest-benchmark's name and group, the gate marker.
-    experiment: str = ""
-    case: str = ""
-    name: str = ""
-    group: str | None = None
-    gate: dict[str, float] = field(default_factory=dict)
-    interleave: dict[str, Any] | None = None  # the ring this run took turns in
-
-    def assert_accuracy(self, metric: str, threshold: float, note: str = "") -> None:
-        """Assert `metric` ('test_accuracy' or 'val_accuracy') >= `threshold`; record both.
-
-        The failure message gives the value reached, the threshold and `note`."""
-        value = getattr(self, metric)
-        self.accuracy_metric, self.accuracy_threshold = metric, threshold
-        assert value >= threshold, (
-            f"{metric.replace('_', ' ')} {value:.4f} is below the threshold {threshold} "
-            f"({self.workload.name}, batch size {self.workload.batch_size}, profile {self.profile}, "
-            f"{self.device.kind}{'; ' + note if note else ''})"
-        )
-
-    @property
-    def epoch_seconds(self) -> list[float]:
-        return [epoch.seconds for epoch in self.epochs]
-
-    @property
-    def first_epoch_seconds(self) -> float:
-        return self.epochs[0].seconds
-
-    @property
-    def median_epoch_seconds(self) -> float:
-        """Median of the steady-state epochs (2..N), the same sample pytest-benchmark reports."""
-        return statistics.median(self.epoch_seconds[1:])
-
-    @property
-    def samples_per_second(self) -> float:
-        return self.samples_per_epoch / self.median_epoch_seconds
-
-    @property
-    def gflops_per_second(self) -> float:
-        """Training GFLOP/s achieved over the median steady-state epoch."""
-        return gflops_per_second(self.flops_per_sample, self.samples_per_epoch, self.median_epoch_seconds)
-
-    @property
-    def val_accuracy(self) -> float:
-        return self.epochs[-1].val_accuracy
-
-    def extra_info(self) -> dict[str, Any]:
-        """Everything a reader of the JSON needs to interpret (and reproduce) this result;
-        plain values only (it also travels from xdist workers in the test reports)."""
-        workload, schedule = self.workload, self.schedule
-        global_batch = workload.batch_size
-        return {
-            "experiment": self.experiment,
-            "case": self.case,
-            "name": self.name,
-            "group": self.group,
-            "gate": self.gate,
-            "accuracy_metric": self.accuracy_metric,
-            "accuracy_threshold": self.accuracy_threshold,
-            "workload": workload.name,
-            "dataset": workload.dataset,
-            "model": workload.model.__name__,
-            "model_args": {key: list(v) if isinstance(v, tuple) else v for key, v in workload.model_args.items()},
-            "params": self.params,
-            "flops_per_sample": self.flops_per_sample,
-            "optimizer": workload.optimizer,
-            "loss": workload.loss,
-            "batch_size": global_batch,
-            "replicas": self.device.replicas,
-            "per_replica_batch_size": global_batch // self.device.replicas,
-            "seed": workload.seed,
-            "profile": self.profile,
-            "epochs": schedule.epochs,
-            "schedule_bound": schedule.bound,
-            "train_samples": self.sizes["train"],
-            "samples_per_epoch": self.samples_per_epoch,
-            "validation_samples": self.sizes["validation"],
-            "test_samples": self.sizes["test"],
-            "device": self.device.kind,
-            "device_description": self.device.description,
-            "first_epoch_seconds": self.first_epoch_seconds,
-            "epoch_seconds": self.epoch_seconds,
-            "median_epoch_seconds": self.median_epoch_seconds,
-            "samples_per_second": self.samples_per_second,
-            "gflops_per_second": self.gflops_per_second,
-            "gflops_per_second_per_epoch": [
-                gflops_per_second(self.flops_per_sample, self.samples_per_epoch, s) for s in self.epoch_seconds
-            ],
-            "train_loss": [e.loss for e in self.epochs],
-            "train_accuracy": [e.accuracy for e in self.epochs],
-            "val_loss": [e.val_loss for e in self.epochs],
-            "val_accuracy": [e.val_accuracy for e in self.epochs],
-            "test_loss": self.test_loss,
-            "test_accuracy": self.test_accuracy,
-            "validation_is_test_set": workload.validation == "test",
-            "interleave": self.interleave,
-            "epoch_turns": [e.turn for e in self.epochs],
-            **self.memory,
-        }
 
 
 class EpochRunner:
@@ -203,7 +74,7 @@ class EpochRunner:
         # TPUs need static shapes: a partial last batch would trigger a new compilation.
         self.drop_remainder = device.is_tpu
         self.model: keras.Model | None = None
-        self.records: list[EpochRecord] = []
+        self.records: list[Epoch] = []
         self._last_epoch_seconds = float("nan")
         self._turn: int | None = None
         self._iterator = None
@@ -302,7 +173,7 @@ class EpochRunner:
         training = self._last_logs
         validation = self.model.evaluate(self._val_data, verbose=0, return_dict=True)
         self.records.append(
-            EpochRecord(
+            Epoch(
                 seconds=self._last_epoch_seconds,
                 loss=float(training["loss"]),
                 accuracy=float(training[METRIC]),
@@ -312,7 +183,7 @@ class EpochRunner:
             )
         )
 
-    def run(self, benchmark: Benchmark | None = None) -> Result:
+    def run(self, benchmark: Benchmark | None = None) -> Record:
         """Train the whole schedule; epochs 2..N are `benchmark`'s rounds when it is enabled."""
         host_reset = memory.reset(self.device.strategy)
         self.prepare_inputs()
@@ -332,26 +203,64 @@ class EpochRunner:
                 self.record_epoch()
         self._iterator = None
         test = self.model.evaluate(self._test_data, verbose=0, return_dict=True)
-        return Result(
-            workload=self.workload,
-            profile=self.profile,
-            schedule=self.schedule,
-            device=self.device,
-            sizes=self.splits.sizes,
-            params=self.model.count_params(),
-            flops_per_sample=training_flops_per_sample(self.model),
-            samples_per_epoch=self.samples_per_epoch,
+        return Record(
+            measurement=self.measurement(),
             epochs=self.records,
             test_loss=float(test["loss"]),
             test_accuracy=float(test[METRIC]),
+            params=self.model.count_params(),
+            flops_per_sample=training_flops_per_sample(self.model),
+            device_description=self.device.description,
             memory=memory.peaks(self.device.strategy, host_reset),
             interleave=ring.describe() if (ring := turns.current()) is not None else None,
         )
 
+    def measurement(self) -> Measurement:
+        """What this run measures: the workload as trained (the optimizer's settings as Keras
+        resolved them), the schedule with the sample counts it really had, device and batch."""
+        workload, schedule, sizes = self.workload, self.schedule, self.splits.sizes
+        optimizer = self.model.optimizer
+        # Its settings as Keras resolved them; not its name, which Keras numbers per process (adam_1).
+        settings = {key: value for key, value in optimizer.get_config().items() if key != "name"}
+        described = {
+            "name": workload.name,
+            "dataset": workload.dataset,
+            "model": workload.model.__name__,
+            "model_args": dict(workload.model_args),
+            "input_shape": list(workload.input_shape),
+            "pixel_scale": workload.pixel_scale,
+            "optimizer": {"name": type(optimizer).__name__, "config": settings},
+            "loss": workload.loss,
+            "validation": workload.validation,
+            "validation_at": workload.validation_at,
+            "seed": workload.seed,
+        }
+        # One JSON form (tuples as lists, numpy scalars as numbers), in memory as in the file.
+        described = json.loads(json.dumps(described, default=_plain))
+        return Measurement(
+            workload=described,
+            schedule={"epochs": schedule.epochs, "train_samples": sizes["train"],
+                      "validation_samples": sizes["validation"], "test_samples": sizes["test"],
+                      "samples_per_epoch": self.samples_per_epoch, "bound": schedule.bound},
+            profile=self.profile,
+            device=self.device.kind,
+            replicas=self.device.replicas,
+            global_batch=workload.batch_size,
+            per_replica_batch=workload.batch_size // self.device.replicas,
+            variant=dict(DEFAULT_VARIANT),
+        )
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what json cannot write itself (numpy scalars; anything else by its repr)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value)
+
 
 def train(workload: Workload, profile: str, device: Device, dataset: Dataset,
-          benchmark: Benchmark | None = None) -> Result:
+          benchmark: Benchmark | None = None) -> Record:
     """Train `workload` under `profile` on `device`; epochs 2..N are `benchmark`'s rounds when
-    given. The record (`Result.extra_info()`) goes to the benchmark's extra_info once the test
-    has checked its accuracy and the fixture has placed it in the suite (fitbench.plugin)."""
+    given. The record goes to the benchmark's extra_info (`Record.to_json`) once the test has
+    checked its accuracy (fitbench.plugin)."""
     return EpochRunner(workload, profile, device, dataset).run(benchmark)

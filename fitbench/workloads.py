@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 PROFILES = ("smoke", "default", "full")
@@ -76,14 +72,3 @@ def per_device(value: Any, device: str, what: str) -> Any:
     if device not in value:
         raise KeyError(f"{what} has no entry for device {device!r}; it has {', '.join(value)}")
     return value[device]
-
-
-def load_benchmark_file(path: str | os.PathLike) -> ModuleType:
-    """Import a benchmark file (benchmarks/test_*.py) by path, for its WORKLOAD and grid."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no benchmark file at {path}")
-    spec = importlib.util.spec_from_file_location(f"fitbench_benchmark_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

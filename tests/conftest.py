@@ -67,3 +67,23 @@ def run_pytest(*args: str, env: dict[str, str] | None = None, timeout: int = 600
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**clean, **(env or {})},
     )
+
+
+def make_record(name: str, device: str = "cpu", epoch_seconds: list[float] | None = None, samples: int = 1000,
+                accuracy: float = 0.85, threshold: float | None = 0.8, profile: str = "smoke",
+                batch_size: int = 32, replicas: int = 1, case: str = "", epochs: int | None = None):
+    """A Record as the runner would make it, with chosen figures (for summary, report and gate tests)."""
+    from fitbench.record import Check, Epoch, Measurement, Record
+
+    seconds = epoch_seconds or [2.0, 1.0, 1.0, 1.0]
+    measurement = Measurement(
+        workload={"name": name.split("[")[0], "dataset": "fashion_mnist", "model": "mlp", "optimizer": {"name": "SGD"}},
+        schedule={"epochs": epochs or len(seconds), "train_samples": samples, "samples_per_epoch": samples,
+                  "bound": ""},
+        profile=profile, device=device, replicas=replicas, global_batch=batch_size,
+        per_replica_batch=batch_size // replicas)
+    record = Record(measurement, [Epoch(s, 1.0, 0.5, 1.0, accuracy) for s in seconds], test_accuracy=accuracy,
+                    name=name, case=case)
+    if threshold is not None:
+        record.check = Check("test_accuracy", threshold, accuracy)
+    return record

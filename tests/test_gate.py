@@ -9,18 +9,29 @@ import numpy as np
 import pytest
 
 from fitbench import cli, gate
+from fitbench import thresholds as thresholds_module
 from fitbench.results import NotBenchmarkJSON, load_run
+from tests.conftest import make_record
 
 MACHINE = {"system": "Linux", "machine": "x86_64", "python": "3.11.7", "cpu_name": "Test CPU", "gpus": [],
            "tensorflow": "2.21.0", "keras": "3.15.1", "cpu": {"hz_actual": [2_100_000_000, 0]}}
 
 
-def benchmark(name, epochs, accuracy=0.85, gate_marker=None, group="g"):
-    return {"name": name, "group": group, "stats": {"data": epochs[1:]},
+def benchmark(name, epochs, accuracy=0.85, gate_marker=None, group="g", profile="smoke", replicas=1):
+    record = make_record(name, epoch_seconds=list(epochs), accuracy=accuracy, profile=profile, replicas=replicas)
+    record.gate = gate_marker or {}
+    return {"name": name, "group": group, "params": {"device": "cpu"}, "stats": {"data": list(epochs[1:])},
+            "extra_info": record.to_json()}
+
+
+def legacy_benchmark(name, epochs, accuracy=0.85):
+    """fitbench 0.1's untyped extra_info (record schema 1)."""
+    return {"name": name, "group": "g", "stats": {"data": epochs[1:]},
             "extra_info": {"experiment": name.split("[")[0], "case": "", "device": "cpu", "epoch_seconds": epochs,
                            "train_samples": 1000, "samples_per_epoch": 1000, "epochs": len(epochs),
+                           "profile": "smoke", "batch_size": 32, "replicas": 1, "workload": "w",
                            "accuracy_metric": "test_accuracy", "test_accuracy": accuracy,
-                           "accuracy_threshold": 0.8, "gate": gate_marker or {}}}
+                           "accuracy_threshold": 0.8, "gate": {}}}
 
 
 def epochs(seed, scale=1.0, first=2.0, rounds=9, noise=0.02):
@@ -28,9 +39,9 @@ def epochs(seed, scale=1.0, first=2.0, rounds=9, noise=0.02):
     return [first] + list(scale * rng.lognormal(0, noise, rounds))
 
 
-def write(path, benchmarks, machine=None):
+def write(path, benchmarks, machine=None, date="2026-11-23T00:00:00"):
     path.write_text(json.dumps({"machine_info": {**MACHINE, **(machine or {})}, "commit_info": {"id": "abc"},
-                                "datetime": "2026-11-23T00:00:00", "benchmarks": benchmarks}))
+                                "datetime": date, "benchmarks": benchmarks}))
     return str(path)
 
 
@@ -39,145 +50,137 @@ def runs(tmp_path, base_benchmarks, cand_benchmarks, **machine):
             write(tmp_path / "cand.json", cand_benchmarks, machine or None))
 
 
-def verdicts(base, cand, **kwargs):
-    comparison = gate.compare([load_run(base)], [load_run(cand)], **kwargs)
+def verdicts(base, cand, **settings):
+    comparison = gate.compare([load_run(base)], [load_run(cand)], **settings)
     return {v.name: v for v in comparison.verdicts}, comparison
 
+
+# --- epochs as the unit (runs that do not drift: --run-noise 0) -------------------------------
 
 def test_same_code_is_no_change(tmp_path):
     base, cand = runs(tmp_path, [benchmark(f"t[{i}]", epochs(i)) for i in range(5)],
                       [benchmark(f"t[{i}]", epochs(100 + i)) for i in range(5)])
-    found, comparison = verdicts(base, cand)
+    found, comparison = verdicts(base, cand, run_noise=0)
     assert {v.verdict for v in found.values()} == {"no change"}
-    assert not comparison.regressions
+    assert not comparison.failures
 
 
 def test_planted_20_percent_is_a_regression_and_the_cli_exits_1(tmp_path, capsys):
     base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1)), benchmark("t[b]", epochs(2))],
                       [benchmark("t[a]", epochs(3, scale=1.2)), benchmark("t[b]", epochs(4))])
-    found, _ = verdicts(base, cand)
+    found, _ = verdicts(base, cand, run_noise=0)
     assert found["t[a]"].verdict == "regression" and found["t[a]"].time == "regression"
     assert 1.15 < found["t[a]"].ratio < 1.25 and found["t[a]"].ratio_low > 1.05
     assert found["t[b]"].verdict == "no change"
     summary, verdict_json = tmp_path / "summary.md", tmp_path / "verdicts.json"
-    code = cli.main(["compare", base, cand, "--markdown", str(summary), "--json", str(verdict_json)])
+    code = cli.main(["compare", base, cand, "--run-noise", "0", "--markdown", str(summary),
+                     "--json", str(verdict_json)])
     assert code == 1
-    assert "REGRESSION   t[a]" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "REGRESSION   t[a]" in out and "FAILED (gate) t[a]: regression" in out
+    assert f"baseline:  {base}" in out and f"candidate: {cand}" in out  # which file is which
     assert "| `t[a]` | **regression** |" in summary.read_text()
     saved = json.loads(verdict_json.read_text())
-    assert saved["counts"]["regression"] == 1 and saved["verdicts"][0]["name"] == "t[a]"
+    assert saved["counts"]["regression"] == 1 and saved["verdicts"][0]["name"] == "t[a]" and saved["failed"]
 
 
 def test_a_slowdown_below_the_threshold_is_not_a_regression(tmp_path):
     base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1, noise=0.005))],
                       [benchmark("t[a]", epochs(2, scale=1.03, noise=0.005))])
-    found, _ = verdicts(base, cand)
-    assert found["t[a]"].time != "regression"
+    assert verdicts(base, cand, run_noise=0)[0]["t[a]"].time != "regression"
 
 
 def test_a_speedup_is_an_improvement(tmp_path):
     base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1))], [benchmark("t[a]", epochs(2, scale=0.7))])
-    assert verdicts(base, cand)[0]["t[a]"].verdict == "improvement"
+    assert verdicts(base, cand, run_noise=0)[0]["t[a]"].verdict == "improvement"
 
 
-def test_too_noisy_or_too_few_rounds_is_inconclusive(tmp_path):
+def test_too_few_rounds_is_inconclusive_and_says_why(tmp_path):
     base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1, rounds=2))],
                       [benchmark("t[a]", epochs(2, scale=1.3, rounds=2))])
-    found, _ = verdicts(base, cand)
+    found, _ = verdicts(base, cand, run_noise=0)
     assert found["t[a]"].verdict == "inconclusive" and "cannot reach significance" in found["t[a]"].note
 
 
-def test_holm_keeps_a_lone_borderline_result_from_failing_a_large_run(tmp_path):
+def test_holm_keeps_a_lone_borderline_result_from_failing_a_large_run_and_says_so(tmp_path):
     # 4 vs 4 rounds: the smallest p is 1/70, significant alone but not over 20 benchmarks.
     base_b = [benchmark(f"t[{i}]", epochs(i, rounds=4)) for i in range(20)]
     cand_b = [benchmark(f"t[{i}]", epochs(50 + i, rounds=4, scale=1.3 if i == 0 else 1.0)) for i in range(20)]
     alone_base, alone_cand = write(tmp_path / "b1.json", base_b[:1]), write(tmp_path / "c1.json", cand_b[:1])
-    assert verdicts(alone_base, alone_cand)[0]["t[0]"].verdict == "regression"
+    assert verdicts(alone_base, alone_cand, run_noise=0)[0]["t[0]"].verdict == "regression"
     base, cand = runs(tmp_path, base_b, cand_b)
-    assert verdicts(base, cand)[0]["t[0]"].verdict != "regression"
+    verdict = verdicts(base, cand, run_noise=0)[0]["t[0]"]
+    assert verdict.verdict == "inconclusive" and "cannot reach significance over 20" in verdict.note
 
 
-def test_accuracy_drop_and_first_epoch_are_gated_with_their_own_thresholds(tmp_path):
+def test_an_interval_beyond_the_threshold_that_fails_holm_says_so():
+    verdict = gate.Verdict("t[a]", "", time="inconclusive", ratio=1.12, ratio_low=1.06, ratio_high=1.2,
+                           p_regression=0.2, candidate_epochs=7, thresholds={"time": 0.05})
+    note = gate._why(verdict, 0.05, 12, 1 / 2048)
+    assert "lies beyond +-5%, but after Holm's adjustment over 12 comparisons p = 0.2" in note
+    verdict.ratio_low = 0.99
+    assert "reaches past +-5%: too few epochs or too much noise" in gate._why(verdict, 0.05, 12, 1 / 2048)
+
+
+def test_accuracy_is_gated_with_its_own_threshold(tmp_path):
     base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1), accuracy=0.85), benchmark("t[b]", epochs(2))],
-                      [benchmark("t[a]", epochs(3), accuracy=0.82), benchmark("t[b]", epochs(4, first=5.0))])
-    found, _ = verdicts(base, cand)
+                      [benchmark("t[a]", epochs(3), accuracy=0.82), benchmark("t[b]", epochs(4))])
+    found, _ = verdicts(base, cand, run_noise=0)
     assert found["t[a]"].accuracy == "regression" and found["t[a]"].verdict == "regression"
-    assert found["t[b]"].first_epoch == "regression" and found["t[b]"].first_epoch_ratio == pytest.approx(2.5)
-    found, _ = verdicts(base, cand, defaults=gate.Thresholds(accuracy=0.05, first_epoch=2.0))
+    found, _ = verdicts(base, cand, run_noise=0, defaults=gate.Thresholds(accuracy=0.05))
     assert {v.verdict for v in found.values()} == {"no change"}
+
+
+def test_first_epoch_is_informational_with_one_run_a_side(tmp_path):
+    base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1))], [benchmark("t[a]", epochs(3, first=5.0))])
+    verdict = verdicts(base, cand, run_noise=0)[0]["t[a]"]
+    assert verdict.first_epoch == "informational" and verdict.first_epoch_ratio == pytest.approx(2.5)
+    assert verdict.verdict == "no change"
+
+
+def test_first_epoch_is_gated_with_enough_runs_a_side(tmp_path):
+    rng = np.random.default_rng(0)
+    base = [write(tmp_path / f"b{i}.json", [benchmark("t[a]", epochs(i, first=rng.uniform(1.8, 2.2)))])
+            for i in range(5)]
+    slow = [write(tmp_path / f"c{i}.json", [benchmark("t[a]", epochs(9 + i, first=rng.uniform(5.8, 6.2)))])
+            for i in range(5)]
+    (verdict,) = gate.compare([load_run(p) for p in base], [load_run(p) for p in slow]).verdicts
+    assert verdict.first_epoch == "regression" and verdict.verdict == "regression"
 
 
 def test_marker_and_file_thresholds_apply_per_benchmark(tmp_path):
     base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1)), benchmark("u[b]", epochs(2), group="wide")],
                       [benchmark("t[a]", epochs(3, scale=1.2), gate_marker={"time": 0.30}),
                        benchmark("u[b]", epochs(4, scale=1.2), group="wide")])
-    found, _ = verdicts(base, cand)
+    found, _ = verdicts(base, cand, run_noise=0)
     assert found["t[a]"].time != "regression" and found["t[a]"].thresholds["time"] == 0.30
     assert found["u[b]"].time == "regression"
     thresholds = tmp_path / "thresholds.json"
     thresholds.write_text(json.dumps({"wide": {"time": 0.5}}))
-    found, _ = verdicts(base, cand, overrides=gate.load_thresholds(str(thresholds)))
+    found, _ = verdicts(base, cand, run_noise=0, overrides=thresholds_module.load_thresholds(str(thresholds)))
     assert found["u[b]"].time != "regression"
     thresholds.write_text(json.dumps({"wide": {"speed": 0.5}}))
     with pytest.raises(ValueError, match="unknown gate threshold speed"):
-        gate.load_thresholds(str(thresholds))
+        thresholds_module.load_thresholds(str(thresholds))
 
 
-def test_a_different_machine_refuses_to_gate_but_clock_speed_does_not(tmp_path, capsys):
-    bench = [benchmark("t[a]", epochs(1))]
-    base, cand = runs(tmp_path, bench, bench, cpu={"hz_actual": [3_000_000_000, 0]})
-    assert verdicts(base, cand)[0]["t[a]"].verdict == "no change"
-    base, cand = runs(tmp_path, bench, bench, tensorflow="2.20.0", gpus=["NVIDIA H100"])
-    with pytest.raises(gate.MachineMismatch, match=r"tensorflow: '2.21.0' \(base.json\) != '2.20.0'"):
-        verdicts(base, cand)
-    assert cli.main(["compare", base, cand]) == 2
-    assert "--allow-mismatch" in capsys.readouterr().err
-    assert cli.main(["compare", base, cand, "--allow-mismatch"]) == 0
+# --- one run a side, not interleaved: the default must not cry wolf ---------------------------
 
-
-def test_missing_benchmarks_are_reported_not_gated(tmp_path):
-    base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1))],
-                      [benchmark("t[a]", epochs(2)), benchmark("t[new]", epochs(3))])
-    found, comparison = verdicts(base, cand)
-    assert found["t[new]"].verdict == "missing" and not comparison.regressions
-
-
-def test_pooling_several_runs_per_side(tmp_path):
-    base = [write(tmp_path / f"b{i}.json", [benchmark("t[a]", epochs(i, rounds=3))]) for i in range(3)]
-    cand = [write(tmp_path / f"c{i}.json", [benchmark("t[a]", epochs(9 + i, rounds=3, scale=1.2))]) for i in range(3)]
-    comparison = gate.compare([load_run(p) for p in base], [load_run(p) for p in cand])
-    (verdict,) = comparison.verdicts
-    assert verdict.baseline_epochs == 9 and verdict.verdict == "regression"
-    assert cli.main(["compare", *base, cand[0], "--candidate-also", *cand[1:]]) == 1
-
-
-@pytest.mark.parametrize("content, message", [
-    ("not json", "not JSON"),
-    ('{"a": 1}', "not pytest-benchmark's"),
-    ('{"machine_info": {}, "benchmarks": [{"name": "x", "extra_info": {}}]}', "none of its benchmarks"),
-])
-def test_a_file_that_is_not_benchmark_json_is_a_clear_error(tmp_path, content, message, capsys):
-    bad = tmp_path / "bad.json"
-    bad.write_text(content)
-    with pytest.raises(NotBenchmarkJSON, match=message):
-        load_run(bad)
-    good = write(tmp_path / "good.json", [benchmark("t[a]", epochs(1))])
-    assert cli.main(["compare", good, str(bad)]) == 2
-    assert message in capsys.readouterr().err
-
-
-def test_verdict_intervals_are_finite_with_enough_rounds(tmp_path):
-    base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1))], [benchmark("t[a]", epochs(2))])
+def test_a_whole_run_drifting_is_not_a_regression_by_default(tmp_path, capsys):
+    # The same code, but the machine ran the candidate 30% slower throughout (a shared VM).
+    base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1))], [benchmark("t[a]", epochs(2, scale=1.3))])
+    assert verdicts(base, cand, run_noise=0)[0]["t[a]"].time == "regression"  # epochs alone cry wolf
     verdict = verdicts(base, cand)[0]["t[a]"]
-    assert 0 < verdict.ratio_low < 1 < verdict.ratio_high < math.inf
+    assert verdict.time == "inconclusive" and "run noise unknown: 0.125 assumed" in verdict.method
+    assert cli.main(["compare", base, cand]) == 0
+    assert "run noise unknown" in capsys.readouterr().out
 
 
-def test_a_whole_run_drifting_is_not_a_regression_once_run_noise_is_known(tmp_path):
-    # The same code, but the machine ran the candidate 20% slower throughout (a shared VM).
-    base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1))], [benchmark("t[a]", epochs(2, scale=1.2))])
-    assert verdicts(base, cand, run_noise=0.0)[0]["t[a]"].time == "regression"  # epochs alone cry wolf
+def test_a_slowdown_beyond_any_drift_is_a_regression_by_default(tmp_path):
+    base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1))], [benchmark("t[a]", epochs(2, scale=2.5))])
+    assert verdicts(base, cand)[0]["t[a]"].time == "regression"
     drift_aware = verdicts(base, cand, run_noise=0.15)[0]["t[a]"]
-    assert drift_aware.time == "inconclusive" and "run noise 0.150" in drift_aware.method
+    assert drift_aware.time == "regression" and "run noise 0.150" in drift_aware.method
 
 
 def test_run_noise_is_estimated_from_several_runs(tmp_path):
@@ -189,12 +192,7 @@ def test_run_noise_is_estimated_from_several_runs(tmp_path):
     assert comparison.verdicts[0].time != "regression" and "noise estimated" in comparison.verdicts[0].method
     comparison = gate.compare([load_run(p) for p in base], [load_run(slow)])
     assert comparison.verdicts[0].time == "regression"
-
-
-def test_run_noise_must_be_a_number_or_auto():
-    assert gate.parse_run_noise("auto") == "auto" and gate.parse_run_noise("0.08") == 0.08
-    with pytest.raises(ValueError, match="give 'auto' or a number >= 0"):
-        gate.parse_run_noise("-1")
+    assert cli.main(["compare", *base, slow]) == 1
 
 
 def test_fitbench_noise_measures_run_to_run_noise(tmp_path, capsys):
@@ -206,7 +204,153 @@ def test_fitbench_noise_measures_run_to_run_noise(tmp_path, capsys):
     assert cli.main(["noise", *paths]) == 0
     assert "--run-noise 0.1" in capsys.readouterr().out
     assert cli.main(["noise", paths[0]]) == 2
+    other = write(tmp_path / "other.json", [benchmark("t[a]", epochs(5), profile="default")])
+    assert cli.main(["noise", paths[0], other]) == 2
+    assert "measured different things" in capsys.readouterr().err
 
+
+# --- like with like ---------------------------------------------------------------------------
+
+def test_another_profile_or_replica_count_is_incomparable_never_a_regression(tmp_path, capsys):
+    base = write(tmp_path / "smoke.json", [benchmark("t[a]", epochs(1), profile="smoke"),
+                                           benchmark("t[b]", epochs(2))])
+    default = write(tmp_path / "default.json", [benchmark("t[a]", epochs(3, scale=13.9), profile="default"),
+                                                benchmark("t[b]", epochs(4, scale=2.14), replicas=2)])
+    assert cli.main(["compare", base, default]) == 2  # nothing comparable: exit 2, with the reasons
+    err = capsys.readouterr().err
+    assert "t[a]: incomparable" in err and "profile: 'smoke' != 'default'" in err
+    assert "t[b]: incomparable" in err and "replicas: 1 != 2" in err
+    mixed = write(tmp_path / "mixed.json", [benchmark("t[a]", epochs(3, scale=13.9), profile="default"),
+                                            benchmark("t[b]", epochs(5))])
+    found, comparison = verdicts(base, mixed)
+    assert found["t[a]"].verdict == "incomparable" and "profile: 'smoke' != 'default'" in found["t[a]"].differences
+    assert found["t[b]"].verdict != "incomparable" and not comparison.failures
+    assert cli.main(["compare", base, mixed]) == 0
+
+
+def test_another_machine_is_refused_but_clock_speed_is_not(tmp_path, capsys):
+    bench = [benchmark("t[a]", epochs(1))]
+    base, cand = runs(tmp_path, bench, bench, cpu={"hz_actual": [3_000_000_000, 0]})
+    assert verdicts(base, cand, run_noise=0)[0]["t[a]"].verdict == "no change"
+    base, cand = runs(tmp_path, bench, bench, gpus=["NVIDIA H100"])
+    with pytest.raises(gate.MachineMismatch, match=r"gpus: \[\] \(.*base.json\) != \['NVIDIA H100'\]"):
+        verdicts(base, cand)
+    assert cli.main(["compare", base, cand, "--compare-software"]) == 2  # not a way around the machine
+    assert "--allow-mismatch" in capsys.readouterr().err
+    assert cli.main(["compare", base, cand, "--allow-mismatch"]) == 0
+
+
+def test_a_software_upgrade_is_compared_only_when_asked_and_named(tmp_path, capsys):
+    bench = [benchmark("t[a]", epochs(1))]
+    base, cand = runs(tmp_path, bench, [benchmark("t[a]", epochs(2, scale=2.5))], tensorflow="2.22.0")
+    assert cli.main(["compare", base, cand]) == 2
+    assert "TensorFlow 2.21.0 -> 2.22.0" in capsys.readouterr().err
+    assert cli.main(["compare", base, cand, "--compare-software"]) == 1
+    assert "software:  TensorFlow 2.21.0 -> 2.22.0" in capsys.readouterr().out
+
+
+def test_a_missing_benchmark_fails_the_gate_and_a_new_one_is_listed(tmp_path, capsys):
+    base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1)), benchmark("t[gone]", epochs(2))],
+                      [benchmark("t[a]", epochs(3)), benchmark("t[new]", epochs(4))])
+    found, comparison = verdicts(base, cand)
+    assert found["t[gone]"].verdict == "missing" and found["t[new]"].verdict == "new"
+    assert [v.name for v in comparison.failures] == ["t[gone]"]
+    assert cli.main(["compare", base, cand]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED (gate) t[gone]: missing" in out and "NEW          t[new]" in out
+    assert cli.main(["compare", base, cand, "--allow-missing"]) == 0
+
+
+def test_nothing_comparable_exits_2_with_the_reason(tmp_path, capsys):
+    base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1))], [benchmark("t[b]", epochs(2))])
+    assert cli.main(["compare", base, cand]) == 2
+    assert "no benchmark measured the same thing in both runs" in capsys.readouterr().err
+
+
+def test_verdicts_are_listed_in_the_grid_order(tmp_path):
+    names = ["t[batch_size-32]", "t[batch_size-128]", "t[batch_size-512]"]
+    base, cand = runs(tmp_path, [benchmark(n, epochs(i)) for i, n in enumerate(names)],
+                      [benchmark(n, epochs(9 + i)) for i, n in enumerate(names)])
+    assert [v.name for v in verdicts(base, cand)[1].verdicts] == names
+
+
+def test_a_legacy_record_is_migrated_and_compared(tmp_path):
+    base, cand = runs(tmp_path, [legacy_benchmark("t[a]", epochs(1))], [legacy_benchmark("t[a]", epochs(2))])
+    found, _ = verdicts(base, cand, run_noise=0)
+    assert found["t[a]"].verdict == "no change"
+    assert load_run(base).records[0].schema == 1
+
+
+# --- inputs checked before work ---------------------------------------------------------------
+
+@pytest.mark.parametrize("content, message", [
+    ("not json", "not JSON"),
+    ('{"a": 1}', "not pytest-benchmark's"),
+    ('{"machine_info": {}, "benchmarks": [{"name": "x", "extra_info": {}}]}', "none of its benchmarks"),
+    ('{"machine_info": {}, "benchmarks": [{"name": "x", "extra_info": {"fitbench_schema": 99}}]}',
+     "benchmark x: record schema 99 is not one this fitbench reads"),
+])
+def test_a_file_that_is_not_benchmark_json_is_a_clear_error(tmp_path, content, message, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    with pytest.raises(NotBenchmarkJSON, match=message):
+        load_run(bad)
+    good = write(tmp_path / "good.json", [benchmark("t[a]", epochs(1))])
+    assert cli.main(["compare", good, str(bad)]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda info: info["epochs"][3].update(seconds=None), "epoch 4: nan"),
+    (lambda info: info["epochs"][2].update(seconds=0.0), "epoch 3: 0.0"),
+    (lambda info: info["epochs"][2].update(seconds=-1.0), "epoch 3: -1.0"),
+    (lambda info: info["check"].update(value=None), "checked test_accuracy is nan"),
+])
+def test_bad_numbers_are_refused_naming_the_file_and_the_benchmark(tmp_path, damage, message, capsys):
+    entry = benchmark("t[a]", epochs(1, scale=2.0))
+    damage(entry["extra_info"])
+    base = write(tmp_path / "base.json", [benchmark("t[a]", epochs(2))])
+    cand = write(tmp_path / "cand.json", [entry])
+    assert cli.main(["compare", base, cand]) == 2
+    err = capsys.readouterr().err
+    assert f"{cand}: benchmark t[a]:" in err and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_nan_literal_in_the_file_is_refused_too(tmp_path, capsys):
+    entry = benchmark("t[a]", epochs(1))
+    text = json.dumps({"machine_info": MACHINE, "benchmarks": [entry]}).replace(
+        '"accuracy": 0.85, "val_loss"', '"accuracy": NaN, "val_loss"', 1)
+    (tmp_path / "nan.json").write_text(text.replace('"value": 0.85', '"value": NaN'))
+    with pytest.raises(NotBenchmarkJSON, match="checked test_accuracy is nan"):
+        load_run(tmp_path / "nan.json")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--alpha", "5"], "alpha '5': give the false-alarm rate as a fraction in (0, 0.5)"),
+    (["--run-noise", "-1"], "run noise '-1'"),
+    (["--json", "/nonexistent/dir/v.json"], "no such directory"),
+    (["--markdown", "/proc/version"], "cannot write /proc/version"),
+    (["--time-threshold", "x"], "gate threshold time='x'"),
+])
+def test_usage_errors_exit_2_in_one_line(tmp_path, capsys, arguments, message):
+    base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1))], [benchmark("t[a]", epochs(2))])
+    assert cli.main(["compare", base, cand, *arguments]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_missing_file_is_one_line(tmp_path, capsys):
+    assert cli.main(["compare", str(tmp_path / "nope.json"), str(tmp_path / "nope2.json")]) == 2
+    assert "nope.json: no such file" in capsys.readouterr().err
+
+
+def test_verdict_intervals_are_finite_with_enough_rounds(tmp_path):
+    base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1))], [benchmark("t[a]", epochs(2))])
+    verdict = verdicts(base, cand, run_noise=0)[0]["t[a]"]
+    assert 0 < verdict.ratio_low < 1 < verdict.ratio_high < math.inf
+
+
+# --- interleaved runs -------------------------------------------------------------------------
 
 def interleaved_runs(tmp_path, scale, names=("t[a]", "t[b]", "t[c]"), seed=0, ring="r1"):
     """A baseline and a candidate that took turns in one ring, on a machine whose speed
@@ -220,7 +364,8 @@ def interleaved_runs(tmp_path, scale, names=("t[a]", "t[b]", "t[c]"), seed=0, ri
         for benchmarks, epochs_, index in ((base, b, 0), (cand, c, 1)):
             entry = benchmark(name, epochs_)
             entry["extra_info"]["interleave"] = {"ring": ring, "index": index, "size": 2}
-            entry["extra_info"]["epoch_turns"] = [2 * k + index for k in range(12)]
+            for k, epoch in enumerate(entry["extra_info"]["epochs"]):
+                epoch["turn"] = 2 * k + index
             benchmarks.append(entry)
     return runs(tmp_path, base, cand)
 
@@ -249,12 +394,13 @@ def test_runs_of_different_rings_or_far_apart_turns_are_not_paired(tmp_path):
     for entry in document["benchmarks"]:
         entry["extra_info"]["interleave"]["ring"] = "another"
     (tmp_path / "other.json").write_text(json.dumps(document))
-    found, comparison = verdicts(base, str(tmp_path / "other.json"))
+    found, comparison = verdicts(base, str(tmp_path / "other.json"), run_noise=0)
     assert not any(v.method.startswith("interleaved") for v in found.values()) and comparison.overall is None
     assert {v.time for v in found.values()} == {"inconclusive"}  # unpaired, the drift hides everything
     for entry in document["benchmarks"]:
         entry["extra_info"]["interleave"]["ring"] = "r1"
-        entry["extra_info"]["epoch_turns"] = [t + 40 for t in entry["extra_info"]["epoch_turns"]]
+        for epoch in entry["extra_info"]["epochs"]:
+            epoch["turn"] += 40
     (tmp_path / "far.json").write_text(json.dumps(document))
     found, _ = verdicts(base, str(tmp_path / "far.json"))
     assert not any(v.method.startswith("interleaved") for v in found.values())

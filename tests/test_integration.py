@@ -30,10 +30,14 @@ def test_benchmark_json_has_a_round_per_epoch_after_the_first(synthetic_data_dir
     assert bench["name"] == "test_tiny[cpu]" and bench["group"] == "tiny"
     assert bench["stats"]["rounds"] == 3 and len(bench["stats"]["data"]) == 3
     info = bench["extra_info"]
-    assert info["profile"] == "default" and info["schedule_bound"] == "default: 2,000 images"
-    assert info["epochs"] == 4 and len(info["epoch_seconds"]) == 4
+    assert info["fitbench_schema"] == 2 and report["fitbench"]["profile"] == "default"
+    measurement = info["measurement"]
+    assert measurement["profile"] == "default" and measurement["schedule"]["bound"] == "default: 2,000 images"
+    assert measurement["schedule"]["epochs"] == 4 and len(info["epochs"]) == 4
+    assert "NaN" not in out.read_text()  # strict JSON
     # pytest-benchmark's clock and the runner's own agree to within the cost of a function call.
-    for benchmark_seconds, runner_seconds in zip(bench["stats"]["data"], info["epoch_seconds"][1:], strict=True):
+    runner_clock = [epoch["seconds"] for epoch in info["epochs"][1:]]
+    for benchmark_seconds, runner_seconds in zip(bench["stats"]["data"], runner_clock, strict=True):
         assert abs(benchmark_seconds - runner_seconds) < 0.05 * runner_seconds + 0.01
 
 
@@ -44,8 +48,10 @@ def test_smoke_profile_and_two_logical_cpus(synthetic_data_dir, tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     (bench,) = json.loads(out.read_text())["benchmarks"]
     assert bench["stats"]["rounds"] == 7
-    info = bench["extra_info"]
-    assert info["replicas"] == 2 and info["per_replica_batch_size"] == 32 and info["train_samples"] == 1000
+    measurement = bench["extra_info"]["measurement"]
+    assert measurement["replicas"] == 2 and measurement["per_replica_batch"] == 32
+    assert measurement["schedule"]["train_samples"] == 1000
+    assert "cpux2" in run.stdout  # the summary shows the replicas
 
 
 def test_xdist_disables_benchmarks_but_still_trains_and_checks(synthetic_data_dir):
@@ -93,34 +99,41 @@ def test_session_summary_table_and_device_info(synthetic_data_dir, tmp_path):
     start = next(i for i, line in enumerate(summary) if line.startswith("experiment"))
     header, _, row = summary[start: start + 3]
     assert header.split()[:4] == ["experiment", "case", "dev", "accuracy"]
-    assert row.split()[0] == "tiny" and row.split()[2] == "cpu" and ">=0.5 " in row
+    assert row.split()[0] == "tiny" and row.split()[2] == "cpu" and ">=0.500 " in row
     assert max(len(line) for line in summary[start: start + 3]) <= 100
     document = json.loads(out.read_text())
     info = document["benchmarks"][0]["extra_info"]
-    assert info["experiment"] == "test_tiny" and info["case"] == "" and info["accuracy_threshold"] == 0.5
-    assert info["host_peak_rss_bytes"] > 0 and info["device_peak_memory_bytes"] is None  # no GPU here
-    assert document["fitbench"] == {"profile": "smoke", "device_comparison": []}
+    assert info["check"] == {"metric": "test_accuracy", "threshold": 0.5, "value": info["test"]["accuracy"],
+                             "passed": True}
+    memory = info["memory"]
+    assert memory["host_peak_rss_bytes"] > 0 and memory["device_peak_memory_bytes"] is None  # no GPU here
+    assert document["fitbench"] == {"schema": 2, "profile": "smoke", "cpu_replicas": 1, "device_comparison": []}
 
 
 def test_gate_inside_pytest_names_the_regressed_benchmark(synthetic_data_dir, tmp_path):
+    # Epochs as the unit (--gate-run-noise 0): this tests the wiring, not the drift allowance.
     options = (SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir), "--devices", "cpu",
-               "--profile", "smoke")
+               "--profile", "smoke", "--gate-run-noise", "0")
     baseline = tmp_path / "baseline.json"
     assert run_pytest(*options, f"--benchmark-json={baseline}").returncode == 0
-    slowed = run_pytest(*options, "-p", "tests.plugins.slowdown", "--plant-slowdown", "1.0",
+    slowed = run_pytest(*options, "-p", "tests.plugins.slowdown", "--plant-slowdown", "3.0",
                         "--gate", str(baseline))
     assert slowed.returncode == 1, slowed.stdout
     assert "FAILED (gate) test_tiny[cpu]: regression" in slowed.stdout
     assert "1 passed" in slowed.stdout  # the test itself passed; the gate failed the session
     # Under xdist the workers' rows reach the controller, which gates them (once).
-    distributed = run_pytest(*options, "-n", "1", "-p", "tests.plugins.slowdown", "--plant-slowdown", "1.0",
+    distributed = run_pytest(*options, "-n", "1", "-p", "tests.plugins.slowdown", "--plant-slowdown", "3.0",
                              "--gate", str(baseline))
     assert distributed.returncode == 1, distributed.stdout
     assert distributed.stdout.count("FAILED (gate) test_tiny[cpu]: regression") == 1
     broken = tmp_path / "broken.json"
     broken.write_text("{}")
+    # A bad baseline or option is refused before any training: a usage error naming it.
     errored = run_pytest(*options, "--gate", str(broken))
-    assert errored.returncode == 1 and "the gate could not run" in errored.stdout
+    assert errored.returncode == 4 and "--gate: " in errored.stderr and "not pytest-benchmark's" in errored.stderr
+    assert "fitbench summary" not in errored.stdout
+    alpha = run_pytest(*options, "--gate", str(baseline), "--gate-alpha", "5")
+    assert alpha.returncode == 4 and "alpha '5'" in alpha.stderr
 
 
 def test_interleaved_sessions_take_turns_and_compare_pair_by_pair(synthetic_data_dir, tmp_path, capsys,
@@ -137,13 +150,13 @@ def test_interleaved_sessions_take_turns_and_compare_pair_by_pair(synthetic_data
                "--data-dir", str(synthetic_data_dir), "--devices", "cpu", "--profile", "smoke", "-q"]
     base, slowed = tmp_path / "base.json", tmp_path / "slowed.json"
     commands = [shlex.join([*options, f"--benchmark-json={base}"]),
-                shlex.join([*options, "-p", "tests.plugins.slowdown", "--plant-slowdown", "1.0",
+                shlex.join([*options, "-p", "tests.plugins.slowdown", "--plant-slowdown", "3.0",
                             f"--benchmark-json={slowed}"])]
     assert cli.main(["interleave", "--logs", str(tmp_path / "logs"), *commands]) == 0
     printed = capsys.readouterr().out
     assert "interleaved: session 2 of 2 in ring" in printed
     infos = [json.loads(p.read_text())["benchmarks"][0]["extra_info"] for p in (base, slowed)]
-    turns_base, turns_slowed = (info["epoch_turns"] for info in infos)
+    turns_base, turns_slowed = ([epoch["turn"] for epoch in info["epochs"]] for info in infos)
     # One turn per epoch, alternating (the first turn of each session is its start-up).
     assert turns_base == [2 + 2 * k for k in range(8)] and turns_slowed == [3 + 2 * k for k in range(8)]
     assert cli.main(["compare", str(base), str(slowed)]) == 1
@@ -151,3 +164,32 @@ def test_interleaved_sessions_take_turns_and_compare_pair_by_pair(synthetic_data
     # pytest-xdist workers would train at the same time: refused.
     refused = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "-n", "1", env={"FITBENCH_INTERLEAVE": f"{tmp_path}:0"})
     assert refused.returncode == 4 and "cannot use pytest-xdist" in refused.stderr
+
+
+def test_benchmark_compare_compares_like_with_like(synthetic_data_dir, tmp_path):
+    storage = tmp_path / "storage"
+    options = (SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir), "--devices", "cpu",
+               f"--benchmark-storage={storage}")
+    for profile in ("default", "smoke"):
+        saved = run_pytest(*options, "--profile", profile, "--benchmark-autosave")
+        assert saved.returncode == 0, saved.stdout + saved.stderr
+    files = sorted(p.name for p in storage.rglob("*.json"))
+    assert files[0].startswith("0001_") and files[0].endswith("_default.json")
+    assert files[1].startswith("0002_") and files[1].endswith("_smoke.json")  # the name says the profile
+    # The newest saved run is smoke; a default session compares with the newest *default* run.
+    default = run_pytest(*options, "--profile", "default", "--benchmark-compare",
+                         "--benchmark-compare-fail=median:1000%")
+    assert default.returncode == 0, default.stdout + default.stderr
+    assert f"--benchmark-compare: {files[0]}, the newest saved run of profile default" in default.stdout
+    assert "0001_" in default.stdout and "NOW" in default.stdout  # pytest-benchmark's table compares them
+    # No saved run of this measurement: refused in one line, and nothing is compared.
+    replicas = run_pytest(*options, "--profile", "smoke", "--cpu-replicas", "2", "--benchmark-compare",
+                          "--benchmark-compare-fail=median:5%")
+    assert replicas.returncode == 0, replicas.stdout + replicas.stderr
+    assert "--benchmark-compare refused: no saved run of profile smoke (cpu replicas 2)" in replicas.stdout
+    # A run named explicitly is compared benchmark by benchmark, the incomparable left out and named.
+    named = run_pytest(*options, "--profile", "smoke", "--benchmark-compare=0001",
+                       "--benchmark-compare-fail=median:5%")
+    assert named.returncode == 0, named.stdout + named.stderr
+    assert "PerformanceRegression" not in named.stdout + named.stderr
+    assert f"not compared with {files[0]}: test_tiny[cpu]: profile: 'default' != 'smoke'" in named.stdout

@@ -1,16 +1,15 @@
-"""Profiles and schedules, and that every benchmark file declares what each profile needs."""
+"""Profiles and schedules, and that every benchmark file declares an experiment each profile can run."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from fitbench import experiments
 from fitbench.devices import KINDS
-from fitbench.workloads import PROFILES, Schedule, Workload, per_device
-from fitbench.workloads import load_benchmark_file as load
+from fitbench.experiments import Experiment
+from fitbench.workloads import PROFILES, Schedule, Workload
 
-BENCHMARKS = sorted((Path(__file__).resolve().parent.parent / "benchmarks").glob("test_*.py"))
+EXPERIMENTS = experiments.discover()
 
 
 def test_a_schedule_needs_a_timed_round():
@@ -29,25 +28,38 @@ def test_but_changes_one_hyperparameter():
     assert workload.but(batch_size=512).batch_size == 512 and workload.batch_size == 32
 
 
-@pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.stem)
-def test_benchmark_files_declare_every_profile(path):
-    module = load(path)
-    workload = module.WORKLOAD
-    assert set(workload.schedules) == set(PROFILES)
-    for profile in PROFILES:
-        for kind in KINDS:
-            schedule = workload.schedule(profile, kind)
-            assert schedule.epochs >= 3 or profile == "full", "bounded profiles keep at least 2 timed rounds"
-            assert schedule.bound or schedule == workload.schedule("full", kind), "a bounded schedule says why"
-    thresholds = getattr(module, "MIN_TEST_ACCURACY", None) or module.MIN_VAL_ACCURACY
-    grid = getattr(module, "GRID", None) or getattr(module, "BATCH_SIZES", None)
-    if grid is None:  # one case: a threshold per profile, or per device kind
+def test_every_benchmark_file_exports_its_experiment():
+    assert set(EXPERIMENTS) == {"test_batch_size", "test_mnist_architecture", "test_fashion_cnn"}
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_experiments_declare_every_profile(name):
+    experiment = EXPERIMENTS[name]
+    assert experiment.check() == []
+    assert set(experiment.targets) == set(PROFILES) and set(experiment.workload.schedules) == set(PROFILES)
+    for case in experiment.cases:
+        workload = experiment.workload_of(case)
         for profile in PROFILES:
             for kind in KINDS:
-                assert 0 < per_device(thresholds[profile], kind, profile) < 1
-        return
-    assert set(thresholds["full"]) == set(thresholds["default"]) == set(grid), "every case runs in full and default"
-    assert thresholds["smoke"] and set(thresholds["smoke"]) <= set(grid)
+                schedule = workload.schedule(profile, kind)
+                assert schedule.epochs >= 3 or profile == "full", "bounded profiles keep at least 2 timed rounds"
+                assert schedule.bound or schedule == workload.schedule("full", kind), "a bounded schedule says why"
+        for kind in KINDS:  # every case runs in full and default; smoke is a subset
+            assert experiment.target("full", case, kind) and experiment.target("default", case, kind)
+    assert any(experiment.target("smoke", case, "cpu") for case in experiment.cases)
+
+
+def test_a_target_per_device_kind_and_a_subset_per_profile():
+    workload = Workload("w", "mnist", model=print, schedules={"full": Schedule(epochs=3)})
+    one = Experiment("one", workload, targets={"full": {"cpu": 0.8, "gpu": 0.9}})
+    assert one.target("full", "", "gpu") == 0.9 and not one.parametrized
+    with pytest.raises(KeyError, match="no target for device 'tpu'"):
+        one.target("full", "", "tpu")
+    grid = Experiment("grid", workload, grid={"a": {"batch_size": 8}, "b": {}}, targets={"full": {"a": 0.5}})
+    assert grid.resolve("a", "full", "cpu").workload.batch_size == 8
+    assert grid.resolve("b", "full", "cpu") is None  # not in the subset
+    with pytest.raises(ValueError, match="metric"):
+        Experiment("bad", workload, targets={}, metric="loss")
 
 
 def test_a_schedule_per_device_kind():
@@ -60,8 +72,7 @@ def test_a_schedule_per_device_kind():
 
 
 def test_cnn_is_the_guides_model_and_keeps_three_rounds():
-    module = load(next(p for p in BENCHMARKS if p.stem == "test_fashion_cnn"))
-    workload = module.WORKLOAD
+    workload = EXPERIMENTS["test_fashion_cnn"].workload
     model = workload.model(input_shape=workload.input_shape, **workload.model_args)
     assert model.count_params() == 1_619_470  # the guide's "more than 1.6 million"
     assert workload.schedule("full", "gpu") == Schedule(epochs=2, train_samples=59_904, test_samples=9_984)
@@ -75,5 +86,12 @@ def test_cnn_is_the_guides_model_and_keeps_three_rounds():
 
 
 def test_batch_size_default_is_the_notebook_schedule():
-    module = load(next(p for p in BENCHMARKS if p.stem == "test_batch_size"))
-    assert module.WORKLOAD.schedule("default") == module.WORKLOAD.schedule("full") == Schedule(epochs=5)
+    workload = EXPERIMENTS["test_batch_size"].workload
+    assert workload.schedule("default") == workload.schedule("full") == Schedule(epochs=5)
+
+
+def test_a_file_without_an_experiment_is_a_clear_error(tmp_path):
+    path = tmp_path / "test_bare.py"
+    path.write_text("def test_x():\n    pass\n")
+    with pytest.raises(ValueError, match="exports no EXPERIMENT"):
+        experiments.load(path)

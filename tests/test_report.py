@@ -8,21 +8,22 @@ import struct
 import pytest
 
 from fitbench import cli
-from fitbench.results import Row, device_speedups, load_run
-from tests.conftest import run_pytest
+from fitbench.results import device_speedups, load_run
+from tests.conftest import make_record, run_pytest
 
 SAMPLE = "tests/sample/bench_batch.py"
 
 
 @pytest.fixture(scope="module")
-def two_runs(synthetic_data_dir, tmp_path_factory):
+def three_runs(synthetic_data_dir, tmp_path_factory):
+    """Two smoke runs and a default run of the sample batch-size experiment."""
     directory = tmp_path_factory.mktemp("runs")
     paths = []
-    for index in range(2):
+    for index, profile in enumerate(("smoke", "smoke", "default")):
         out = directory / f"run{index}.json"
         run = run_pytest(SAMPLE, "-o", "python_files=bench_*.py", "--offline", "--require-data", "--devices",
-                         "cpu", "--data-dir", str(synthetic_data_dir), "--profile", "smoke",
-                         f"--benchmark-json={out}", "--benchmark-save-data")
+                         "cpu", "--data-dir", str(synthetic_data_dir), "--profile", profile,
+                         f"--benchmark-json={out}")
         assert run.returncode == 0, run.stdout + run.stderr
         paths.append(out)
     return paths
@@ -34,27 +35,40 @@ def png_size(path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def test_report_has_the_runs_values_and_readable_plots(two_runs, tmp_path):
-    out = tmp_path / "report"
-    assert cli.main(["report", *map(str, two_runs), "-o", str(out)]) == 0
-    text = (out / "report.md").read_text()
-    latest = load_run(two_runs[-1])
-    for row in latest.rows:
-        assert f"| {row.case} | cpu | {row.accuracy:.4f} (test) | 0.300 | {row.median_epoch_seconds:.3f} |" in text
-    assert "not in this run: gpu, tpu" in text
+def report(paths, out, *more):
+    assert cli.main(["report", *map(str, paths), "-o", str(out), "--benchmarks", SAMPLE, *more]) == 0
+    return (out / "report.md").read_text()
+
+
+def test_report_tables_each_profile_from_its_newest_run_and_says_which(three_runs, tmp_path):
+    text = report(three_runs, tmp_path / "report")
+    smoke, default = load_run(three_runs[1]), load_run(three_runs[2])
+    smoke_section = text.split("profile smoke)", 1)[1].split("## ", 1)[0]
+    default_section = text.split("profile default)", 1)[1].split("## ", 1)[0]
+    assert f"From run {smoke.label}." in smoke_section and f"From run {default.label}." in default_section
+    for run, section in ((smoke, smoke_section), (default, default_section)):
+        for record in run.records:
+            assert (f"| {record.case} | cpu | {record.accuracy:.4f} (test) | 0.3000 | "
+                    f"{record.median_epoch_seconds:.3f} |") in section
+    # grid order, not alphabetical: batch_size-50 before batch_size-100
+    assert smoke_section.index("| batch_size-50 |") < smoke_section.index("| batch_size-100 |")
+    assert "Tiny MLP: batch size" in text and "not in these runs: gpu, tpu" in text
     assert "No case ran on more than one device" in text
-    assert "`test_mnist_architecture`" in text.split("## Missing", 1)[1]  # says what is missing
-    for name in ("batch_size.png", "history_test_batch_size.png"):
+    runs_section = text.split("## Runs", 1)[1]
+    assert runs_section.count("| history and tables |") == 1  # the newest smoke run
+    assert "| history |" in runs_section and "| tables |" in runs_section  # older smoke; the one default run
+    for name in ("batch_size_smoke.png", "batch_size_default.png", "history_test_batch_size_smoke.png"):
         assert f"]({name})" in text
-        width, height = png_size(out / name)
+        width, height = png_size(tmp_path / "report" / name)
         assert width >= 600 and height >= 300
+    assert not (tmp_path / "report" / "history_test_batch_size_default.png").exists()  # one default run only
 
 
-def test_a_single_run_has_no_history(two_runs, tmp_path):
-    out = tmp_path / "single"
-    assert cli.main(["report", str(two_runs[0]), "-o", str(out)]) == 0
-    assert "One run only" in (out / "report.md").read_text()
-    assert not (out / "history_test_batch_size.png").exists()
+def test_an_older_run_of_a_measurement_goes_into_its_history(three_runs, tmp_path):
+    text = report([three_runs[0], three_runs[1]], tmp_path / "two")
+    assert "history" in text.split("## Runs", 1)[1]
+    text = report([three_runs[2]], tmp_path / "single")
+    assert "No measurement is in more than one run" in text
 
 
 def test_a_file_that_is_not_benchmark_json_is_refused(tmp_path, capsys):
@@ -65,9 +79,8 @@ def test_a_file_that_is_not_benchmark_json_is_refused(tmp_path, capsys):
     assert not (tmp_path / "out" / "report.md").exists()
 
 
-def row(device, seconds, samples, experiment="test_fashion_cnn", epochs=4):
-    return Row(experiment=experiment, case="", device=device, epoch_seconds=[9.0] + [seconds] * 3,
-               train_samples=samples, samples_per_epoch=samples, epochs=epochs)
+def row(device, seconds, samples, experiment="test_fashion_cnn"):
+    return make_record(f"{experiment}[{device}]", device, [9.0] + [seconds] * 3, samples=samples)
 
 
 def test_device_speedups_are_per_sample():

@@ -8,12 +8,14 @@ import keras
 import pytest
 
 from fitbench import datasets, devices, runner, turns
+from fitbench.experiments import load_module
+from fitbench.record import Record
 from fitbench.runner import EpochRunner
-from fitbench.workloads import Schedule, load_benchmark_file
+from fitbench.workloads import Schedule
 from tests.conftest import ROOT
 
 # The sample benchmark's workload, in batches of 100 so the last batch is partial (1,050 samples).
-TINY = load_benchmark_file(ROOT / "tests" / "sample" / "bench_tiny.py").WORKLOAD.but(
+TINY = load_module(ROOT / "tests" / "sample" / "bench_tiny.py").WORKLOAD.but(
     batch_size=100,
     schedules={"default": Schedule(epochs=4, train_samples=1050, test_samples=500)},
 )
@@ -59,9 +61,8 @@ def test_rounds_are_epochs_after_the_first(tiny_dataset, cpu):
     result = runner.train(TINY, "default", cpu, tiny_dataset, benchmark)
     assert benchmark.pedantic_calls == 1
     assert benchmark.rounds == TINY.schedules["default"].epochs - 1
-    record = result.extra_info()
-    assert len(result.epochs) == 4 and len(record["epoch_seconds"]) == 4
-    assert record["first_epoch_seconds"] == result.epochs[0].seconds
+    assert len(result.epochs) == 4 and len(result.to_json()["epochs"]) == 4
+    assert result.to_json()["derived"]["first_epoch_seconds"] == result.epochs[0].seconds
 
 
 def test_a_timed_round_holds_training_and_nothing_else(tiny_dataset, cpu, monkeypatch):
@@ -119,11 +120,11 @@ def test_an_interleaved_run_takes_a_turn_before_each_epoch_untimed(tiny_dataset,
     monkeypatch.setattr(turns, "_current", CountingRing(benchmark))
     result = runner.train(TINY, "default", cpu, tiny_dataset, benchmark)
     assert [e.turn for e in result.epochs] == [10, 11, 12, 13]  # epoch 1 (through fit) included
-    assert result.extra_info()["epoch_turns"] == [10, 11, 12, 13]
-    assert result.extra_info()["interleave"] == {"ring": "test", "index": 0, "size": 2}
+    assert [e["turn"] for e in result.to_json()["epochs"]] == [10, 11, 12, 13]
+    assert result.to_json()["interleave"] == {"ring": "test", "index": 0, "size": 2}
     monkeypatch.setattr(turns, "_current", None)
     plain = runner.train(TINY, "default", cpu, tiny_dataset, RecordingBenchmark())
-    assert plain.extra_info()["interleave"] is None and plain.extra_info()["epoch_turns"] == [None] * 4
+    assert plain.interleave is None and [e.turn for e in plain.epochs] == [None] * 4
 
 
 def test_no_retracing_after_the_first_epoch(tiny_dataset, cpu, monkeypatch):
@@ -157,14 +158,31 @@ def test_disabled_benchmark_trains_the_whole_schedule(tiny_dataset, cpu):
 
 def test_training_learns_and_records_every_epoch(tiny_dataset, cpu):
     result = runner.train(TINY, "default", cpu, tiny_dataset)
-    info = result.extra_info()
-    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
-        assert len(info[key]) == 4, key
-    assert info["train_loss"][-1] < info["train_loss"][0]
-    assert info["params"] == 784 * 16 + 16 + 16 * 10 + 10
-    assert info["train_samples"] == 1050 and info["test_samples"] == 500
-    assert info["batch_size"] == 100 and info["replicas"] == 1 and info["per_replica_batch_size"] == 100
-    assert info["samples_per_second"] == pytest.approx(1050 / result.median_epoch_seconds)
+    assert len(result.epochs) == 4
+    assert result.epochs[-1].loss < result.epochs[0].loss
+    assert all(0 < e.val_accuracy <= 1 and e.seconds > 0 for e in result.epochs)
+    assert result.params == 784 * 16 + 16 + 16 * 10 + 10
+    measurement = result.measurement
+    assert measurement.schedule["train_samples"] == 1050 and measurement.schedule["test_samples"] == 500
+    assert measurement.global_batch == 100 and measurement.replicas == 1 and measurement.per_replica_batch == 100
+    assert measurement.workload["optimizer"]["name"] == "Adam"
+    assert measurement.workload["optimizer"]["config"]["learning_rate"] == pytest.approx(0.001)
+    assert result.samples_per_second == pytest.approx(1050 / result.median_epoch_seconds)
+
+
+def test_the_record_survives_its_json_and_names_what_differs(tiny_dataset, cpu):
+    import json
+
+    result = runner.train(TINY, "default", cpu, tiny_dataset)
+    text = json.dumps(result.to_json(), allow_nan=False)  # strict JSON
+    back = Record.from_json(json.loads(text), "test_tiny[cpu]", "tiny", {"device": "cpu"})
+    assert back.measurement == result.measurement and back.epoch_seconds == result.epoch_seconds
+    assert back.experiment == "test_tiny" and back.case == ""
+    # Two trainings of one workload in one process measure the same thing (optimizer names aside).
+    again = runner.train(TINY, "default", cpu, tiny_dataset)
+    assert again.measurement.differences(result.measurement) == []
+    other = runner.train(TINY.but(batch_size=50), "default", cpu, tiny_dataset)
+    assert "global_batch: 50 != 100" in other.measurement.differences(result.measurement)
 
 
 def test_same_seed_same_result(tiny_dataset, cpu):

@@ -3,16 +3,20 @@ the sample workload of bench_tiny.py over two batch sizes."""
 
 from pathlib import Path
 
-import pytest
+from fitbench.experiments import Experiment, Plot, load_module
 
-from fitbench.workloads import load_benchmark_file
+BATCH_SIZES = {"batch_size-50": 50, "batch_size-100": 100}
 
-BATCH_SIZES = [50, 100]
-WORKLOAD = load_benchmark_file(Path(__file__).with_name("bench_tiny.py")).WORKLOAD.but(name="tiny-batch-size")
+EXPERIMENT = Experiment(
+    title="Tiny MLP: batch size",
+    workload=load_module(Path(__file__).with_name("bench_tiny.py")).WORKLOAD.but(name="tiny-batch-size"),
+    grid={case: {"batch_size": b} for case, b in BATCH_SIZES.items()},
+    targets={"full": dict.fromkeys(BATCH_SIZES, 0.3), "default": dict.fromkeys(BATCH_SIZES, 0.3),
+             "smoke": dict.fromkeys(BATCH_SIZES, 0.3)},
+    plots=(Plot("batch_size", "Tiny MLP", "batch size (samples, log scale)", BATCH_SIZES, log_x=True),),
+)
 
 
-@pytest.mark.benchmark(group="tiny-batch-size")
-@pytest.mark.parametrize("batch_size", BATCH_SIZES, ids="batch_size-{}".format)
-def test_batch_size(train, profile, batch_size):
-    result = train(WORKLOAD.but(batch_size=batch_size))
-    result.assert_accuracy("test_accuracy", 0.3)
+def test_batch_size(train, case):
+    result = train(case.workload)
+    result.assert_accuracy(case.metric, case.threshold)

@@ -1,8 +1,7 @@
 """A tiny benchmark in the shape of those in benchmarks/, run by tests/test_integration.py."""
 
-import pytest
-
 from fitbench import models
+from fitbench.experiments import Experiment
 from fitbench.workloads import Schedule, Workload
 
 WORKLOAD = Workload(
@@ -20,10 +19,10 @@ WORKLOAD = Workload(
         "smoke": Schedule(epochs=8, train_samples=1000, bound="smoke: 1,000 images, 8 epochs"),
     },
 )
-MIN_TEST_ACCURACY = {"full": 0.5, "default": 0.5, "smoke": 0.5}
+
+EXPERIMENT = Experiment(title="Tiny MLP", workload=WORKLOAD, targets={"full": 0.5, "default": 0.5, "smoke": 0.5})
 
 
-@pytest.mark.benchmark(group="tiny")
-def test_tiny(train, profile):
-    result = train(WORKLOAD)
-    result.assert_accuracy("test_accuracy", MIN_TEST_ACCURACY[profile])
+def test_tiny(train, case):
+    result = train(case.workload)
+    result.assert_accuracy(case.metric, case.threshold)

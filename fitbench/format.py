@@ -1,0 +1,152 @@
+"""Every text fitbench prints or writes: numbers, the session summary table, the gate's verdicts
+(terminal and markdown). The report's markdown uses the same helpers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from fitbench.gate import INFORMATIONAL, OVERALL, REGRESSION, Comparison, Verdict
+from fitbench.record import Record
+from fitbench.results import Speedup, device_speedups
+
+
+def number(value: float | None, digits: int) -> str:
+    """'-' for a missing or NaN figure, else with `digits` decimals and thousands separators."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def accuracy_check(record: Record, digits: int = 3) -> str:
+    """'0.835>=0.750' (or '0.700< 0.750' when it failed): value and threshold with the same digits."""
+    if record.accuracy is None:
+        return "-"
+    if record.check is None:
+        return number(record.accuracy, digits)
+    mark = ">=" if record.check.passed else "< "
+    return f"{record.accuracy:.{digits}f}{mark}{record.check.threshold:.{digits}f}"
+
+
+def ratio(verdict: Verdict) -> str:
+    """'1.213 [1.190, 1.236]': the epoch-time ratio and its interval."""
+    if math.isnan(verdict.ratio):
+        return "-"
+    low = "-inf" if verdict.ratio_low == 0 else f"{verdict.ratio_low:.3f}"
+    high = "inf" if math.isinf(verdict.ratio_high) else f"{verdict.ratio_high:.3f}"
+    return f"{verdict.ratio:.3f} [{low}, {high}]"
+
+
+# --- the session summary ----------------------------------------------------------------------
+
+COLUMNS = [  # (title, width, right-aligned)
+    ("experiment", 18, False), ("case", 22, False), ("dev", 5, False), ("accuracy", 13, True),
+    ("s/epoch", 8, True), ("samples/s", 9, True), ("1st ep s", 8, True), ("vs cpu", 7, True),
+]
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "~"
+
+
+def summary_lines(records: Sequence[Record], speedups: list[Speedup] | None = None) -> list[str]:
+    """The table's lines (header first), one per record in the order given (the grid's);
+    `vs cpu` is the per-sample speed ratio to the CPU; `dev` shows replicas when more than one."""
+    if not records:
+        return []
+    speedups = device_speedups(list(records)) if speedups is None else speedups
+    ratios = {(s.experiment, s.case, s.device): s.ratio for s in speedups if s.reference == "cpu"}
+    header = " ".join(f"{title:>{w}}" if right else f"{title:<{w}}" for title, w, right in COLUMNS)
+    out = [header, "-" * len(header)]
+    for record in records:
+        speedup = ratios.get((record.experiment, record.case, record.device))
+        replicas = record.measurement.replicas
+        cells = [
+            record.experiment.removeprefix("test_"), record.case or "-",
+            record.device + (f"x{replicas}" if replicas > 1 else ""), accuracy_check(record),
+            number(record.median_epoch_seconds, 3), number(record.samples_per_second, 0),
+            number(record.first_epoch_seconds, 2), f"{speedup:.1f}x" if speedup else "",
+        ]
+        out.append(" ".join(
+            f"{_fit(cell, w):>{w}}" if right else f"{_fit(cell, w):<{w}}"
+            for cell, (_, w, right) in zip(cells, COLUMNS, strict=True)
+        ))
+    return out
+
+
+# --- the gate ---------------------------------------------------------------------------------
+
+def _header(comparison: Comparison) -> list[str]:
+    lines = [f"baseline:  {', '.join(comparison.baseline)}", f"candidate: {', '.join(comparison.candidate)}",
+             f"machine:   {comparison.environment}"]
+    if comparison.software_changes:
+        lines.append(f"software:  {'; '.join(comparison.software_changes)} (compared across the change)")
+    if comparison.machine_mismatch:
+        lines.append(f"WARNING machines differ (--allow-mismatch): {'; '.join(comparison.machine_mismatch)}")
+    return lines
+
+
+def _checks(verdict: Verdict) -> str:
+    first = verdict.first_epoch
+    first_text = (f"first epoch x{verdict.first_epoch_ratio:.2f} ({first}"
+                  + (", not gated" if first == INFORMATIONAL else "") + ")")
+    return f"accuracy {verdict.accuracy}, {first_text}"
+
+
+def verdict_lines(comparison: Comparison) -> list[str]:
+    """The terminal form: a header naming baseline and candidate, then a line per benchmark
+    in the grid's order, the counts, and the verdict on all benchmarks when there is one."""
+    lines = _header(comparison)
+    for v in comparison.verdicts:
+        if v.method:
+            text = (f"epoch time x{ratio(v)} ({v.time}; {v.method}), {_checks(v)}"
+                    + (f"; {v.note}" if v.note else ""))
+        else:
+            text = v.note
+        lines.append(f"{v.verdict.upper():<12} {v.name}: {text}")
+    counts = comparison.counts()
+    lines.append(", ".join(f"{n} {k}" for k, n in counts.items() if n))
+    if comparison.overall:
+        overall = comparison.overall
+        lines.append(f"{overall.verdict.upper():<12} {OVERALL}: epoch time x{ratio(overall)} ({overall.method})")
+    return lines
+
+
+def verdict_markdown(comparison: Comparison) -> str:
+    """A summary for a CI job (GitHub's $GITHUB_STEP_SUMMARY) or a pull request comment."""
+    counts = comparison.counts()
+    level = round(100 * (1 - 2 * comparison.alpha))
+    lines = [
+        "## fitbench gate", "",
+        f"Baseline: {', '.join(f'`{p}`' for p in comparison.baseline)}  ",
+        f"Candidate: {', '.join(f'`{p}`' for p in comparison.candidate)}  ",
+        f"Machine: {comparison.environment}  ",
+        *([f"Software: {'; '.join(comparison.software_changes)}  "] if comparison.software_changes else []),
+        "",
+        "**" + ", ".join(f"{n} {k}" for k, n in counts.items() if n) + "**", "",
+        *([f"Epoch time of {OVERALL}: **{comparison.overall.verdict}**, ratio {ratio(comparison.overall)} "
+           f"({comparison.overall.method})", ""] if comparison.overall else []),
+        f"| benchmark | verdict | epoch time ratio [{level}% CI] | time | accuracy (base → cand) | "
+        "first epoch ratio | thresholds (time, acc, 1st) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v in comparison.verdicts:
+        acc = ("-" if v.baseline_accuracy is None or v.candidate_accuracy is None
+               else f"{v.baseline_accuracy:.4f} → {v.candidate_accuracy:.4f} ({v.accuracy})")
+        first = "-" if math.isnan(v.first_epoch_ratio) else f"{v.first_epoch_ratio:.2f} ({v.first_epoch})"
+        t = v.thresholds
+        limits = f"{t.get('time', 0):.0%}, {t.get('accuracy', 0):.2f}, {t.get('first_epoch', 0):.0%}" if t else "-"
+        verdict = f"**{v.verdict}**" if v in comparison.failures else v.verdict
+        lines.append(f"| `{v.name}` | {verdict} | {ratio(v)} | {v.time} | {acc} | {first} | {limits} |")
+    notes = [f"- `{v.name}`: {v.note}" for v in comparison.verdicts if v.note]
+    if notes:
+        lines += ["", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def failure_lines(comparison: Comparison) -> list[str]:
+    """'FAILED (gate) name: regression (...)' for each benchmark that fails the gate."""
+    return [f"FAILED (gate) {v.name}: {v.verdict}"
+            + (f" (time {v.time}, accuracy {v.accuracy}, first epoch {v.first_epoch})"
+               if v.verdict == REGRESSION and v.method else f" ({v.note})")
+            for v in comparison.failures]

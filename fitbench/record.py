@@ -1,0 +1,383 @@
+"""The one record of a benchmark: what was measured (its identity) and what it measured.
+
+The runner produces a `Record`; the plugin writes it to pytest-benchmark's ``extra_info``
+with `Record.to_json`; the session summary, the gate, the report and the CLI read it back
+with `Record.from_json`, from the session in progress or from saved JSON alike. Names and
+groups are pytest-benchmark's own (``name``, ``group``, ``params``), not copied.
+
+A record says what it measured as a `Measurement`: the workload (model and its arguments,
+dataset, optimizer and its settings, loss, seed, input), the schedule (epochs and sample
+counts, and why it is bounded), the profile, the device kind, replicas and batch sizes,
+and the training variant (precision, XLA, steps per execution, input pipeline). Two
+records are compared only when their measurements are equal; `Measurement.differences`
+names the fields that are not. The machine and the software under test are the run's
+(`Environment`, from pytest-benchmark's ``machine_info``).
+
+The JSON is versioned (``fitbench_schema``). Version 1 is the untyped ``extra_info`` of
+fitbench 0.1 (no schema key); it is migrated when read. A newer version is refused with a
+message naming it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+SCHEMA_KEY = "fitbench_schema"
+SCHEMA_VERSION = 2
+# What the default variant is: the suite before variants existed trained this way.
+DEFAULT_VARIANT = {"precision": "float32", "jit_compile": False, "steps_per_execution": 1, "pipeline": "tf.data"}
+
+
+class RecordError(ValueError):
+    """A record that cannot be read: unknown schema, or values that cannot be measurements."""
+
+
+def _finite_or_none(value: Any) -> float | None:
+    """Strict JSON has no NaN or Infinity: a missing figure is null."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _nan_if_none(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a benchmark measured; two results are comparable only when these are equal."""
+
+    profile: str
+    device: str  # device kind: cpu, gpu, tpu
+    replicas: int
+    global_batch: int
+    per_replica_batch: int
+    schedule: dict[str, Any]  # epochs, train/validation/test samples, samples_per_epoch, bound
+    workload: dict[str, Any]  # name, dataset, model, model_args, optimizer {name, config}, loss, seed, ...
+    variant: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_VARIANT))
+
+    def flat(self) -> dict[str, Any]:
+        """Every field as 'dotted.name': value, for naming differences."""
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict) and value:
+                for key, inner in value.items():
+                    walk(f"{prefix}.{key}" if prefix else str(key), inner)
+            else:
+                flat[prefix] = value
+
+        walk("", asdict(self))
+        return flat
+
+    def differences(self, other: Measurement) -> list[str]:
+        """'field: mine != other' for each field that differs (a field only one side has included)."""
+        mine, theirs = self.flat(), other.flat()
+        out = []
+        for key in list(mine) + [k for k in theirs if k not in mine]:
+            a, b = mine.get(key, "(absent)"), theirs.get(key, "(absent)")
+            if a != b:
+                out.append(f"{key}: {a!r} != {b!r}")
+        return out
+
+
+@dataclass
+class Epoch:
+    seconds: float
+    loss: float
+    accuracy: float
+    val_loss: float = math.nan
+    val_accuracy: float = math.nan
+    turn: int | None = None  # the ring's turn it ran in (interleaved runs only)
+
+
+@dataclass
+class Check:
+    """The accuracy a test asserts: which metric, the threshold, the value reached."""
+
+    metric: str  # test_accuracy or val_accuracy
+    threshold: float
+    value: float
+
+    @property
+    def passed(self) -> bool:
+        return self.value >= self.threshold
+
+
+@dataclass
+class Record:
+    measurement: Measurement
+    epochs: list[Epoch]
+    test_loss: float = math.nan
+    test_accuracy: float = math.nan
+    check: Check | None = None
+    params: int = 0
+    flops_per_sample: int = 0
+    device_description: str = ""
+    memory: dict[str, Any] = field(default_factory=dict)
+    gate: dict[str, float] = field(default_factory=dict)  # the test's @pytest.mark.gate thresholds
+    interleave: dict[str, Any] | None = None  # the ring this run took turns in
+    # pytest-benchmark's identity of the benchmark (not stored in extra_info: it has its own).
+    name: str = ""
+    group: str | None = None
+    case: str = ""  # the test's parameters without the device ("" when none)
+    schema: int = SCHEMA_VERSION  # the version it was read from
+
+    def assert_accuracy(self, metric: str, threshold: float, note: str = "") -> None:
+        """Assert `metric` ('test_accuracy' or 'val_accuracy') >= `threshold` and record the check.
+
+        The failure message gives the value reached, the threshold and `note`."""
+        value = getattr(self, metric)
+        self.check = Check(metric, float(threshold), float(value))
+        workload = self.measurement.workload
+        assert self.check.passed, (
+            f"{metric.replace('_', ' ')} {value:.4f} is below the threshold {threshold} "
+            f"({workload.get('name')}, batch size {self.batch_size}, profile {self.profile}, "
+            f"{self.device}{'; ' + note if note else ''})"
+        )
+
+    # --- derived figures: one clock, the runner's per-epoch times ---------------------------
+
+    @property
+    def experiment(self) -> str:
+        """The test function: 'test_batch_size[cpu-batch_size-32]' -> 'test_batch_size'."""
+        return self.name.split("[", 1)[0]
+
+    @property
+    def device(self) -> str:
+        return self.measurement.device
+
+    @property
+    def profile(self) -> str:
+        return self.measurement.profile
+
+    @property
+    def batch_size(self) -> int:
+        return self.measurement.global_batch
+
+    @property
+    def samples_per_epoch(self) -> int:
+        return int(self.measurement.schedule.get("samples_per_epoch") or 0)
+
+    @property
+    def epoch_seconds(self) -> list[float]:
+        return [epoch.seconds for epoch in self.epochs]
+
+    @property
+    def steady_seconds(self) -> list[float]:
+        """Epochs 2..N: the timed rounds."""
+        return self.epoch_seconds[1:]
+
+    @property
+    def first_epoch_seconds(self) -> float:
+        return self.epochs[0].seconds if self.epochs else math.nan
+
+    @property
+    def median_epoch_seconds(self) -> float:
+        steady = self.steady_seconds
+        return statistics.median(steady) if steady else math.nan
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples_per_epoch / self.median_epoch_seconds
+
+    @property
+    def seconds_per_sample(self) -> float:
+        return self.median_epoch_seconds / self.samples_per_epoch
+
+    @property
+    def gflops_per_second(self) -> float:
+        return self.flops_per_sample * self.samples_per_second / 1e9
+
+    @property
+    def val_accuracy(self) -> float:
+        return self.epochs[-1].val_accuracy if self.epochs else math.nan
+
+    @property
+    def accuracy(self) -> float | None:
+        """The accuracy the test checks (test accuracy when it checked none)."""
+        value = self.check.value if self.check else self.test_accuracy
+        return None if value is None or math.isnan(value) else value
+
+    @property
+    def key(self) -> str:
+        """What identifies this benchmark across runs: pytest-benchmark's name."""
+        return self.name
+
+    # --- JSON -------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as pytest-benchmark's extra_info: strict JSON (no NaN), versioned."""
+        return {
+            SCHEMA_KEY: SCHEMA_VERSION,
+            "measurement": asdict(self.measurement),
+            "device_description": self.device_description,
+            "model": {"params": self.params, "flops_per_sample": self.flops_per_sample},
+            "epochs": [{"seconds": _finite_or_none(e.seconds), "loss": _finite_or_none(e.loss),
+                        "accuracy": _finite_or_none(e.accuracy), "val_loss": _finite_or_none(e.val_loss),
+                        "val_accuracy": _finite_or_none(e.val_accuracy), "turn": e.turn} for e in self.epochs],
+            "test": {"loss": _finite_or_none(self.test_loss), "accuracy": _finite_or_none(self.test_accuracy)},
+            "check": None if self.check is None else {
+                "metric": self.check.metric, "threshold": self.check.threshold,
+                "value": _finite_or_none(self.check.value), "passed": self.check.passed},
+            "memory": self.memory,
+            "gate": self.gate,
+            "interleave": self.interleave,
+            # For readers of the JSON (jq, notebooks); fitbench recomputes them from the epochs.
+            "derived": {
+                "first_epoch_seconds": _finite_or_none(self.first_epoch_seconds),
+                "median_epoch_seconds": _finite_or_none(self.median_epoch_seconds),
+                "samples_per_second": _finite_or_none(self.samples_per_second) if self.epochs[1:] else None,
+                "gflops_per_second": _finite_or_none(self.gflops_per_second) if self.epochs[1:] else None,
+            },
+        }
+
+    @classmethod
+    def from_json(cls, info: dict[str, Any], name: str = "", group: str | None = None,
+                  params: dict[str, Any] | None = None) -> Record:
+        """Read extra_info written by any fitbench version; RecordError names what is wrong."""
+        if not isinstance(info, dict):
+            raise RecordError("extra_info is not an object")
+        version = info.get(SCHEMA_KEY, 1 if "epoch_seconds" in info else None)
+        if version is None:
+            raise RecordError("not a fitbench record (no fitbench_schema, no epoch_seconds)")
+        if version == 1:
+            info = migrate_v1(info)
+        elif version != SCHEMA_VERSION:
+            raise RecordError(f"record schema {version!r} is not one this fitbench reads (1 to {SCHEMA_VERSION}); "
+                              "upgrade fitbench to read it")
+        try:
+            known = {f.name for f in fields(Measurement)}
+            measurement = Measurement(**{k: v for k, v in info["measurement"].items() if k in known})
+            check = info.get("check")
+            test = info.get("test") or {}
+            model = info.get("model") or {}
+            record = cls(
+                measurement=measurement,
+                epochs=[Epoch(seconds=_nan_if_none(e.get("seconds")), loss=_nan_if_none(e.get("loss")),
+                              accuracy=_nan_if_none(e.get("accuracy")), val_loss=_nan_if_none(e.get("val_loss")),
+                              val_accuracy=_nan_if_none(e.get("val_accuracy")), turn=e.get("turn"))
+                        for e in info["epochs"]],
+                test_loss=_nan_if_none(test.get("loss")),
+                test_accuracy=_nan_if_none(test.get("accuracy")),
+                check=None if not check else Check(check["metric"], float(check["threshold"]),
+                                                   _nan_if_none(check.get("value"))),
+                params=int(model.get("params") or 0),
+                flops_per_sample=int(model.get("flops_per_sample") or 0),
+                device_description=info.get("device_description", ""),
+                memory=dict(info.get("memory") or {}),
+                gate=dict(info.get("gate") or {}),
+                interleave=info.get("interleave"),
+                name=name,
+                group=group,
+                case=case_of(params or {}, info.get("case", "")),
+                schema=int(version),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise RecordError(f"malformed record (schema {version}): {type(error).__name__}: {error}") from error
+        return record
+
+    def problems(self) -> list[str]:
+        """Why these figures cannot be measurements (NaN, zero or negative times, NaN accuracy)."""
+        out = []
+        bad = [f"epoch {i + 1}: {s!r}" for i, s in enumerate(self.epoch_seconds)
+               if not (math.isfinite(s) and s > 0)]
+        if bad:
+            out.append("epoch times must be finite and positive (" + ", ".join(bad) + ")")
+        if len(self.epochs) < 2:
+            out.append(f"{len(self.epochs)} epoch(s): a record needs epoch 1 and at least one timed round")
+        if self.check is not None and not math.isfinite(self.check.value):
+            out.append(f"checked {self.check.metric} is {self.check.value!r}")
+        if not self.samples_per_epoch > 0:
+            out.append("samples per epoch must be positive")
+        return out
+
+
+def case_of(params: dict[str, Any], fallback: str = "") -> str:
+    """The case from pytest-benchmark's params: the 'case' parameter, else every parameter
+    but the device joined as pytest would ('batch_size-512'), else `fallback`."""
+    if "case" in params:
+        return str(params["case"])
+    rest = [f"{value}" for key, value in params.items() if key != "device"]
+    return "-".join(rest) if rest else fallback
+
+
+V1_WORKLOAD_KEYS = ("workload", "dataset", "model", "model_args", "optimizer", "loss", "seed")
+
+
+def migrate_v1(info: dict[str, Any]) -> dict[str, Any]:
+    """fitbench 0.1's flat extra_info -> schema 2 (fields it lacked stay absent)."""
+    seconds = info.get("epoch_seconds") or []
+    columns = {key: info.get(key) or [math.nan] * len(seconds)
+               for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")}
+    turns = info.get("epoch_turns") or [None] * len(seconds)
+    metric = info.get("accuracy_metric")
+    value = info.get(metric) if metric else None
+    if isinstance(value, list):  # val_accuracy is per epoch: the check read the last
+        value = value[-1]
+    workload = {key: info.get(key) for key in V1_WORKLOAD_KEYS if key in info}
+    if "workload" in workload:
+        workload["name"] = workload.pop("workload")
+    if isinstance(workload.get("optimizer"), str):
+        workload["optimizer"] = {"name": workload["optimizer"]}
+    replicas = int(info.get("replicas") or 1)
+    batch = int(info.get("batch_size") or 0)
+    return {
+        SCHEMA_KEY: 1,
+        "case": info.get("case", ""),
+        "measurement": {
+            "workload": workload,
+            "schedule": {"epochs": info.get("epochs"), "train_samples": info.get("train_samples"),
+                         "validation_samples": info.get("validation_samples"),
+                         "test_samples": info.get("test_samples"),
+                         "samples_per_epoch": info.get("samples_per_epoch", info.get("train_samples")),
+                         "bound": info.get("schedule_bound", "")},
+            "profile": info.get("profile", ""),
+            "device": info.get("device", ""),
+            "replicas": replicas,
+            "global_batch": batch,
+            "per_replica_batch": int(info.get("per_replica_batch_size") or batch // replicas),
+            "variant": dict(DEFAULT_VARIANT),
+        },
+        "device_description": info.get("device_description", ""),
+        "model": {"params": info.get("params"), "flops_per_sample": info.get("flops_per_sample")},
+        "epochs": [{"seconds": s, "loss": columns["train_loss"][i], "accuracy": columns["train_accuracy"][i],
+                    "val_loss": columns["val_loss"][i], "val_accuracy": columns["val_accuracy"][i],
+                    "turn": turns[i] if i < len(turns) else None} for i, s in enumerate(seconds)],
+        "test": {"loss": info.get("test_loss"), "accuracy": info.get("test_accuracy")},
+        "check": None if metric is None or info.get("accuracy_threshold") is None else
+        {"metric": metric, "threshold": info["accuracy_threshold"], "value": value},
+        "memory": {key: info[key] for key in info if "memory" in key or "rss" in key},
+        "gate": info.get("gate") or {},
+        "interleave": info.get("interleave"),
+    }
+
+
+# --- the environment of a run: machine and software under test ----------------------------
+
+MACHINE_KEYS = ("system", "machine", "cpu_name", "gpus")
+SOFTWARE_KEYS = ("python", "tensorflow", "keras", "cuda_version", "cudnn_version")
+SOFTWARE_NAMES = {"python": "Python", "tensorflow": "TensorFlow", "keras": "Keras", "cuda_version": "CUDA",
+                  "cudnn_version": "cuDNN"}
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where a run was measured: the machine, and the software under test."""
+
+    machine: dict[str, Any]
+    software: dict[str, Any]
+
+    @classmethod
+    def from_machine_info(cls, machine_info: dict[str, Any]) -> Environment:
+        return cls({key: machine_info.get(key) for key in MACHINE_KEYS},
+                   {key: machine_info.get(key) for key in SOFTWARE_KEYS})
+
+    def describe(self) -> str:
+        gpus = ", ".join(self.machine.get("gpus") or []) or "no GPU"
+        versions = ", ".join(f"{SOFTWARE_NAMES[k]} {v}" for k, v in self.software.items() if v)
+        return f"{self.machine.get('cpu_name') or '?'}, {gpus}; {versions}"
