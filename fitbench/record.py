@@ -274,7 +274,7 @@ class Record:
                 interleave=info.get("interleave"),
                 name=name,
                 group=group,
-                case=case_of(params or {}, info.get("case", "")),
+                case=info.get("case") or case_of(params or {}),
                 schema=int(version),
             )
         except (KeyError, TypeError, ValueError) as error:
@@ -297,13 +297,12 @@ class Record:
         return out
 
 
-def case_of(params: dict[str, Any], fallback: str = "") -> str:
-    """The case from pytest-benchmark's params: the 'case' parameter, else every parameter
-    but the device joined as pytest would ('batch_size-512'), else `fallback`."""
+def case_of(params: dict[str, Any]) -> str:
+    """The case from pytest-benchmark's params: the experiment's 'case' parameter, else the other
+    parameters but the device, joined ("" when there are none)."""
     if "case" in params:
         return str(params["case"])
-    rest = [f"{value}" for key, value in params.items() if key != "device"]
-    return "-".join(rest) if rest else fallback
+    return "-".join(f"{value}" for key, value in params.items() if key != "device")
 
 
 V1_WORKLOAD_KEYS = ("workload", "dataset", "model", "model_args", "optimizer", "loss", "seed")

@@ -170,7 +170,8 @@ def history_plot(path: Path, title: str, series: list[list[Entry]]) -> Path | No
         label = f"{record.case or record.experiment} {record.device}{_variation(record)}"
         axis.plot([position[id(e.run)] for e in entries], [e.record.median_epoch_seconds for e in entries],
                   marker="o", color=color, label=label)
-    axis.set_xticks(range(len(runs)), [run.label.replace(" ", "\n", 2) for run in runs], fontsize=8)
+    axis.set_xticks(range(len(runs)), [tick_label(run) for run in runs], fontsize=8,
+                    rotation=30 if len(runs) > 8 else 0, ha="right" if len(runs) > 8 else "center")
     axis.set(title=title, xlabel="run (number, commit, date; oldest first)", ylabel="median seconds per epoch (s)")
     axis.set_ylim(bottom=0)
     axis.grid(alpha=0.3)
@@ -179,6 +180,13 @@ def history_plot(path: Path, title: str, series: list[list[Entry]]) -> Path | No
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def tick_label(run: Run) -> str:
+    """Run number (or file name), short commit, and month-day hour:minute, on three lines."""
+    commit = (run.commit_info or {}).get("id") or ""
+    return "\n".join(part for part in (run.number or Path(run.path).stem, commit[:7],
+                                        run.datetime[5:16].replace("T", " ")) if part)
 
 
 def _slug(text: str) -> str:

@@ -10,6 +10,12 @@ compared with the baseline of its ring.
 
 Prints the rates per benchmark comparison and per run pair (a run pair alarms when any of
 its benchmarks is declared a regression), and for interleaved runs the overall verdict.
+
+Workflows (`--workflows RUN.json ...`): given unchanged runs made one after the other (as a
+user makes them), the exit status of `fitbench compare` with its defaults in each workflow
+the README shows: one run a side (every consecutive pair, and every pair), and three runs a
+side (consecutive blocks). A slowdown is also planted in the analysis, by scaling every
+epoch of the candidate, to show what each workflow can detect.
 """
 
 from __future__ import annotations
@@ -112,6 +118,47 @@ def rates(pairs: list[tuple[list[Path], Path]], run_noise: float | str) -> dict:
             "runs": len(pairs), "time_verdicts": verdict_counts}
 
 
+def exit_status(baseline: list, candidate: list, scale: float = 1.0) -> int:
+    """What `fitbench compare` with its defaults exits with (0 pass, 1 fail, 2 cannot compare)."""
+    if scale != 1.0:
+        candidate = [scaled(run, scale) for run in candidate]
+    try:
+        comparison = gate.compare(baseline, candidate)
+    except (gate.MachineMismatch, gate.SoftwareMismatch, gate.NothingComparable):
+        return 2
+    return 1 if comparison.failures else 0
+
+
+def scaled(run, factor: float):
+    """A copy of `run` whose every epoch took `factor` times as long (a slowdown planted in analysis)."""
+    import copy
+
+    run = copy.deepcopy(run)
+    for record in run.records:
+        for epoch in record.epochs:
+            epoch.seconds *= factor
+    return run
+
+
+def workflows(paths: list[str]) -> None:
+    runs = [load_run(path) for path in sorted(paths)]
+    consecutive = [([a], [b]) for a, b in itertools.pairwise(runs)]
+    every = [([a], [b]) for a, b in itertools.combinations(runs, 2)]
+    blocks = [(runs[i:i + 3], runs[i + 3:i + 6]) for i in range(0, len(runs) - 5, 3)]
+    print(f"{len(runs)} unchanged runs, one after the other; fitbench compare with its defaults")
+    print(f"{'workflow':<40} {'pairs':>6} {'exit 0':>7} {'exit 1':>7} {'exit 2':>7}   +20% caught   +100% caught")
+    for label, pairs in (("one run a side, consecutive runs", consecutive), ("one run a side, every pair", every),
+                         ("3 runs a side, consecutive blocks", blocks)):
+        if not pairs:
+            continue
+        codes = [exit_status(b, c) for b, c in pairs]
+        caught = {f: sum(exit_status(b, c, 1 + f) == 1 for b, c in pairs) for f in (0.2, 1.0)}
+        print(f"{label:<40} {len(pairs):>6} {codes.count(0):>7} {codes.count(1):>7} {codes.count(2):>7}   "
+              f"{caught[0.2]:>4}/{len(pairs):<7} {caught[1.0]:>4}/{len(pairs)}")
+    noise, dof = gate.run_noise(runs)
+    print(f"run-to-run noise of these runs: {noise:.3f} ({dof} degrees of freedom)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=6)
@@ -121,7 +168,13 @@ def main() -> None:
     parser.add_argument("--analyze-only", action="store_true", help="only analyse the JSON in --keep")
     parser.add_argument("--interleaved", action="store_true",
                         help="each trial one ring of baseline, unchanged and slowed sessions")
+    parser.add_argument("--workflows", nargs="+", metavar="RUN.json",
+                        help="only analyse these unchanged sequential runs: fitbench compare's exit status "
+                        "in each workflow the README shows")
     args = parser.parse_args()
+    if args.workflows:
+        workflows(args.workflows)
+        return
     directory = Path(args.keep or tempfile.mkdtemp(prefix="gate-trust-"))
     directory.mkdir(parents=True, exist_ok=True)
     if args.interleaved:
