@@ -103,10 +103,6 @@ class Comparison:
         every = [*self.verdicts, *([self.overall] if self.overall else [])]
         return [v for v in every if v.verdict == REGRESSION or (v.verdict == MISSING and not self.allow_missing)]
 
-    @property
-    def regressions(self) -> list[Verdict]:
-        return self.failures
-
     def counts(self) -> dict[str, int]:
         """How many benchmarks got each verdict (the overall verdict is not counted)."""
         return {name: sum(v.verdict == name for v in self.verdicts) for name in VERDICTS}
