@@ -304,6 +304,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         left_out = getattr(config, "fitbench_left_out", "")
         write(f"profile {config.getoption('profile')}; s/epoch: median of epochs 2..N; accuracy >= threshold; "
               "vs cpu: per sample" + (f"; {left_out}" if left_out else ""))
+        shared = max(record.measurement.concurrent for record in records)
+        if shared > 1:
+            write(f"{shared} trainings shared this machine at once (pytest-xdist): their times are not "
+                  "comparable with a serial run's, and the gate treats them as another measurement")
         speedups = device_speedups(records)
         for line in format.summary_lines(records, speedups):
             write(line)

@@ -59,6 +59,9 @@ class Measurement:
     schedule: dict[str, Any]  # epochs, train/validation/test samples, samples_per_epoch, bound
     workload: dict[str, Any]  # name, dataset, model, model_args, optimizer {name, config}, loss, seed, ...
     variant: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_VARIANT))
+    # How many trainings shared the machine (pytest-xdist workers): times of 2 trainings on one
+    # machine are not those of one.
+    concurrent: int = 1
 
     def flat(self) -> dict[str, Any]:
         """Every field as 'dotted.name': value, for naming differences."""
@@ -341,6 +344,7 @@ def migrate_v1(info: dict[str, Any]) -> dict[str, Any]:
             "global_batch": batch,
             "per_replica_batch": int(info.get("per_replica_batch_size") or batch // replicas),
             "variant": dict(DEFAULT_VARIANT),
+            "concurrent": 1,
         },
         "device_description": info.get("device_description", ""),
         "model": {"params": info.get("params"), "flops_per_sample": info.get("flops_per_sample")},
