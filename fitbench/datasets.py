@@ -7,9 +7,11 @@ Lookup order for a dataset (first hit wins):
 3. Debian's ``/usr/share/datasets/<name>`` (package ``dataset-fashion-mnist``);
 4. Keras' own download, when the machine is online and downloads are allowed.
 
-In a directory, a dataset is the four IDX ``.gz`` files in a sub-directory named after
-the dataset (``fashion-mnist/``, ``mnist/``): the layout of Keras' cache, of Debian's
-package and of ``../shared/datasets``. The Keras cache may also hold MNIST as
+In a directory, a dataset is the four IDX files in a sub-directory named after the dataset
+(``fashion-mnist/``, ``mnist/``): the layout of Keras' cache, of Debian's package and of
+``../shared/datasets``. Each file may be gzip-compressed (``train-images-idx3-ubyte.gz``,
+as distributed) or not (``train-images-idx3-ubyte``, or ``train-images.idx3-ubyte`` as
+some mirrors and tools ship them). The Keras cache may also hold MNIST as
 ``mnist.npz``, which Keras itself writes.
 """
 
@@ -66,6 +68,10 @@ class CorruptDataset(DatasetError):
     """A dataset file exists but its content is not a valid IDX file of the expected shape."""
 
 
+class UnreadableDataset(DatasetError):
+    """A dataset file exists but cannot be read (permissions)."""
+
+
 @dataclass(frozen=True)
 class Dataset:
     """The raw arrays of an image-classification dataset, as stored (uint8)."""
@@ -97,6 +103,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
                 raw = stream.read()
         else:
             raw = path.read_bytes()
+    except PermissionError as error:
+        raise UnreadableDataset(f"{path}: permission denied; make it readable (chmod a+r) or point "
+                                "--data-dir at a copy you can read") from error
     except (OSError, EOFError, zlib.error) as error:
         raise CorruptDataset(f"{path}: cannot decompress ({error}); the file is damaged or truncated") from error
 
@@ -144,8 +153,18 @@ def validate(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.nda
             )
 
 
+def idx_path(directory: Path, filename: str) -> Path:
+    """`filename` (.gz) in `directory`, or its uncompressed form (either spelling), whichever exists
+    (the .gz name when none does, so that the error names the distributed file)."""
+    plain = filename.removesuffix(".gz")
+    for candidate in (filename, plain, plain.replace("-idx", ".idx", 1)):
+        if (directory / candidate).is_file():
+            return directory / candidate
+    return directory / filename
+
+
 def read_idx_directory(name: str, directory: Path) -> Dataset:
-    arrays = {key: read_idx(directory / filename) for key, filename in IDX_FILES.items()}
+    arrays = {key: read_idx(idx_path(directory, filename)) for key, filename in IDX_FILES.items()}
     validate(name, where=str(directory), **arrays)
     return Dataset(name, source=str(directory), **arrays)
 
@@ -185,7 +204,7 @@ def _holds_dataset(location: Path) -> bool:
         return location.is_file()
     # Any one of the four files present means this location is meant to hold the dataset:
     # a missing sibling is then reported as an error rather than silently skipped.
-    return any((location / filename).is_file() for filename in IDX_FILES.values())
+    return any(idx_path(location, filename).is_file() for filename in IDX_FILES.values())
 
 
 def find(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
@@ -197,13 +216,14 @@ def load(name: str, data_dir: str | os.PathLike | None = None, allow_download: b
     """Load `name` ('mnist' or 'fashion_mnist') from the first location that holds it.
 
     Raises DatasetNotFound (saying how to provide the data) when nothing holds it and the
-    download is disallowed or fails, and CorruptDataset when a file found is invalid.
+    download is disallowed or fails, CorruptDataset when a file found is invalid, and
+    UnreadableDataset when it cannot be read.
     """
     location = find(name, data_dir)
     if location is not None:
         if location.suffix == ".npz":
             return read_keras_npz(name, location)
-        missing = [f for f in IDX_FILES.values() if not (location / f).is_file()]
+        missing = [f for f in IDX_FILES.values() if not idx_path(location, f).is_file()]
         if missing:
             raise CorruptDataset(f"{location}: holds part of {name} but lacks {', '.join(missing)}")
         return read_idx_directory(name, location)

@@ -139,9 +139,10 @@ def _resolve_tpu(address: str | None) -> Device:
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         strategy = tf.distribute.TPUStrategy(resolver)
-    except (ValueError, RuntimeError, tf.errors.OpError) as error:
-        # No TPU: the resolver raises ValueError without a name; a resolver for 'local'
-        # on a machine without one fails later with NotFoundError.
+    except Exception as error:  # whatever the resolver raises means "no TPU here"
+        # No TPU: the resolver raises ValueError without a name; a resolver for 'local' on a
+        # machine without one fails later with NotFoundError; an unknown name makes it ask the
+        # GCE metadata server, which fails with urllib's URLError (or a gRPC error).
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DeviceUnavailable(
             f"no TPU reachable ({type(error).__name__}: {first_line}); give --tpu NAME "

@@ -201,3 +201,35 @@ def test_real_datasets(name):
     dataset = datasets.load(name, SHARED, allow_download=False)
     assert dataset.x_train.shape == (60000, 28, 28) and dataset.x_test.shape == (10000, 28, 28)
     assert sorted(np.unique(dataset.y_train)) == list(range(10))
+
+
+def test_uncompressed_idx_files_are_read_as_well(tmp_path):
+    from fitbench.datasets import DIRECTORY_NAMES, IDX_FILES, load
+    from tests.conftest import synthetic_images, write_idx
+
+    directory = tmp_path / DIRECTORY_NAMES["mnist"]
+    x_train, y_train = synthetic_images(100, seed=1)
+    x_test, y_test = synthetic_images(20, seed=2)
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    for key, array in arrays.items():  # as other tools and mirrors ship them: no .gz, some with a dot
+        name = IDX_FILES[key].removesuffix(".gz")
+        write_idx(directory / (name.replace("-idx", ".idx") if key == "x_test" else name), array, compress=False)
+    dataset = load("mnist", tmp_path, allow_download=False)
+    assert len(dataset.y_train) == 100 and (dataset.x_test == x_test).all()
+
+
+def test_an_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from fitbench.datasets import UnreadableDataset, read_idx
+    from tests.conftest import write_idx
+
+    path = write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(10, np.uint8))
+
+    def denied(self, *args, **kwargs):  # root reads any file: deny as a non-root user would be
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr("gzip.open", lambda *a, **k: denied(path))
+    with pytest.raises(UnreadableDataset, match="permission denied; make it readable"):
+        read_idx(path)

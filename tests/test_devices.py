@@ -70,3 +70,14 @@ def test_machine_info_names_versions():
 def test_describe_has_a_line_per_kind():
     lines = devices.describe()
     assert [line.split(":")[0] for line in lines] == ["cpu", "gpu", "tpu"]
+
+
+def test_an_unknown_tpu_name_is_unavailable_whatever_the_resolver_raises(monkeypatch):
+    import urllib.error
+
+    def unreachable(tpu=None):  # what an unknown name does: ask GCE's metadata server, offline
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", unreachable)
+    with pytest.raises(DeviceUnavailable, match=r"no TPU reachable \(URLError: <urlopen error"):
+        devices._resolve_tpu("nonsense")
