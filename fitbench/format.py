@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 
 from fitbench.gate import INFORMATIONAL, OVERALL, REGRESSION, Comparison, Verdict
-from fitbench.record import Record
+from fitbench.record import COMPLETED, Record
 from fitbench.results import Speedup, device_speedups
 
 
@@ -19,7 +19,10 @@ def number(value: float | None, digits: int) -> str:
 
 
 def accuracy_check(record: Record, digits: int = 3) -> str:
-    """'0.835>=0.750' (or '0.700< 0.750' when it failed): value and threshold with the same digits."""
+    """'0.835>=0.750' (or '0.700< 0.750' when it failed): value and threshold with the same digits;
+    the status when training did not complete ('diverged')."""
+    if record.status != COMPLETED:
+        return record.status
     if record.accuracy is None:
         return "-"
     if record.check is None:

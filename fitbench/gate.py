@@ -40,13 +40,14 @@ from typing import Any
 
 from fitbench import stats
 from fitbench.options import GateSettings
-from fitbench.record import MACHINE_KEYS, SOFTWARE_KEYS, SOFTWARE_NAMES, Record
+from fitbench.record import COMPLETED, MACHINE_KEYS, SOFTWARE_KEYS, SOFTWARE_NAMES, Record
 from fitbench.results import Run
 from fitbench.thresholds import ASSUMED_RUN_NOISE, Thresholds, thresholds_for
 
 REGRESSION, IMPROVEMENT, NO_CHANGE, INCONCLUSIVE = "regression", "improvement", "no change", "inconclusive"
 MISSING, NEW, INCOMPARABLE, INFORMATIONAL = "missing", "new", "incomparable", "informational"
-VERDICTS = (REGRESSION, MISSING, INCOMPARABLE, IMPROVEMENT, INCONCLUSIVE, NO_CHANGE, NEW)
+FAILED = "failed"  # the candidate's training did not complete (it diverged)
+VERDICTS = (REGRESSION, FAILED, MISSING, INCOMPARABLE, IMPROVEMENT, INCONCLUSIVE, NO_CHANGE, NEW)
 OVERALL = "all benchmarks (geometric mean)"
 
 
@@ -99,9 +100,10 @@ class Comparison:
 
     @property
     def failures(self) -> list[Verdict]:
-        """What fails the gate: regressions, and missing benchmarks unless allowed."""
+        """What fails the gate: regressions, failed trainings, and missing benchmarks unless allowed."""
         every = [*self.verdicts, *([self.overall] if self.overall else [])]
-        return [v for v in every if v.verdict == REGRESSION or (v.verdict == MISSING and not self.allow_missing)]
+        return [v for v in every if v.verdict in (REGRESSION, FAILED)
+                or (v.verdict == MISSING and not self.allow_missing)]
 
     def counts(self) -> dict[str, int]:
         """How many benchmarks got each verdict (the overall verdict is not counted)."""
@@ -272,6 +274,16 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
         if base is None:
             verdicts[name] = Verdict(name, NEW, thresholds=asdict(limits), note="not in the baseline")
             continue
+        failed = [r for r in cand if r.status != COMPLETED]
+        if failed:
+            verdicts[name] = Verdict(name, FAILED, thresholds=asdict(limits),
+                                     note=failed[0].failure or failed[0].status)
+            continue
+        failed = [r for r in base if r.status != COMPLETED]
+        if failed:
+            verdicts[name] = Verdict(name, INCOMPARABLE, thresholds=asdict(limits),
+                                     note=f"the baseline's training did not complete: {failed[0].failure}")
+            continue
         differences = _measurement_differences(base, cand)
         if differences:
             verdicts[name] = Verdict(name, INCOMPARABLE, thresholds=asdict(limits), differences=differences,
@@ -301,7 +313,7 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
             ratio_high=shift.ratio_high, baseline_epochs=sum(len(r.steady_seconds) for r in base),
             candidate_epochs=sum(len(r.steady_seconds) for r in cand), baseline_accuracy=base_acc,
             candidate_accuracy=cand_acc, first_epoch_ratio=first_ratio, thresholds=asdict(limits), method=method)
-    if not tested:
+    if not tested and not any(v.verdict == FAILED for v in verdicts.values()):
         reasons = [f"{v.name}: {v.verdict}" + (f" ({v.note})" if v.note else "") for v in verdicts.values()]
         raise NothingComparable("no benchmark measured the same thing in both runs:\n  " + "\n  ".join(reasons))
 

@@ -68,3 +68,32 @@ def peaks(strategy: tf.distribute.Strategy, host_was_reset: bool) -> dict[str, i
         "host_peak_rss_bytes": host_peak_bytes(),
         "host_peak_rss_is_per_test": host_was_reset,
     }
+
+
+CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+
+
+def host_limit_bytes() -> int | None:
+    """The memory limit this process runs under, if any: cgroup (v2, then v1), else RLIMIT_AS."""
+    for path in CGROUP_LIMITS:
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:  # v1 says "no limit" with a huge number
+            return int(text)
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def out_of_memory_figures(strategy: tf.distribute.Strategy) -> str:
+    """'device peak 7.9 GB, host peak RSS 3.1 GB, limit 4.0 GB': what fitbench knows when memory ran out."""
+    def gigabytes(value: int | None) -> str:
+        return "unknown" if value is None else f"{value / 1e9:.1f} GB"
+
+    figures = peaks(strategy, host_was_reset=False)
+    parts = [f"host peak RSS {gigabytes(figures['host_peak_rss_bytes'])}",
+             f"limit {gigabytes(host_limit_bytes()) if host_limit_bytes() else 'none set'}"]
+    if figures["device_peak_memory_bytes"] is not None:
+        parts.insert(0, f"device peak {gigabytes(figures['device_peak_memory_bytes'])}")
+    return ", ".join(parts)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fitbench import devices, format, gate, turns
+from fitbench import devices, durable, format, gate, turns
 from fitbench.options import GateSettings
 from fitbench.record import SCHEMA_VERSION, Record, RecordError
 from fitbench.results import NotBenchmarkJSON, Run, device_speedups, load_run
@@ -35,6 +35,10 @@ def pytest_configure(config: pytest.Config) -> None:
     name_saved_run(config)
     config.fitbench_compare_notes = choose_compared_run(config)
     config.pluginmanager.register(SessionRecords(config), "fitbench-records")
+    config.fitbench_interrupted = False
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(durable.DurableResults(config), "fitbench-durable")
+        durable.install_signal_handlers()
     # Must run before anything initializes TensorFlow's devices.
     devices.configure(cpu_replicas=config.getoption("cpu_replicas"))
     join_ring(config)
@@ -180,6 +184,9 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
         "schema": SCHEMA_VERSION,
         "profile": config.getoption("profile"),
         "cpu_replicas": config.getoption("cpu_replicas"),
+        # True while the session runs (fitbench.durable rewrites the file after each test) and
+        # when it was interrupted: the file holds the benchmarks that finished.
+        durable.PARTIAL_KEY: bool(getattr(config, "fitbench_interrupted", False)),
         "device_comparison": [s.as_dict() for s in device_speedups(records)],
     }
 

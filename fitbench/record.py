@@ -31,6 +31,9 @@ SCHEMA_VERSION = 2
 DEFAULT_VARIANT = {"precision": "float32", "jit_compile": False, "steps_per_execution": 1, "pipeline": "tf.data"}
 
 
+COMPLETED, DIVERGED = "completed", "diverged"
+
+
 class RecordError(ValueError):
     """A record that cannot be read: unknown schema, or values that cannot be measurements."""
 
@@ -124,6 +127,8 @@ class Record:
     memory: dict[str, Any] = field(default_factory=dict)
     gate: dict[str, float] = field(default_factory=dict)  # the test's @pytest.mark.gate thresholds
     interleave: dict[str, Any] | None = None  # the ring this run took turns in
+    status: str = COMPLETED  # or DIVERGED: training stopped at the epoch whose loss was not finite
+    failure: str = ""  # what happened, in one line, when not completed
     # pytest-benchmark's identity of the benchmark (not stored in extra_info: it has its own).
     name: str = ""
     group: str | None = None
@@ -230,6 +235,8 @@ class Record:
             "memory": self.memory,
             "gate": self.gate,
             "interleave": self.interleave,
+            "status": self.status,
+            "failure": self.failure,
             # For readers of the JSON (jq, notebooks); fitbench recomputes them from the epochs.
             "derived": {
                 "first_epoch_seconds": _finite_or_none(self.first_epoch_seconds),
@@ -275,6 +282,8 @@ class Record:
                 memory=dict(info.get("memory") or {}),
                 gate=dict(info.get("gate") or {}),
                 interleave=info.get("interleave"),
+                status=info.get("status", COMPLETED),
+                failure=info.get("failure", ""),
                 name=name,
                 group=group,
                 case=info.get("case") or case_of(params or {}),
@@ -285,12 +294,15 @@ class Record:
         return record
 
     def problems(self) -> list[str]:
-        """Why these figures cannot be measurements (NaN, zero or negative times, NaN accuracy)."""
+        """Why these figures cannot be measurements (NaN, zero or negative times, NaN accuracy).
+        A run that did not complete (diverged) may have stopped after any epoch."""
         out = []
         bad = [f"epoch {i + 1}: {s!r}" for i, s in enumerate(self.epoch_seconds)
                if not (math.isfinite(s) and s > 0)]
         if bad:
             out.append("epoch times must be finite and positive (" + ", ".join(bad) + ")")
+        if self.status != COMPLETED:
+            return out
         if len(self.epochs) < 2:
             out.append(f"{len(self.epochs)} epoch(s): a record needs epoch 1 and at least one timed round")
         if self.check is not None and not math.isfinite(self.check.value):

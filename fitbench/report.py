@@ -80,7 +80,8 @@ def table(entries: list[Entry], source_column: bool) -> list[str]:
         metric = (row.check.metric if row.check else "test_accuracy").replace("_accuracy", "")
         schedule = row.measurement.schedule
         lines.append(
-            f"| {row.case or '-'} | {row.device}{_variation(row)} | {number(row.accuracy, 4)} ({metric}) | "
+            f"| {row.case or '-'} | {row.device}{_variation(row)} | "
+            f"{number(row.accuracy, 4) if row.status == 'completed' else row.status} ({metric}) | "
             f"{number(row.check.threshold if row.check else None, 4)} | {number(row.median_epoch_seconds, 3)} | "
             f"{number(row.samples_per_second, 0)} | {number(row.first_epoch_seconds, 2)} | "
             f"{number(row.gflops_per_second, 1)} | {schedule.get('epochs')} x {schedule.get('train_samples'):,} | "

@@ -37,6 +37,11 @@ class Run:
     fitbench: dict[str, Any] = field(default_factory=dict)  # the run's own section (profile, ...)
 
     @property
+    def partial(self) -> bool:
+        """The session was interrupted or killed: the file holds the benchmarks that finished."""
+        return bool(self.fitbench.get("partial"))
+
+    @property
     def environment(self) -> Environment:
         return Environment.from_machine_info(self.machine_info)
 
@@ -52,7 +57,7 @@ class Run:
         commit = (self.commit_info or {}).get("id") or ""
         dirty = "+" if (self.commit_info or {}).get("dirty") else ""
         parts = [self.number or Path(self.path).stem, f"{commit[:8]}{dirty}" if commit else "",
-                 self.datetime[:16].replace("T", " ")]
+                 self.datetime[:16].replace("T", " "), "(partial)" if self.partial else ""]
         return " ".join(part for part in parts if part)
 
 

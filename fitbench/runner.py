@@ -21,6 +21,7 @@ loop.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any, Protocol
 
@@ -36,6 +37,29 @@ from fitbench.record import DEFAULT_VARIANT, Epoch, Measurement, Record
 from fitbench.workloads import Workload
 
 METRIC = "accuracy"
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite; `record` holds the epochs up to that one."""
+
+    def __init__(self, message: str, record: Record | None = None):
+        super().__init__(message)
+        self.record = record
+
+
+def make_optimizer(spec: Any) -> keras.optimizers.Optimizer:
+    """A new optimizer for one model, from a name ('adam'), a Keras config
+    ({'class_name': 'SGD', 'config': {'learning_rate': 0.1}}) or an instance (copied: Keras
+    optimizers hold the variables of the one model they train)."""
+    if isinstance(spec, keras.optimizers.Optimizer):
+        return type(spec).from_config(spec.get_config())
+    return keras.optimizers.get(spec)
+
+
+def describe_optimizer(optimizer: keras.optimizers.Optimizer) -> str:
+    """'SGD (learning rate 10000)' for messages."""
+    rate = optimizer.get_config().get("learning_rate")
+    return f"{type(optimizer).__name__}" + (f" (learning rate {rate:g})" if isinstance(rate, float) else "")
 
 
 class Benchmark(Protocol):
@@ -83,7 +107,8 @@ class EpochRunner:
         keras.utils.set_random_seed(self.workload.seed)
         with self.device.strategy.scope():
             model = self.workload.model(input_shape=self.workload.input_shape, **self.workload.model_args)
-            model.compile(optimizer=self.workload.optimizer, loss=self.workload.loss, metrics=[METRIC])
+            model.compile(optimizer=make_optimizer(self.workload.optimizer), loss=self.workload.loss,
+                          metrics=[METRIC])
         return model
 
     def prepare_inputs(self) -> None:
@@ -169,50 +194,69 @@ class EpochRunner:
         self._last_epoch_seconds = time.perf_counter() - start
 
     def record_epoch(self, *_unused: Any) -> None:
-        """Between rounds: read the epoch's training metrics and evaluate on the validation set."""
+        """Between rounds: read the epoch's training metrics and evaluate on the validation set;
+        raise Diverged when the training loss is no longer finite (training stops there)."""
         training = self._last_logs
-        validation = self.model.evaluate(self._val_data, verbose=0, return_dict=True)
+        loss = float(training["loss"])
+        validation = {"loss": math.nan, METRIC: math.nan}
+        if math.isfinite(loss):
+            validation = self.model.evaluate(self._val_data, verbose=0, return_dict=True)
         self.records.append(
             Epoch(
                 seconds=self._last_epoch_seconds,
-                loss=float(training["loss"]),
+                loss=loss,
                 accuracy=float(training[METRIC]),
                 val_loss=float(validation["loss"]),
                 val_accuracy=float(validation[METRIC]),
                 turn=self._turn,
             )
         )
+        if not math.isfinite(loss):
+            raise Diverged(
+                f"diverged at epoch {len(self.records)}: loss {loss} ({self.workload.name}, batch size "
+                f"{self.workload.batch_size}, {describe_optimizer(self.model.optimizer)}, {self.device.kind})")
 
     def run(self, benchmark: Benchmark | None = None) -> Record:
         """Train the whole schedule; epochs 2..N are `benchmark`'s rounds when it is enabled."""
         host_reset = memory.reset(self.device.strategy)
         self.prepare_inputs()
         self.model = self.build()
-        self.take_turn()
-        self.first_epoch(self.epoch_data(0))  # tracing included, recorded on its own
-        self.record_epoch()
-        self.open_rounds()
-        rounds = self.schedule.epochs - 1
-        if benchmark is not None and benchmark.enabled:
-            benchmark.pedantic(self.train_epoch, setup=self.take_turn, teardown=self.record_epoch,
-                               rounds=rounds, warmup_rounds=0, iterations=1)
-        else:
-            for _ in range(rounds):
-                self.take_turn()
-                self.train_epoch()
-                self.record_epoch()
+        try:
+            self.take_turn()
+            self.first_epoch(self.epoch_data(0))  # tracing included, recorded on its own
+            self.record_epoch()
+            self.open_rounds()
+            rounds = self.schedule.epochs - 1
+            if benchmark is not None and benchmark.enabled:
+                benchmark.pedantic(self.train_epoch, setup=self.take_turn, teardown=self.record_epoch,
+                                   rounds=rounds, warmup_rounds=0, iterations=1)
+            else:
+                for _ in range(rounds):
+                    self.take_turn()
+                    self.train_epoch()
+                    self.record_epoch()
+        except Diverged as diverged:
+            self._iterator = None
+            if benchmark is not None:
+                # pytest-benchmark drops a benchmark whose target raised; its rounds up to the
+                # divergence measured training all the same, and the record says what happened.
+                benchmark.has_error = False
+            diverged.record = self.record(host_reset, status="diverged", failure=str(diverged))
+            raise
         self._iterator = None
         test = self.model.evaluate(self._test_data, verbose=0, return_dict=True)
+        return self.record(host_reset, test_loss=float(test["loss"]), test_accuracy=float(test[METRIC]))
+
+    def record(self, host_reset: bool, **outcome: Any) -> Record:
         return Record(
             measurement=self.measurement(),
             epochs=self.records,
-            test_loss=float(test["loss"]),
-            test_accuracy=float(test[METRIC]),
             params=self.model.count_params(),
             flops_per_sample=training_flops_per_sample(self.model),
             device_description=self.device.description,
             memory=memory.peaks(self.device.strategy, host_reset),
             interleave=ring.describe() if (ring := turns.current()) is not None else None,
+            **outcome,
         )
 
     def measurement(self) -> Measurement:

@@ -1,0 +1,111 @@
+"""Nothing lost: the session's JSON is on disk after every benchmark, and SIGTERM ends a session
+as Ctrl-C does.
+
+pytest-benchmark writes its JSON once, when the session ends; a session killed before then
+(SIGKILL, the OOM killer, a cancelled CI job) would leave nothing. So when the session saves
+(``--benchmark-json``, ``--benchmark-autosave``, ``--benchmark-save``), this plugin rewrites
+that file after each test, through pytest-benchmark's own hooks (``generate_json``,
+``update_json``: the same format, with fitbench's section), atomically (a temporary file
+renamed over the old one), marked ``"partial": true`` in its ``fitbench`` section. At the end
+of the session pytest-benchmark writes the final file as usual (the saved run's partial copy
+is removed first, so that its number is reused); a session that was interrupted says so in
+that file too. SIGTERM (``timeout``, Slurm, Kubernetes, CI runners cancelling) is turned into
+a KeyboardInterrupt, so the session ends as with Ctrl-C: the summary, and the JSON of every
+benchmark it finished.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+PARTIAL_KEY = "partial"
+
+
+def terminate_as_interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM ends the session as Ctrl-C does (main thread only: Python's signal rule)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminate_as_interrupt)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` so that a reader (or a kill) sees the old file or the new one, whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class DurableResults:
+    """Rewrites the session's JSON after each test (see the module docstring)."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.saved_copy: Path | None = None  # the autosave file's partial copy
+        self.machine_info: dict | None = None
+        self.commit_info: dict | None = None
+
+    @property
+    def session(self):
+        return getattr(self.config, "_benchmarksession", None)
+
+    def targets(self) -> list[Path]:
+        session = self.session
+        if session is None or session.disabled:
+            return []
+        paths = [Path(session.json)] if session.json else []
+        name = session.save or session.autosave
+        if name and hasattr(session.storage, "get"):  # file storage (not elasticsearch)
+            if self.saved_copy is None:
+                self.saved_copy = Path(session.storage.get(f"{session.storage._next_num}_{name}.json"))
+            paths.append(self.saved_copy)
+        return paths
+
+    def pytest_runtest_logfinish(self, nodeid: str, location) -> None:
+        targets = self.targets()
+        if targets and self.session.benchmarks:
+            text = self.render(partial=True)
+            for path in targets:
+                write_atomically(path, text)
+
+    def render(self, partial: bool) -> str:
+        from pytest_benchmark.utils import safe_dumps
+
+        config, session = self.config, self.session
+        if self.machine_info is None:  # once: both are slow (CPU probing, git)
+            self.machine_info = session.get_machine_info()
+            self.commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
+            config.hook.pytest_benchmark_update_commit_info(config=config, commit_info=self.commit_info)
+        output = config.hook.pytest_benchmark_generate_json(
+            config=config, benchmarks=session.benchmarks, include_data=True,
+            machine_info=self.machine_info, commit_info=self.commit_info)
+        config.hook.pytest_benchmark_update_json(config=config, benchmarks=session.benchmarks, output_json=output)
+        output.setdefault("fitbench", {})[PARTIAL_KEY] = partial
+        return safe_dumps(output, ensure_ascii=True, indent=4)
+
+    def pytest_keyboard_interrupt(self, excinfo) -> None:
+        # Ctrl-C or SIGTERM: the final JSON holds the benchmarks that finished, marked partial.
+        self.config.fitbench_interrupted = True
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session):
+        # pytest-benchmark saves the final run now, under the next free number: this one.
+        if self.saved_copy is not None:
+            self.saved_copy.unlink(missing_ok=True)
+        yield
