@@ -12,6 +12,11 @@ is removed first, so that its number is reused); a session that was interrupted 
 that file too. SIGTERM (``timeout``, Slurm, Kubernetes, CI runners cancelling) is turned into
 a KeyboardInterrupt, so the session ends as with Ctrl-C: the summary, and the JSON of every
 benchmark it finished.
+
+Under pytest-xdist pytest-benchmark disables itself and writes nothing. The controller then
+writes the same JSON from the records its workers report (their epochs 2..N as the rounds,
+statistics by pytest-benchmark's own `Stats`), after each test and at the end; the records
+say how many trainings shared the machine.
 """
 
 from __future__ import annotations
@@ -65,9 +70,14 @@ class DurableResults:
     def session(self):
         return getattr(self.config, "_benchmarksession", None)
 
+    @property
+    def distributed(self) -> bool:
+        """pytest-xdist's controller: pytest-benchmark is disabled, the workers train."""
+        return bool(self.config.getoption("numprocesses", None)) and not hasattr(self.config, "workerinput")
+
     def targets(self) -> list[Path]:
         session = self.session
-        if session is None or session.disabled:
+        if session is None or (session.disabled and not self.distributed):
             return []
         paths = [Path(session.json)] if session.json else []
         name = session.save or session.autosave
@@ -78,13 +88,34 @@ class DurableResults:
         return paths
 
     def pytest_runtest_logfinish(self, nodeid: str, location) -> None:
-        targets = self.targets()
-        if targets and self.session.benchmarks:
-            text = self.render(partial=True)
-            for path in targets:
-                write_atomically(path, text)
+        self.write(partial=True)
 
-    def render(self, partial: bool) -> str:
+    def write(self, partial: bool) -> None:
+        targets = self.targets()
+        entries = self.worker_entries() if self.distributed else None
+        if not targets or not (entries or self.session.benchmarks):
+            return
+        text = self.render(partial, entries)
+        for path in targets:
+            write_atomically(path, text)
+
+    def worker_entries(self) -> list[dict]:
+        """pytest-benchmark's entries for the benchmarks pytest-xdist's workers ran."""
+        from pytest_benchmark.stats import Stats
+
+        entries = []
+        for entry in self.config.pluginmanager.get_plugin("fitbench-records").entries:
+            stats = Stats()
+            rounds = [epoch["seconds"] for epoch in entry["extra_info"]["epochs"][1:]]
+            for seconds in rounds:
+                stats.update(seconds)
+            entries.append({"group": entry["group"], "name": entry["name"], "fullname": entry["fullname"],
+                            "params": entry["params"], "param": entry["param"], "extra_info": entry["extra_info"],
+                            "options": {"rounds": len(rounds), "source": "pytest-xdist worker, the runner's clock"},
+                            "stats": {**(stats.as_dict() if rounds else {}), "data": rounds, "iterations": 1}})
+        return entries
+
+    def render(self, partial: bool, entries: list[dict] | None = None) -> str:
         from pytest_benchmark.utils import safe_dumps
 
         config, session = self.config, self.session
@@ -92,10 +123,13 @@ class DurableResults:
             self.machine_info = session.get_machine_info()
             self.commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
             config.hook.pytest_benchmark_update_commit_info(config=config, commit_info=self.commit_info)
+        benchmarks = [] if entries is not None else session.benchmarks
         output = config.hook.pytest_benchmark_generate_json(
-            config=config, benchmarks=session.benchmarks, include_data=True,
+            config=config, benchmarks=benchmarks, include_data=True,
             machine_info=self.machine_info, commit_info=self.commit_info)
-        config.hook.pytest_benchmark_update_json(config=config, benchmarks=session.benchmarks, output_json=output)
+        if entries is not None:
+            output["benchmarks"] = entries
+        config.hook.pytest_benchmark_update_json(config=config, benchmarks=benchmarks, output_json=output)
         output.setdefault("fitbench", {})[PARTIAL_KEY] = partial
         return safe_dumps(output, ensure_ascii=True, indent=4)
 
@@ -105,7 +139,9 @@ class DurableResults:
 
     @pytest.hookimpl(hookwrapper=True, tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session):
-        # pytest-benchmark saves the final run now, under the next free number: this one.
-        if self.saved_copy is not None:
+        if self.distributed:  # pytest-benchmark writes nothing under xdist: the final file is ours
+            self.write(partial=bool(getattr(self.config, "fitbench_interrupted", False)))
+        elif self.saved_copy is not None:
+            # pytest-benchmark saves the final run now, under the next free number: this one.
             self.saved_copy.unlink(missing_ok=True)
         yield

@@ -132,8 +132,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         params = dict(getattr(getattr(item, "callspec", None), "params", {}))
         group = item.get_closest_marker("benchmark")
         item.user_properties.append((RECORD_PROPERTY, {
-            "name": item.name, "group": group.kwargs.get("group") if group else None,
-            "params": {key: str(value) for key, value in params.items()}, "extra_info": info}))
+            "name": item.name, "fullname": item.nodeid, "group": group.kwargs.get("group") if group else None,
+            "params": {key: str(value) for key, value in params.items()},
+            "param": getattr(getattr(item, "callspec", None), "id", None), "extra_info": info}))
     return (yield)
 
 
@@ -142,12 +143,14 @@ class SessionRecords:
 
     def __init__(self, config: pytest.Config):
         self.config = config
-        config.fitbench_records = self.records = []
+        self.records: list[Record] = []
+        self.entries: list[dict] = []  # as reported: what the xdist controller writes as JSON
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":
             for key, entry in report.user_properties:
                 if key == RECORD_PROPERTY:
+                    self.entries.append(entry)
                     self.records.append(Record.from_json(entry["extra_info"], entry["name"], entry["group"],
                                                          entry["params"]))
 
