@@ -142,22 +142,28 @@ def noise_command(args: argparse.Namespace) -> int:
 
 
 def interleave_command(args: argparse.Namespace) -> int:
-    """Run the commands as one ring; print each session's output; exit with the worst status."""
+    """Run the commands as one ring; print each session's output, then one line per session;
+    exit with the worst status (130 when interrupted)."""
     import tempfile
-    from pathlib import Path
 
     from fitbench import turns
 
     directory = Path(args.logs or tempfile.mkdtemp(prefix="fitbench-interleave-"))
     directory.mkdir(parents=True, exist_ok=True)
-    statuses = turns.run(args.commands, directory, timeout=args.timeout)
-    for index, (command, status) in enumerate(zip(args.commands, statuses, strict=True)):
+    driver = turns.Driver(args.commands, directory, timeout=args.timeout, join_timeout=args.join_timeout,
+                          deadline=args.deadline)
+    print(f"fitbench interleave: {len(args.commands)} sessions, logs in {directory}", flush=True)
+    outcomes = driver.run()
+    for index, outcome in enumerate(outcomes):
         log = directory / f"session-{index}.log"
-        print(f"===== session {index + 1} of {len(statuses)}: {command} (exit {status}; {log}) =====")
-        sys.stdout.write(log.read_text(errors="replace"))
+        print(f"===== session {index + 1} of {len(outcomes)}: {outcome.command} ({log}) =====")
+        sys.stdout.write(log.read_text(errors="replace") if log.exists() else "(no output)\n")
         sys.stdout.flush()
-    for index, status in enumerate(statuses):
-        print(f"session {index + 1}: exit {status}")
+    for index, outcome in enumerate(outcomes):
+        print(outcome.describe(index))
+    if driver.interrupted:
+        return 130
+    statuses = [1 if o.status is None else (128 - o.status if o.status < 0 else o.status) for o in outcomes]
     return max(statuses, key=abs)
 
 
@@ -246,7 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     inter.add_argument("--logs", default=None, metavar="DIR",
                        help="where each session's output goes (default: a new temporary directory)")
     inter.add_argument("--timeout", type=float, default=1800.0,
-                       help="seconds a session waits for its turn before running on alone (default %(default)s)")
+                       help="seconds a session may hold the token (its epoch, or its start-up) before it "
+                       "counts as not answering and is ended; also how long a session waits for its turn "
+                       "before running on alone (default %(default)s)")
+    inter.add_argument("--join-timeout", type=float, default=600.0,
+                       help="seconds for every session to start and join the ring; later ones are ended "
+                       "(default %(default)s)")
+    inter.add_argument("--deadline", type=float, default=6 * 3600.0,
+                       help="seconds for the whole ring; then every session is ended, saving what it "
+                       "finished (default %(default)s)")
     inter.set_defaults(handler=interleave_command)
 
     finger = commands.add_parser("fingerprint", help="this machine's fingerprint (machine and software)")

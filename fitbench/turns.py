@@ -17,6 +17,14 @@ overlap the next session's epoch); the driver also forwards a token sent to a se
 died without leaving. A session that does not get the token back within the timeout (a
 partner died holding it) stops taking turns, warns, and runs on alone; its later epochs
 carry no turn, so they are not paired.
+
+The driver ends what does not end by itself: a session that has not joined by the join
+deadline, one that holds the token longer than the timeout (it stopped answering), and every
+session at the overall deadline or when the driver itself is interrupted (Ctrl-C, SIGTERM).
+Ending a session is SIGTERM to its process group (a pytest session then ends as with Ctrl-C,
+saving what it finished), then SIGKILL after a grace period; the driver first marks the ring
+as stopping, so that leaving sessions do not wait for a token. Each session's outcome is one
+line.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -33,6 +43,10 @@ from pathlib import Path
 
 ENV = "FITBENCH_INTERLEAVE"  # "DIRECTORY:INDEX", set by `fitbench interleave` for each session
 DEFAULT_TIMEOUT = 1800.0  # seconds; longer than a session holds the token (a CNN's first epoch)
+DEFAULT_JOIN_TIMEOUT = 600.0  # seconds for a session to start and join (imports, TensorFlow, collection)
+DEFAULT_DEADLINE = 6 * 3600.0  # seconds for the whole ring
+GRACE_SECONDS = 60.0  # after SIGTERM, for a session to write what it finished, before SIGKILL
+STOP = "stop"  # the file the driver writes when it ends the ring
 
 
 class RingError(RuntimeError):
@@ -43,9 +57,11 @@ DRIVER = "driver"  # the FIFO name of the driver (`run`), to which leaving sessi
 
 
 def create(directory: Path, size: int, timeout: float = DEFAULT_TIMEOUT, driver: bool = False) -> str:
-    """Make a ring of `size` sessions in `directory`: one FIFO each (and the driver's) and
-    the ring's id."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Make a ring of `size` sessions in `directory` (emptied first, so a directory can be
+    reused): one FIFO each (and the driver's) and the ring's id."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
     for name in [*range(size), *([DRIVER] if driver else [])]:
         os.mkfifo(directory / f"{name}.fifo")
     ring_id = uuid.uuid4().hex[:12]
@@ -156,12 +172,15 @@ class Ring:
                            "running on alone, the rest of this session's epochs are not interleaved")
             return None
         self.holding, self.turn, self.left = True, message["turn"], set(message["left"])
+        (self.directory / f"turn-{self.index}").write_text(str(self.turn))  # the driver's watchdog reads it
         return self.turn
 
     def leave(self) -> None:
         """Leave the ring: wait for the token if needed, mark this session as left, pass it on."""
         if self._inbox < 0:
             return
+        if (self.directory / STOP).exists():  # the driver is ending the ring: nothing to wait for
+            self.broken = self.broken or "the ring was stopped"
         if not self.broken and not self.holding:
             try:
                 message = self._receive()
@@ -202,63 +221,193 @@ def take() -> int | None:
     return _current.take() if _current is not None else None
 
 
-def run(commands: Sequence[str], directory: Path, timeout: float = DEFAULT_TIMEOUT,
-        poll_seconds: float = 0.2) -> list[int]:
-    """Run shell `commands` as one ring, each session's output to directory/session-N.log;
-    their exit statuses, in order. The ring starts once every session has joined (or ended
-    before joining: a usage error), so no session's startup overlaps another's epochs."""
-    ring_directory = directory / "ring"
-    create(ring_directory, len(commands), timeout, driver=True)
-    # Open from the start, so that nothing written to them is lost: a FIFO drops its data when
-    # its last descriptor closes (a session that died, the driver's before it reads).
-    fifos = {name: os.open(ring_directory / f"{name}.fifo", os.O_RDWR) for name in [*range(len(commands)), DRIVER]}
-    processes = []
-    for index, command in enumerate(commands):
-        env = {**os.environ, ENV: f"{ring_directory}:{index}"}
-        with open(directory / f"session-{index}.log", "wb") as log:
-            processes.append(subprocess.Popen(command, shell=True, env=env, stdout=log,
-                                              stderr=subprocess.STDOUT))
+@dataclass
+class Outcome:
+    """How one session of a ring ended."""
 
-    def joined(index: int) -> bool:
-        return (ring_directory / f"ready-{index}").exists()
+    command: str
+    status: int | None = None  # exit status (negative: killed by that signal)
+    ended_because: str = ""  # why the driver ended it, if it did
 
-    while True:
-        never_joined = {i for i, p in enumerate(processes) if p.poll() is not None and not joined(i)}
-        if all(joined(i) or i in never_joined for i in range(len(processes))):
-            break
-        time.sleep(poll_seconds)
-    start(ring_directory, never_joined)
-    _forward_tokens(ring_directory, processes, fifos, never_joined, poll_seconds)
-    return [process.wait() for process in processes]
+    def describe(self, index: int) -> str:
+        status = "did not exit" if self.status is None else (
+            f"killed by {signal.Signals(-self.status).name}" if self.status < 0 else f"exit {self.status}")
+        return f"session {index + 1}: {status}" + (f" ({self.ended_because})" if self.ended_because else "")
 
 
-def _forward_tokens(directory: Path, processes: list[subprocess.Popen], fifos: dict[int | str, int],
-                    left: set[int], poll_seconds: float) -> None:
-    """The driver's part: pass on the token of each session that left once its process has
-    exited, and any token sent to a session that died without leaving."""
-    size = len(processes)
-    inbox = fifos[DRIVER]
-    dead: dict[int, int] = {}  # index -> its FIFO, for sessions that exited without leaving
-    try:
+class Driver:
+    """Starts the sessions, starts the ring once they have joined, forwards tokens, and ends
+    what does not end by itself (see the module docstring)."""
+
+    def __init__(self, commands: Sequence[str], directory: Path, timeout: float = DEFAULT_TIMEOUT,
+                 join_timeout: float = DEFAULT_JOIN_TIMEOUT, deadline: float = DEFAULT_DEADLINE,
+                 poll_seconds: float = 0.2, grace: float = GRACE_SECONDS):
+        self.interrupted = False
+        self.commands, self.directory = list(commands), directory
+        self.ring = directory / "ring"
+        self.timeout, self.join_timeout, self.deadline = timeout, join_timeout, deadline
+        self.poll_seconds, self.grace = poll_seconds, grace
+        self.outcomes = [Outcome(command) for command in self.commands]
+        self.processes: list[subprocess.Popen] = []
+
+    def run(self) -> list[Outcome]:
+        create(self.ring, len(self.commands), self.timeout, driver=True)
+        # Open from the start, so that nothing written to them is lost: a FIFO drops its data when
+        # its last descriptor closes (a session that died, the driver's before it reads).
+        self.fifos = {name: os.open(self.ring / f"{name}.fifo", os.O_RDWR)
+                      for name in [*range(len(self.commands)), DRIVER]}
+        self.started = time.monotonic()
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            for index, command in enumerate(self.commands):
+                env = {**os.environ, ENV: f"{self.ring}:{index}"}
+                with open(self.directory / f"session-{index}.log", "wb") as log:
+                    # Its own process group: the session and anything its shell started end together.
+                    self.processes.append(subprocess.Popen(command, shell=True, env=env, stdout=log,
+                                                           stderr=subprocess.STDOUT, start_new_session=True))
+            left = self._wait_for_joins()
+            start(self.ring, left)
+            self._forward_tokens(left)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.stop("the driver was interrupted")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            for descriptor in self.fifos.values():
+                os.close(descriptor)
+        for outcome, process in zip(self.outcomes, self.processes, strict=False):
+            _wait_group(process, self.grace)  # the session's shell may exit before its pytest does
+            outcome.status = process.poll()
+        return self.outcomes
+
+    def joined(self, index: int) -> bool:
+        return (self.ring / f"ready-{index}").exists()
+
+    def _wait_for_joins(self) -> set[int]:
+        """Wait until every session has joined or ended; end those not joined by the join deadline."""
+        while True:
+            never_joined = {i for i, p in enumerate(self.processes) if p.poll() is not None and not self.joined(i)}
+            waiting = [i for i in range(len(self.processes)) if not self.joined(i) and i not in never_joined]
+            if not waiting:
+                return never_joined
+            if time.monotonic() - self.started > self.deadline:
+                self.stop(f"the ring's deadline of {self.deadline:.0f} s passed")
+                return set(range(len(self.processes)))
+            if time.monotonic() - self.started > self.join_timeout:
+                for index in waiting:
+                    self.end(index, f"did not join the ring within {self.join_timeout:.0f} s")
+                    never_joined.add(index)
+                return never_joined
+            time.sleep(self.poll_seconds)
+
+    def _last_turn(self) -> tuple[float, int | None]:
+        """When a turn was last taken, and by which session (its heartbeat file)."""
+        latest, holder = self.started, None
+        for index in range(len(self.processes)):
+            beat = self.ring / f"turn-{index}"
+            if beat.exists() and beat.stat().st_mtime_ns / 1e9 > latest:
+                latest, holder = beat.stat().st_mtime_ns / 1e9, index
+        return latest, holder
+
+    def _forward_tokens(self, left: set[int]) -> None:
+        """Pass on the token of each session that left once its process has exited, and any token
+        sent to a session that died without leaving; end a session that stopped answering, and
+        every session at the deadline."""
+        size = len(self.processes)
+        inbox = self.fifos[DRIVER]
+        dead: dict[int, int] = {}  # index -> its FIFO, for sessions that exited without leaving
+        progress = time.time()
         while len(left) < size:
-            ready, _, _ = select.select([inbox, *dead.values()], [], [], poll_seconds)
+            ready, _, _ = select.select([inbox, *dead.values()], [], [], self.poll_seconds)
             for descriptor in ready:
                 for message in _read_lines(descriptor):
                     sender = message.get("from")
                     if sender is None:  # a token sent to a dead session
                         sender = next(i for i, d in dead.items() if d == descriptor)
                     else:
-                        processes[sender].wait()
+                        self._wait_exit(sender)
                     left |= {*message["left"], sender}
+                    progress = time.time()
                     following = next_session(sender, size, left)
                     if following is not None:
-                        _send(directory, following, {"turn": message["turn"] + 1, "left": sorted(left)})
-            for index, process in enumerate(processes):
+                        _send(self.ring, following, {"turn": message["turn"] + 1, "left": sorted(left)})
+            for index, process in enumerate(self.processes):
                 if process.poll() is not None and index not in left and index not in dead \
-                        and not (directory / f"left-{index}").exists():
-                    dead[index] = fifos[index]
-            if all(p.poll() is not None for p in processes) and not select.select([inbox], [], [], 0)[0]:
-                break
-    finally:
-        for descriptor in fifos.values():
-            os.close(descriptor)
+                        and not (self.ring / f"left-{index}").exists():
+                    dead[index] = self.fifos[index]
+            if all(p.poll() is not None for p in self.processes) and not select.select([inbox], [], [], 0)[0]:
+                return
+            if time.monotonic() - self.started > self.deadline:
+                self.stop(f"the ring's deadline of {self.deadline:.0f} s passed")
+                return
+            latest, holder = self._last_turn()
+            latest = max(latest, progress)
+            if holder is not None and time.time() - latest > self.timeout and self.processes[holder].poll() is None:
+                self.end(holder, f"stopped answering: held the token for more than {self.timeout:.0f} s")
+                progress = time.time()
+
+    def _wait_exit(self, index: int) -> None:
+        try:
+            self.processes[index].wait(timeout=self.grace)
+        except subprocess.TimeoutExpired:
+            self.end(index, f"did not exit within {self.grace:.0f} s of leaving the ring")
+
+    def end(self, index: int, why: str) -> None:
+        """SIGTERM to the session's process group; SIGKILL if it has not exited after the grace."""
+        process = self.processes[index]
+        if process.poll() is not None:
+            return
+        self.outcomes[index].ended_because = why
+        _signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(timeout=self.grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+
+    def stop(self, why: str) -> None:
+        """End every session still running, at once (each saves what it finished)."""
+        (self.ring / STOP).touch()
+        running = [i for i, p in enumerate(self.processes) if p.poll() is None]
+        for index in running:
+            self.outcomes[index].ended_because = why
+            _signal_group(self.processes[index], signal.SIGTERM)
+        deadline = time.monotonic() + self.grace
+        for index in running:
+            try:
+                self.processes[index].wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(self.processes[index], signal.SIGKILL)
+                self.processes[index].wait()
+
+
+def _raise_interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _wait_group(process: subprocess.Popen, timeout: float) -> None:
+    """Wait until no process of the session's group is left (SIGKILL them after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(process.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        process.poll()  # reap the shell itself
+        if time.monotonic() > deadline:
+            _signal_group(process, signal.SIGKILL)
+            deadline = time.monotonic() + timeout
+        time.sleep(0.05)
+
+
+def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def run(commands: Sequence[str], directory: Path, timeout: float = DEFAULT_TIMEOUT, **options) -> list[int]:
+    """Run shell `commands` as one ring (each session's output to directory/session-N.log);
+    their exit statuses, in order. See `Driver` for the deadlines in `options`."""
+    return [outcome.status for outcome in Driver(commands, directory, timeout, **options).run()]

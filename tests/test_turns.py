@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -10,6 +12,7 @@ import time
 import pytest
 
 from fitbench import turns
+from tests.conftest import ROOT
 
 
 def session(directory, index, epochs, log, active, errors):
@@ -118,3 +121,68 @@ def test_the_driver_forwards_a_token_sent_to_a_session_that_died_without_leaving
     first, third = (json.loads((tmp_path / f"{i}.json").read_text()) for i in (0, 2))
     turns_seen = sorted(t for t, _ in first + third)
     assert None not in turns_seen and len(set(turns_seen)) == 6  # every turn taken, none twice
+
+
+HANG = """
+import os, time
+from fitbench import turns
+ring = turns.Ring.join(os.environ[turns.ENV])
+ring.take()
+time.sleep(600)
+"""
+
+
+def test_a_session_that_stops_answering_is_ended_and_named(tmp_path):
+    script, hang = tmp_path / "session.py", tmp_path / "hang.py"
+    script.write_text(SESSION)
+    hang.write_text(HANG)
+    commands = [f"{sys.executable} {script} {tmp_path / '0.json'}", f"{sys.executable} {hang}"]
+    started = time.monotonic()
+    outcomes = turns.Driver(commands, tmp_path, timeout=3, grace=5).run()
+    assert time.monotonic() - started < 60
+    assert outcomes[1].status == -signal.SIGTERM and "stopped answering" in outcomes[1].ended_because
+    assert outcomes[1].describe(1) == ("session 2: killed by SIGTERM (stopped answering: held the token for "
+                                       "more than 3 s)")
+    assert outcomes[0].status == 0  # the other session ran on (alone, once its wait timed out)
+
+
+def test_a_session_that_never_joins_is_ended_at_the_join_deadline(tmp_path):
+    script = tmp_path / "session.py"
+    script.write_text(SESSION)
+    commands = [f"{sys.executable} {script} {tmp_path / '0.json'}", "sleep 600"]
+    outcomes = turns.Driver(commands, tmp_path, timeout=20, join_timeout=3, grace=5).run()
+    assert "did not join the ring within 3 s" in outcomes[1].ended_because and outcomes[0].status == 0
+    assert [t for t, _ in json.loads((tmp_path / "0.json").read_text())] == [0, 1, 2]  # alone, every turn
+
+
+def test_the_deadline_ends_every_session_and_a_logs_directory_can_be_reused(tmp_path):
+    commands = [f"{sys.executable} -c 'import time; time.sleep(600)'"] * 2
+    for _ in range(2):  # the same --logs directory twice
+        outcomes = turns.Driver(commands, tmp_path, join_timeout=600, deadline=2, grace=5).run()
+        assert all(o.status == -signal.SIGTERM for o in outcomes)
+        assert all("did not join" in o.ended_because or "deadline" in o.ended_because for o in outcomes)
+
+
+def test_interrupting_the_driver_ends_every_session_in_one_line_each(tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(
+        "import sys\nfrom fitbench import cli\n"
+        f"sys.exit(cli.main(['interleave', '--logs', {str(tmp_path / 'logs')!r}, 'sleep 600', 'sleep 600']))\n")
+    driver = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    time.sleep(3)
+    driver.send_signal(signal.SIGINT)  # Ctrl-C
+    printed, _ = driver.communicate(timeout=60)
+    assert driver.returncode == 130 and "Traceback" not in printed, printed
+    assert "session 1: killed by SIGTERM (the driver was interrupted)" in printed
+    assert "session 2: killed by SIGTERM (the driver was interrupted)" in printed
+
+
+def test_leaving_a_stopped_ring_does_not_wait_for_the_token(tmp_path):
+    directory = tmp_path / "ring"
+    turns.create(directory, 2, timeout=30)
+    ring = turns.Ring.join(f"{directory}:0")
+    (directory / turns.STOP).touch()
+    started = time.monotonic()
+    ring.leave()
+    assert time.monotonic() - started < 1 and ring.broken == "the ring was stopped"

@@ -1,0 +1,23 @@
+"""A benchmark as a user would write it, with an optimizer whose learning rate makes training
+diverge (SGD at 10,000), and a well-behaved one after it."""
+
+from pathlib import Path
+
+from fitbench.experiments import Experiment, load_module
+
+TINY = load_module(Path(__file__).with_name("bench_tiny.py")).WORKLOAD
+
+EXPERIMENT = Experiment(
+    title="Tiny MLP: learning rate",
+    workload=TINY.but(name="tiny-learning-rate"),
+    grid={
+        "sgd-10000": {"optimizer": {"class_name": "SGD", "config": {"learning_rate": 1e4}}},
+        "adam": {"optimizer": "adam"},
+    },
+    targets={profile: {"sgd-10000": 0.3, "adam": 0.3} for profile in ("full", "default", "smoke")},
+)
+
+
+def test_learning_rate(train, case):
+    result = train(case.workload)
+    result.assert_accuracy(case.metric, case.threshold)

@@ -1,0 +1,139 @@
+"""Nothing lost, every failure a verdict: killed sessions, xdist, divergence, out of memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fitbench import cli
+from fitbench.results import load_run
+from tests.conftest import ROOT
+
+MANY = "tests/sample/bench_many.py"
+OPTIONS = ("-o", "python_files=bench_*.py", "--offline", "--require-data", "--devices", "cpu", "-p", "no:cacheprovider")
+
+
+def start_session(data_dir, out, *more: str) -> subprocess.Popen:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", MANY, *OPTIONS, "--data-dir", str(data_dir), "--profile", "smoke",
+         # Slowed 3x so that a kill lands in the middle of the session.
+         "-p", "tests.plugins.slowdown", "--plant-slowdown", "3.0", f"--benchmark-json={out}", *more],
+        cwd=ROOT, env=clean, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_benchmarks(out, count: int, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if out.exists():
+            try:
+                if len(json.loads(out.read_text())["benchmarks"]) >= count:
+                    return
+            except (json.JSONDecodeError, KeyError):
+                pytest.fail("the durable file was read half-written")  # it is renamed into place whole
+        assert process.poll() is None, process.communicate()[0]
+        time.sleep(0.05)
+    pytest.fail(f"no {count} benchmarks in {out} within {timeout} s")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_killed_session_leaves_every_benchmark_it_finished(synthetic_data_dir, tmp_path, sig, capsys):
+    out = tmp_path / "run.json"
+    process = start_session(synthetic_data_dir, out)
+    wait_for_benchmarks(out, 2, process)
+    process.send_signal(sig)
+    printed, _ = process.communicate(timeout=120)
+    document = json.loads(out.read_text())  # valid, strict JSON
+    names = [bench["name"] for bench in document["benchmarks"]]
+    assert len(names) >= 2 and len(names) < 6 and document["fitbench"]["partial"] is True
+    assert names == [f"test_many[cpu-batch_size-{b}]" for b in (50, 60, 70, 80, 90, 100)][:len(names)]
+    if sig == signal.SIGTERM:  # ends as Ctrl-C does: the summary, and pytest's interrupted status
+        assert process.returncode == 2 and "fitbench summary" in printed and "KeyboardInterrupt" in printed
+    run = load_run(out)
+    assert run.partial and "(partial)" in run.label
+    # fitbench compare and report read it: a partial run against itself compares.
+    assert cli.main(["compare", str(out), str(out), "--run-noise", "0"]) == 0
+    assert cli.main(["report", str(out), "-o", str(tmp_path / "report"), "--benchmarks", MANY]) == 0
+    assert "(partial)" in (tmp_path / "report" / "report.md").read_text()
+    capsys.readouterr()
+
+
+def test_a_finished_session_is_not_partial_and_its_autosave_keeps_its_number(synthetic_data_dir, tmp_path):
+    from tests.conftest import run_pytest
+
+    storage = tmp_path / "storage"
+    for _ in range(2):
+        run = run_pytest("tests/sample/bench_tiny.py", *OPTIONS, "--data-dir", str(synthetic_data_dir),
+                         "--profile", "smoke", f"--benchmark-storage={storage}", "--benchmark-autosave")
+        assert run.returncode == 0, run.stdout + run.stderr
+    files = sorted(path.name for path in storage.rglob("*.json"))
+    assert [name[:5] for name in files] == ["0001_", "0002_"]  # the partial copies did not take a number
+    assert not json.loads(next(storage.rglob("0002_*.json")).read_text())["fitbench"]["partial"]
+
+
+def test_xdist_writes_the_json_from_its_workers(synthetic_data_dir, tmp_path):
+    from tests.conftest import run_pytest
+
+    out = tmp_path / "run.json"
+    run = run_pytest(MANY, *OPTIONS, "--data-dir", str(synthetic_data_dir), "--profile", "smoke", "-n", "2",
+                     f"--benchmark-json={out}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    document = json.loads(out.read_text())
+    assert len(document["benchmarks"]) == 6 and not document["fitbench"]["partial"]
+    for bench in document["benchmarks"]:
+        assert bench["extra_info"]["measurement"]["concurrent"] == 2
+        assert bench["stats"]["rounds"] == 7 and len(bench["stats"]["data"]) == 7
+    assert "2 trainings shared this machine at once" in run.stdout
+    assert len(load_run(out).records) == 6
+    # A serial run is another measurement: incomparable, never a regression.
+    serial = tmp_path / "serial.json"
+    assert run_pytest(MANY, *OPTIONS, "--data-dir", str(synthetic_data_dir), "--profile", "smoke", "-k", "50",
+                      f"--benchmark-json={serial}").returncode == 0
+    assert cli.main(["compare", str(serial), str(out)]) == 2
+
+
+def test_a_diverging_optimizer_fails_with_its_message_and_stops(synthetic_data_dir, tmp_path):
+    from tests.conftest import run_pytest
+
+    out = tmp_path / "run.json"
+    run = run_pytest("tests/sample/bench_diverge.py", *OPTIONS, "--data-dir", str(synthetic_data_dir),
+                     "--profile", "smoke", f"--benchmark-json={out}")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "1 failed, 1 passed" in run.stdout  # the session went on
+    line = next(line for line in run.stdout.splitlines() if "diverged at epoch" in line)
+    assert "loss nan" in line and "tiny-learning-rate, batch size 64, SGD (learning rate 10000)" in line
+    text = out.read_text()
+    assert "NaN" not in text and "Infinity" not in text  # strict JSON
+    diverged = next(b for b in json.loads(text)["benchmarks"] if "sgd" in b["name"])["extra_info"]
+    assert diverged["status"] == "diverged" and diverged["failure"].startswith("diverged at epoch")
+    assert len(diverged["epochs"]) < 8 and diverged["epochs"][-1]["loss"] is None  # stopped early
+    assert diverged["measurement"]["workload"]["optimizer"]["config"]["learning_rate"] == 1e4
+    assert "diverged" in run.stdout.split("fitbench summary", 1)[1]
+
+
+def test_out_of_memory_fails_that_test_alone_and_the_session_goes_on(synthetic_data_dir, tmp_path):
+    from tests.conftest import run_pytest
+
+    run = run_pytest(MANY, *OPTIONS, "--data-dir", str(synthetic_data_dir), "--profile", "smoke",
+                     "-p", "tests.plugins.oom", "--oom-at-batch", "90")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "2 failed, 4 passed" in run.stdout
+    line = next(line for line in run.stdout.splitlines() if "out of memory at batch size 90" in line)
+    assert "host peak RSS" in line and "limit" in line and "ResourceExhaustedError" in line
+
+
+def test_replicas_that_do_not_divide_a_batch_skip_naming_the_option(synthetic_data_dir):
+    from tests.conftest import run_pytest
+
+    run = run_pytest(MANY, *OPTIONS, "--data-dir", str(synthetic_data_dir), "--profile", "smoke", "-k", "60 or 70",
+                     "--cpu-replicas", "3", "-rs")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed, 1 skipped" in run.stdout  # 60 divides over 3 replicas, 70 does not
+    assert "global batch size 70 does not divide over 3 replicas (--cpu-replicas 3)" in run.stdout
+    assert "cpux3" in run.stdout
