@@ -118,12 +118,13 @@ def rates(pairs: list[tuple[list[Path], Path]], run_noise: float | str) -> dict:
             "runs": len(pairs), "time_verdicts": verdict_counts}
 
 
-def exit_status(baseline: list, candidate: list, scale: float = 1.0) -> int:
-    """What `fitbench compare` with its defaults exits with (0 pass, 1 fail, 2 cannot compare)."""
+def exit_status(baseline: list, candidate: list, scale: float = 1.0, **settings) -> int:
+    """What `fitbench compare` exits with (0 pass, 1 fail, 2 cannot compare); its defaults
+    unless `settings` override them."""
     if scale != 1.0:
         candidate = [scaled(run, scale) for run in candidate]
     try:
-        comparison = gate.compare(baseline, candidate)
+        comparison = gate.compare(baseline, candidate, **settings)
     except (gate.MachineMismatch, gate.SoftwareMismatch, gate.NothingComparable):
         return 2
     return 1 if comparison.failures else 0
@@ -147,12 +148,16 @@ def workflows(paths: list[str]) -> None:
     blocks = [(runs[i:i + 3], runs[i + 3:i + 6]) for i in range(0, len(runs) - 5, 3)]
     print(f"{len(runs)} unchanged runs, one after the other; fitbench compare with its defaults")
     print(f"{'workflow':<40} {'pairs':>6} {'exit 0':>7} {'exit 1':>7} {'exit 2':>7}   +20% caught   +100% caught")
-    for label, pairs in (("one run a side, consecutive runs", consecutive), ("one run a side, every pair", every),
-                         ("3 runs a side, consecutive blocks", blocks)):
+    for label, pairs, settings in (
+            ("one run a side, consecutive runs", consecutive, {}),
+            ("one run a side, every pair", every, {}),
+            ("3 runs a side, consecutive blocks", blocks, {}),
+            ("one run a side, epochs (--run-noise 0)", consecutive, {"run_noise": 0}),
+    ):
         if not pairs:
             continue
-        codes = [exit_status(b, c) for b, c in pairs]
-        caught = {f: sum(exit_status(b, c, 1 + f) == 1 for b, c in pairs) for f in (0.2, 1.0)}
+        codes = [exit_status(b, c, **settings) for b, c in pairs]
+        caught = {f: sum(exit_status(b, c, 1 + f, **settings) == 1 for b, c in pairs) for f in (0.2, 1.0)}
         print(f"{label:<40} {len(pairs):>6} {codes.count(0):>7} {codes.count(1):>7} {codes.count(2):>7}   "
               f"{caught[0.2]:>4}/{len(pairs):<7} {caught[1.0]:>4}/{len(pairs)}")
     noise, dof = gate.run_noise(runs)
