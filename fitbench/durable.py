@@ -93,7 +93,7 @@ class DurableResults:
     def write(self, partial: bool) -> None:
         targets = self.targets()
         entries = self.worker_entries() if self.distributed else None
-        if not targets or not (entries or self.session.benchmarks):
+        if not targets or not self.config.pluginmanager.get_plugin("fitbench-records").entries:
             return
         text = self.render(partial, entries)
         for path in targets:
@@ -107,12 +107,14 @@ class DurableResults:
         for entry in self.config.pluginmanager.get_plugin("fitbench-records").entries:
             stats = Stats()
             rounds = [epoch["seconds"] for epoch in entry["extra_info"]["epochs"][1:]]
+            if not rounds:
+                continue  # ended before a timed round: in the fitbench section, not a benchmark
             for seconds in rounds:
                 stats.update(seconds)
             entries.append({"group": entry["group"], "name": entry["name"], "fullname": entry["fullname"],
                             "params": entry["params"], "param": entry["param"], "extra_info": entry["extra_info"],
                             "options": {"rounds": len(rounds), "source": "pytest-xdist worker, the runner's clock"},
-                            "stats": {**(stats.as_dict() if rounds else {}), "data": rounds, "iterations": 1}})
+                            "stats": {**stats.as_dict(), "data": rounds, "iterations": 1}})
         return entries
 
     def render(self, partial: bool, entries: list[dict] | None = None) -> str:
@@ -140,6 +142,10 @@ class DurableResults:
     @pytest.hookimpl(hookwrapper=True, tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session):
         if self.distributed:  # pytest-benchmark writes nothing under xdist: the final file is ours
+            self.write(partial=bool(getattr(self.config, "fitbench_interrupted", False)))
+        elif self.session is not None and not self.session.benchmarks:
+            # No timed round anywhere (every test ended in epoch 1): pytest-benchmark writes
+            # nothing, so the records are kept here.
             self.write(partial=bool(getattr(self.config, "fitbench_interrupted", False)))
         elif self.saved_copy is not None:
             # pytest-benchmark saves the final run now, under the next free number: this one.

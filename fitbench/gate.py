@@ -271,13 +271,13 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
                                      "deselected)" + (" (allowed)" if settings.allow_missing else
                                                       "; pass --allow-missing if that is intended"))
             continue
-        if base is None:
-            verdicts[name] = Verdict(name, NEW, thresholds=asdict(limits), note="not in the baseline")
-            continue
         failed = [r for r in cand if r.status != COMPLETED]
         if failed:
             verdicts[name] = Verdict(name, FAILED, thresholds=asdict(limits),
                                      note=failed[0].failure or failed[0].status)
+            continue
+        if base is None:
+            verdicts[name] = Verdict(name, NEW, thresholds=asdict(limits), note="not in the baseline")
             continue
         failed = [r for r in base if r.status != COMPLETED]
         if failed:

@@ -18,6 +18,7 @@ from fitbench.results import NotBenchmarkJSON, Run, device_speedups, load_run
 # The runner's Record of a test, stored by the `train` fixture; written when its report is made.
 RESULT_KEY = pytest.StashKey[Record]()
 RECORD_PROPERTY = "fitbench"
+RECORDS_WITHOUT_ROUNDS = "records_without_rounds"
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-benchmark's, which loads --benchmark-compare
@@ -175,14 +176,19 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
-    """The run's own section: schema, profile, CPU replicas, and the device comparison."""
-    records = []
+    """The run's own section: schema, profile, CPU replicas, whether it is partial, the device
+    comparison, and the records of tests that ended before a timed round (a divergence in
+    epoch 1), which pytest-benchmark has no entry for."""
+    records, names = [], set()
     for bench in output_json.get("benchmarks", []):
+        names.add(bench.get("name"))
         try:
             records.append(Record.from_json(bench.get("extra_info") or {}, bench.get("name", ""),
                                             bench.get("group"), bench.get("params")))
         except RecordError:
             continue  # not a fitbench benchmark
+    collected = config.pluginmanager.get_plugin("fitbench-records")
+    without_rounds = [entry for entry in (collected.entries if collected else []) if entry["name"] not in names]
     output_json["fitbench"] = {
         "schema": SCHEMA_VERSION,
         "profile": config.getoption("profile"),
@@ -191,6 +197,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
         # when it was interrupted: the file holds the benchmarks that finished.
         durable.PARTIAL_KEY: bool(getattr(config, "fitbench_interrupted", False)),
         "device_comparison": [s.as_dict() for s in device_speedups(records)],
+        RECORDS_WITHOUT_ROUNDS: without_rounds,
     }
 
 

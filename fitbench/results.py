@@ -81,7 +81,9 @@ def load_run(path: str | os.PathLike) -> Run:
                                "'machine_info'); give a file written by pytest --benchmark-json or "
                                "--benchmark-autosave")
     records = []
-    for bench in document["benchmarks"]:
+    fitbench = document.get("fitbench") if isinstance(document.get("fitbench"), dict) else {}
+    # Tests that ended before a timed round (a divergence in epoch 1) have no pytest-benchmark entry.
+    for bench in [*document["benchmarks"], *(fitbench.get("records_without_rounds") or [])]:
         info = (bench.get("extra_info") or {}) if isinstance(bench, dict) else {}
         name = bench.get("name", "?") if isinstance(bench, dict) else "?"
         if "fitbench_schema" not in info and "epoch_seconds" not in info:
@@ -98,7 +100,6 @@ def load_run(path: str | os.PathLike) -> Run:
     if document["benchmarks"] and not records:
         raise NotBenchmarkJSON(f"{path}: pytest-benchmark JSON, but none of its benchmarks was "
                                "written by fitbench (no fitbench record in extra_info)")
-    fitbench = document.get("fitbench") if isinstance(document.get("fitbench"), dict) else {}
     return Run(str(path), records, document.get("machine_info") or {}, document.get("commit_info") or {},
                document.get("datetime", ""), fitbench)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -107,14 +108,22 @@ def test_a_diverging_optimizer_fails_with_its_message_and_stops(synthetic_data_d
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 failed, 1 passed" in run.stdout  # the session went on
     line = next(line for line in run.stdout.splitlines() if "diverged at epoch" in line)
-    assert "loss nan" in line and "tiny-learning-rate, batch size 64, SGD (learning rate 10000)" in line
+    assert "diverged at epoch 1: loss nan (tiny-learning-rate, batch size 64, SGD (learning rate 1e+12), cpu)" in line
     text = out.read_text()
     assert "NaN" not in text and "Infinity" not in text  # strict JSON
-    diverged = next(b for b in json.loads(text)["benchmarks"] if "sgd" in b["name"])["extra_info"]
-    assert diverged["status"] == "diverged" and diverged["failure"].startswith("diverged at epoch")
-    assert len(diverged["epochs"]) < 8 and diverged["epochs"][-1]["loss"] is None  # stopped early
-    assert diverged["measurement"]["workload"]["optimizer"]["config"]["learning_rate"] == 1e4
+    records = {record.case: record for record in load_run(out).records}
+    diverged = records["sgd-1e12"]
+    assert diverged.status == "diverged" and diverged.failure.startswith("diverged at epoch 1")
+    assert len(diverged.epochs) == 1 and math.isnan(diverged.epochs[0].loss)  # stopped at once
+    assert diverged.measurement.workload["optimizer"]["config"]["learning_rate"] == pytest.approx(1e12, rel=1e-6)
+    assert records["adam"].status == "completed"
     assert "diverged" in run.stdout.split("fitbench summary", 1)[1]
+    # The gate calls a candidate that diverged failed, and exits 1.
+    baseline = tmp_path / "baseline.json"
+    document = json.loads(text)
+    document["fitbench"]["records_without_rounds"] = []
+    baseline.write_text(json.dumps(document))
+    assert cli.main(["compare", str(baseline), str(out), "--allow-missing"]) == 1
 
 
 def test_out_of_memory_fails_that_test_alone_and_the_session_goes_on(synthetic_data_dir, tmp_path):

@@ -107,7 +107,8 @@ def test_session_summary_table_and_device_info(synthetic_data_dir, tmp_path):
                              "passed": True}
     memory = info["memory"]
     assert memory["host_peak_rss_bytes"] > 0 and memory["device_peak_memory_bytes"] is None  # no GPU here
-    assert document["fitbench"] == {"schema": 2, "profile": "smoke", "cpu_replicas": 1, "device_comparison": []}
+    assert document["fitbench"] == {"schema": 2, "profile": "smoke", "cpu_replicas": 1, "partial": False,
+                                    "device_comparison": [], "records_without_rounds": []}
 
 
 def test_gate_inside_pytest_names_the_regressed_benchmark(synthetic_data_dir, tmp_path):
