@@ -3,11 +3,13 @@
 Markers live in pyproject.toml; the hooks in fitbench/plugin.py; fixtures in fixtures/.
 """
 
-import os
 from pathlib import Path
 
-# TensorFlow's C++ INFO/WARNING lines (CUDA probing on CPU-only machines) drown pytest's output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from fitbench import startup
+
+# Before anything imports TensorFlow: its C++ start-up lines (CUDA probing on CPU-only
+# machines) are filtered, its real errors kept.
+startup.load()
 
 import fixtures  # noqa: E402
 from fitbench.devices import KINDS  # noqa: E402

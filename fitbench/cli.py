@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -185,7 +184,6 @@ def fingerprint_command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from fitbench.options import add_gate_options
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = ArgumentParser(prog="fitbench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
@@ -268,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     finger.set_defaults(handler=fingerprint_command)
 
     args = parser.parse_args(argv)
+    if args.command not in ("compare", "interleave"):  # these two never load TensorFlow
+        from fitbench import startup
+
+        startup.load()
     if hasattr(args, "candidate"):
         args.candidate = [args.candidate, *args.candidate_also]
     return args.handler(args)

@@ -153,13 +153,14 @@ def _resolve_tpu(address: str | None) -> Device:
 
 
 def describe(tpu: str | None = None) -> list[str]:
-    """One line per device kind found, for the pytest header (the notebooks' 'GPU detected')."""
-    lines = [f"cpu: {cpu_name()} ({os.cpu_count()} cores, "
-             f"{len(tf.config.list_logical_devices('CPU'))} logical)"]
+    """One line per device kind, for the pytest header: what was found, in plain words."""
+    cpus = len(tf.config.list_logical_devices("CPU"))
+    split = f", split into {cpus} logical devices (--cpu-replicas {cpus})" if cpus > 1 else ""
+    lines = [f"cpu: {cpu_name()}, {os.cpu_count()} cores{split}"]
     names = gpu_names()
-    lines.append(f"gpu: {', '.join(names)}" if names else "gpu: none detected")
+    lines.append(f"gpu: {', '.join(names)}" if names else "gpu: none")
     address = tpu_address(tpu)
-    lines.append(f"tpu: {address} (not yet connected)" if address else "tpu: none configured")
+    lines.append(f"tpu: {address} (connected when a tpu test starts)" if address else "tpu: none configured")
     return lines
 
 

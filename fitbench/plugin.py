@@ -5,12 +5,14 @@ interleaved run. Registered by the project's conftest.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from fitbench import devices, durable, format, gate, turns
+from fitbench import devices, durable, format, gate, progress, turns
 from fitbench.options import GateSettings
 from fitbench.record import SCHEMA_VERSION, Record, RecordError
 from fitbench.results import NotBenchmarkJSON, Run, device_speedups, load_run
@@ -18,6 +20,7 @@ from fitbench.results import NotBenchmarkJSON, Run, device_speedups, load_run
 # The runner's Record of a test, stored by the `train` fixture; written when its report is made.
 RESULT_KEY = pytest.StashKey[Record]()
 RECORD_PROPERTY = "fitbench"
+POSITION_PROPERTY = "fitbench-position"
 RECORDS_WITHOUT_ROUNDS = "records_without_rounds"
 
 
@@ -42,7 +45,35 @@ def pytest_configure(config: pytest.Config) -> None:
         durable.install_signal_handlers()
     # Must run before anything initializes TensorFlow's devices.
     devices.configure(cpu_replicas=config.getoption("cpu_replicas"))
+    config.fitbench_progress = start_progress(config)
     join_ring(config)
+
+
+def start_progress(config: pytest.Config) -> progress.Progress | None:
+    """Epoch lines while tests train, unless -q. On the terminal through pytest's reporter (with
+    capture suspended for the line); an xdist worker writes to its stderr, which reaches the
+    controller's terminal, prefixed with the worker's id."""
+    if config.get_verbosity() < 0:
+        return None
+    worker = getattr(config, "workerinput", {}).get("workerid")
+
+    def write(line: str) -> None:
+        capture = config.pluginmanager.getplugin("capturemanager")
+        reporter = config.pluginmanager.getplugin("terminalreporter")  # registered after this hook
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            if worker or reporter is None:
+                sys.stderr.write(line + "\n")
+                sys.stderr.flush()
+            else:
+                reporter.write_line(line)
+
+    return progress.Progress(write, pending=None if worker else {}, prefix=f"[{worker}] " if worker else "")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if (session_progress := getattr(item.config, "fitbench_progress", None)) is not None:
+        session_progress.finished(item.nodeid)
 
 
 def join_ring(config: pytest.Config) -> None:
@@ -117,6 +148,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     config.fitbench_order = {item.name: index for index, item in enumerate(items)}
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The epochs each selected test will train, for the session's time left (live progress)."""
+    session_progress = getattr(session.config, "fitbench_progress", None)
+    if session_progress is None or session_progress.pending is None:
+        return
+    profile = session.config.getoption("profile")
+    for item in session.items:
+        experiment = getattr(getattr(item, "module", None), "EXPERIMENT", None)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if experiment is None or "case" not in getattr(item, "fixturenames", ()):
+            continue
+        device = params.get("device", "cpu")
+        case = experiment.resolve(params.get("case", ""), profile, device)
+        if case is not None:
+            session_progress.pending[item.nodeid] = case.workload.schedule(profile, device).epochs
+
+
 # --- the record: written once, when the test's report is made ---------------------------------
 
 @pytest.hookimpl(wrapper=True)
@@ -136,6 +184,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             "name": item.name, "fullname": item.nodeid, "group": group.kwargs.get("group") if group else None,
             "params": {key: str(value) for key, value in params.items()},
             "param": getattr(getattr(item, "callspec", None), "id", None), "extra_info": info}))
+        # Its place in the collection (the grid's order), for the summary of an xdist controller.
+        item.user_properties.append((POSITION_PROPERTY, item.config.fitbench_order.get(item.name)))
     return (yield)
 
 
@@ -146,10 +196,13 @@ class SessionRecords:
         self.config = config
         self.records: list[Record] = []
         self.entries: list[dict] = []  # as reported: what the xdist controller writes as JSON
+        self.positions: dict[str, int] = {}  # test name -> place in the collection
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":
             for key, entry in report.user_properties:
+                if key == POSITION_PROPERTY and entry is not None:
+                    self.positions[report.nodeid.rsplit("::", 1)[-1]] = entry
                 if key == RECORD_PROPERTY:
                     self.entries.append(entry)
                     self.records.append(Record.from_json(entry["extra_info"], entry["name"], entry["group"],
@@ -161,7 +214,7 @@ class SessionRecords:
         yield
 
     def in_grid_order(self) -> list[Record]:
-        order = getattr(self.config, "fitbench_order", {})
+        order = getattr(self.config, "fitbench_order", None) or self.positions  # the latter under xdist
         return sorted(self.records, key=lambda record: order.get(record.name, len(order)))
 
 

@@ -307,6 +307,8 @@ class Record:
             out.append(f"{len(self.epochs)} epoch(s): a record needs epoch 1 and at least one timed round")
         if self.check is not None and not math.isfinite(self.check.value):
             out.append(f"checked {self.check.metric} is {self.check.value!r}")
+        if self.test_accuracy is not None and not math.isfinite(self.test_accuracy):
+            out.append(f"test accuracy is {self.test_accuracy!r}")
         if not self.samples_per_epoch > 0:
             out.append("samples per epoch must be positive")
         return out

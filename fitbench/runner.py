@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import keras
@@ -75,8 +76,10 @@ class Benchmark(Protocol):
 class EpochRunner:
     """Trains one workload on one device; see the module docstring for what is timed."""
 
-    def __init__(self, workload: Workload, profile: str, device: Device, dataset: Dataset):
+    def __init__(self, workload: Workload, profile: str, device: Device, dataset: Dataset,
+                 on_epoch: Callable[[Epoch], None] | None = None):
         self.workload = workload
+        self.on_epoch = on_epoch  # called between rounds with each epoch's record (live progress)
         self.profile = profile
         self.schedule = workload.schedule(profile, device.kind)
         self.device = device
@@ -211,6 +214,8 @@ class EpochRunner:
                 turn=self._turn,
             )
         )
+        if self.on_epoch is not None:
+            self.on_epoch(self.records[-1])
         if not math.isfinite(loss):
             raise Diverged(
                 f"diverged at epoch {len(self.records)}: loss {loss} ({self.workload.name}, batch size "
@@ -303,8 +308,8 @@ def _plain(value: Any) -> Any:
 
 
 def train(workload: Workload, profile: str, device: Device, dataset: Dataset,
-          benchmark: Benchmark | None = None) -> Record:
+          benchmark: Benchmark | None = None, on_epoch: Callable[[Epoch], None] | None = None) -> Record:
     """Train `workload` under `profile` on `device`; epochs 2..N are `benchmark`'s rounds when
     given. The record goes to the benchmark's extra_info (`Record.to_json`) once the test has
     checked its accuracy (fitbench.plugin)."""
-    return EpochRunner(workload, profile, device, dataset).run(benchmark)
+    return EpochRunner(workload, profile, device, dataset, on_epoch).run(benchmark)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import tensorflow as tf
 
@@ -70,6 +72,10 @@ def test_machine_info_names_versions():
 def test_describe_has_a_line_per_kind():
     lines = devices.describe()
     assert [line.split(":")[0] for line in lines] == ["cpu", "gpu", "tpu"]
+    # Plain words: "cpu: NAME, 2 cores"; "gpu: none"; "tpu: none configured" (no TPU_NAME here).
+    assert lines[0].endswith(f", {os.cpu_count()} cores") and "logical" not in lines[0]
+    assert lines[1] == "gpu: none" or not lines[1].endswith("none")
+    assert lines[2] == "tpu: none configured" or "TPU_NAME" in os.environ or "COLAB_TPU_ADDR" in os.environ
 
 
 def test_an_unknown_tpu_name_is_unavailable_whatever_the_resolver_raises(monkeypatch):

@@ -305,6 +305,7 @@ def test_a_file_that_is_not_benchmark_json_is_a_clear_error(tmp_path, content, m
     (lambda info: info["epochs"][2].update(seconds=0.0), "epoch 3: 0.0"),
     (lambda info: info["epochs"][2].update(seconds=-1.0), "epoch 3: -1.0"),
     (lambda info: info["check"].update(value=None), "checked test_accuracy is nan"),
+    (lambda info: info["test"].update(accuracy=None), "test accuracy is nan"),
 ])
 def test_bad_numbers_are_refused_naming_the_file_and_the_benchmark(tmp_path, damage, message, capsys):
     entry = benchmark("t[a]", epochs(1, scale=2.0))

@@ -1,0 +1,99 @@
+"""Live progress: a line per epoch with the time left; TensorFlow's start-up noise filtered."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+from fitbench import progress, startup
+from fitbench.record import Epoch
+from tests.conftest import ROOT, run_pytest
+
+SAMPLE = "tests/sample/bench_tiny.py"
+SAMPLE_OPTIONS = ("-o", "python_files=bench_*.py", "--offline", "--require-data", "--devices", "cpu",
+                  "--profile", "smoke")
+
+
+def epoch(seconds: float, val: float = 0.5) -> Epoch:
+    return Epoch(seconds=seconds, loss=1.0, accuracy=0.5, val_loss=1.0, val_accuracy=val)
+
+
+@pytest.mark.parametrize("seconds, text", [(0.4, "0 s"), (45, "45 s"), (125, "2 min 05 s"), (3720, "1 h 02 min")])
+def test_duration(seconds, text):
+    assert progress.duration(seconds) == text
+
+
+def test_time_left_for_the_test_and_the_session():
+    lines, now = [], [0.0]
+    session = progress.Progress(lines.append, pending={"a": 3, "b": 10}, clock=lambda: now[0])
+    on_epoch = session.test("a", 3)
+    for seconds in (4.0, 2.0):
+        now[0] += seconds
+        on_epoch(epoch(seconds - 1))
+    # Test: 1 epoch left at the last pace (2 s). Session: that, plus b's 10 epochs at the
+    # session's mean pace so far (6 s / 2 epochs).
+    assert lines[-1] == "a epoch 2/3: 1.000 s, loss 1.0000, accuracy 0.500, val 0.500; left ~2 s test, ~32 s session"
+    assert "(tracing included)" in lines[0]
+    session.finished("a")
+    assert session.pending == {"b": 10}
+
+
+def test_a_worker_knows_only_its_test_and_says_so_with_its_id():
+    lines = []
+    on_epoch = progress.Progress(lines.append, pending=None, prefix="[gw1] ").test("mod.py::t[x]", 2)
+    on_epoch(epoch(1.0, val=math.nan))
+    assert lines[0].startswith("[gw1] t[x] epoch 1/2:") and "session" not in lines[0] and "val" not in lines[0]
+
+
+def test_a_session_prints_each_epoch_and_q_keeps_it_quiet(synthetic_data_dir):
+    run = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir))
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = [line for line in run.stdout.splitlines() if " epoch " in line and "left ~" in line]
+    epochs = len(lines)
+    assert epochs >= 2 and lines[0].startswith("test_tiny[cpu] epoch 1/")
+    assert lines[-1].startswith(f"test_tiny[cpu] epoch {epochs}/{epochs}:") and "session" in lines[-1]
+    quiet = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir), "-q")
+    assert quiet.returncode == 0 and " epoch 1/" not in quiet.stdout + quiet.stderr
+
+
+START_UP = [
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+    "I0000 00:00:1795483980.648849    5039 port.cc:153] oneDNN custom operations are on.\n",
+    "I0000 00:00:1795483980.688167    5039 cpu_feature_guard.cc:227] This TensorFlow binary is optimized.\n",
+    "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow.\n",
+    "W0000 00:00:1795483980.688167    5039 something.cc:1] a warning\n",
+    "E0000 00:00:1795483982.971463    5039 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error (303)\n",
+    "E0000 00:00:1795483982.971463    5039 other.cc:9] a real error\n",
+]
+
+
+def test_start_up_lines_without_a_gpu_keep_real_errors_only():
+    assert startup.kept_lines(START_UP, min_level=2, driver_present=False) == [START_UP[-1]]
+    # A line without absl's prefix is dropped only as the continuation of a dropped record.
+    other = "Traceback (most recent call last):\n"
+    assert startup.kept_lines([START_UP[0], other], 2, False) == [other]
+    assert startup.kept_lines([START_UP[-1], other], 2, False) == [START_UP[-1], other]
+
+
+def test_a_cuinit_failure_is_kept_where_an_nvidia_driver_is_installed():
+    assert startup.kept_lines(START_UP, min_level=2, driver_present=True) == START_UP[-2:]
+
+
+def test_the_users_log_level_is_honoured():
+    assert startup.kept_lines(START_UP, min_level=0, driver_present=False) == START_UP[1:5] + START_UP[-1:]
+
+
+@pytest.mark.skipif(startup.nvidia_driver_present(), reason="this machine has an NVIDIA driver")
+def test_no_tensorflow_start_up_line_reaches_a_cpu_only_user():
+    code = "from fitbench import startup; tf = startup.load(); print(len(tf.config.list_physical_devices()))"
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() >= "1"
+    assert run.stderr == "", run.stderr
+    # ... while an error TensorFlow logs later still does (a bad device string at op time).
+    raising = code + "\nimport tensorflow as tf\ntry:\n    tf.constant(1) + tf.constant([1, 2, 3], dtype='float32')\n" \
+                     "except Exception as error:\n    print('raised', type(error).__name__)"
+    run = subprocess.run([sys.executable, "-c", raising], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert "raised InvalidArgumentError" in run.stdout
