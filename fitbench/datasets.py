@@ -67,6 +67,10 @@ class DatasetNotFound(DatasetError):
 class CorruptDataset(DatasetError):
     """A dataset file exists but its content is not a valid IDX file of the expected shape."""
 
+    def __str__(self) -> str:  # the problem, then the fix
+        return (f"{super().__str__()}; replace it with an intact copy of the standard IDX file "
+                "(README: Data), or delete it to fall back to the next location")
+
 
 class UnreadableDataset(DatasetError):
     """A dataset file exists but cannot be read (permissions)."""

@@ -17,12 +17,13 @@ process on the same data and device, alternating.
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 
 import keras
 
-from fitbench import runner, stats
+from fitbench import progress, runner, stats
 from fitbench.datasets import Dataset
 from fitbench.devices import Device
 from fitbench.workloads import Workload
@@ -106,9 +107,13 @@ def plain_fit_epoch_seconds(workload: Workload, profile: str, device: Device, da
 def compare(workload: Workload, profile: str, device: Device, dataset: Dataset, repeats: int = 1) -> Comparison:
     """Alternate the three ways `repeats` times; pool their steady-state epochs."""
     comparison = Comparison(workload.batch_size, [], [], [], [])
+    # The runner as a pytest session runs it: with its live progress line after each epoch.
+    lines = progress.Progress(lambda line: print(line, file=sys.stderr, flush=True))
+    epochs = workload.schedule(profile, device.kind).epochs
     for _ in range(repeats):
         comparison.plain_fit_seconds += plain_fit_epoch_seconds(workload, profile, device, dataset)[1:]
-        comparison.runner_seconds += runner.train(workload, profile, device, dataset).epoch_seconds[1:]
+        comparison.runner_seconds += runner.train(workload, profile, device, dataset,
+                                                  on_epoch=lines.test(workload.name, epochs)).epoch_seconds[1:]
         comparison.churn_fit_seconds += plain_fit_epoch_seconds(workload, profile, device, dataset,
                                                                 repeat=False)[1:]
         comparison.numpy_fit_seconds += plain_fit_epoch_seconds(workload, profile, device, dataset,

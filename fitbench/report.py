@@ -101,6 +101,21 @@ def _accuracy_limits(axis, values: list[float]) -> None:
     axis.set_ylim(max(0.0, low - pad), min(1.0, high + pad))
 
 
+def tick_labels(values: list[float], log: bool = False, closest: float = 0.08) -> list[str]:
+    """Labels for ticks at `values`; a label closer than `closest` (fraction of the axis) to the
+    previous shown one is left blank, so that 100 and 128 on a 50..500 axis do not overlap."""
+    position = (lambda v: math.log2(v)) if log else (lambda v: v)
+    low, high = position(values[0]), position(values[-1])
+    span = (high - low) or 1.0
+    labels, last = [], None
+    for value in values:
+        where = (position(value) - low) / span
+        shown = last is None or where - last >= closest
+        labels.append(f"{value:g}" if shown else "")
+        last = where if shown else last
+    return labels
+
+
 def series_plot(path: Path, plot: Plot, entries: list[Entry]) -> Path | None:
     """Seconds per epoch and accuracy against one hyperparameter, a line per device."""
     points = [(plot.x[e.record.case], e.record) for e in entries if e.record.case in plot.x]
@@ -129,11 +144,12 @@ def series_plot(path: Path, plot: Plot, entries: list[Entry]) -> Path | None:
     accuracy_axis.set(title=f"{plot.title}: accuracy", xlabel=plot.xlabel,
                       ylabel=f"{metric.replace('_', ' ')} (fraction)")
     _accuracy_limits(accuracy_axis, accuracies)
-    values = sorted(set(plot.x.values()))
+    values = sorted({x for x, _ in points})
+    labels = tick_labels(values, log=plot.log_x)
     for axis in (time_axis, accuracy_axis):
         if plot.log_x:
             axis.set_xscale("log", base=2)
-        axis.set_xticks(values, [f"{v:g}" for v in values])  # the grid's own values
+        axis.set_xticks(values, labels)  # the measured values only, no in-between ticks
         axis.grid(alpha=0.3)
         axis.legend(title="device", fontsize=8)
     figure.tight_layout()
