@@ -114,6 +114,16 @@ def report_command(args: argparse.Namespace) -> int:
     from fitbench import report
     from fitbench.results import NotBenchmarkJSON
 
+    if args.update_readme:
+        command = " ".join(["fitbench report", *args.runs, "--update-readme", args.update_readme])
+        try:
+            path = report.update_readme(args.runs, args.update_readme, command, args.benchmarks)
+        except (NotBenchmarkJSON, ValueError) as error:
+            return fail("report", str(error))
+        except OSError as error:
+            return fail("report", f"{args.update_readme}: {error.strerror or error}")
+        print(f"updated the results section of {path}")
+        return 0
     problem = writable(str(Path(args.output) / "report.md")) if Path(args.output).is_dir() else None
     if problem:
         return fail("report", problem)
@@ -231,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--benchmarks", nargs="+", default=(), metavar="PATH",
                      help="benchmark files, or directories of test_*.py, whose EXPERIMENTs name and plot "
                      "the results (default: this checkout's benchmarks/)")
+    rep.add_argument("--update-readme", metavar="README.md", default=None,
+                     help="instead of a report: rewrite the generated results section of this README "
+                     "(its tables, naming the machine, the date and this command)")
     rep.set_defaults(handler=report_command)
 
     noise = commands.add_parser("noise", help="this machine's run-to-run noise, from repeated unchanged runs")

@@ -144,7 +144,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = kept
-        config.fitbench_left_out = f"{len(left_out)} cases are not in the {profile} profile's subset (deselected)"
+        cases = "1 case is" if len(left_out) == 1 else f"{len(left_out)} cases are"
+        config.fitbench_left_out = f"{cases} not in the {profile} profile's subset (deselected)"
     config.fitbench_order = {item.name: index for index, item in enumerate(items)}
 
 
@@ -154,6 +155,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if session_progress is None or session_progress.pending is None:
         return
     profile = session.config.getoption("profile")
+    # Tests on a device kind this machine lacks will be skipped: they are not time to come.
+    present = {"cpu"} | ({"gpu"} if devices.gpu_names() else set()) | (
+        {"tpu"} if devices.tpu_address(session.config.getoption("tpu")) else set())
     for item in session.items:
         experiment = getattr(getattr(item, "module", None), "EXPERIMENT", None)
         params = getattr(getattr(item, "callspec", None), "params", {})
@@ -161,7 +165,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             continue
         device = params.get("device", "cpu")
         case = experiment.resolve(params.get("case", ""), profile, device)
-        if case is not None:
+        if case is not None and device in present:
             session_progress.pending[item.nodeid] = case.workload.schedule(profile, device).epochs
 
 

@@ -210,16 +210,17 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text).strip("_")
 
 
-def render(runs: Sequence[Run], directory: Path, known: dict[str, Experiment] | None = None) -> str:
-    known = experiments.discover() if known is None else known
+PROFILE_ORDER = ("full", "default", "smoke")
+
+
+def sections_of(runs: Sequence[Run], known: dict[str, Experiment]) -> tuple[dict, list[tuple[str, str, list[Entry]]]]:
+    """The newest entry of each measurement (and all of them, per measurement), grouped by
+    experiment and profile, in the benchmark files' order and each experiment's grid order."""
     measurements = newest_per_measurement(runs)
-    used: dict[int, set[str]] = {id(run): set() for run in runs}
-    # (experiment, profile) -> the newest entry of each of its measurements, in the grid's order.
-    sections: dict[tuple[str, str], list[Entry]] = {}
+    grouped: dict[tuple[str, str], list[Entry]] = {}
     for entries in measurements.values():
         newest = entries[-1]
-        sections.setdefault((newest.record.experiment, newest.record.profile), []).append(newest)
-        used[id(newest.run)].add("tables")
+        grouped.setdefault((newest.record.experiment, newest.record.profile), []).append(newest)
     order = list(known)
 
     def grid_position(entry: Entry) -> tuple:
@@ -230,6 +231,38 @@ def render(runs: Sequence[Run], directory: Path, known: dict[str, Experiment] | 
                 DEVICES.index(entry.record.device) if entry.record.device in DEVICES else 9,
                 entry.record.measurement.replicas)
 
+    keys = sorted(grouped, key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k[0],
+                                          PROFILE_ORDER.index(k[1]) if k[1] in PROFILE_ORDER else 9))
+    return measurements, [(name, profile, sorted(grouped[name, profile], key=grid_position))
+                          for name, profile in keys]
+
+
+def section_lines(name: str, profile: str, entries: list[Entry], known: dict[str, Experiment],
+                  level: str = "##") -> list[str]:
+    """One experiment's heading, where its figures come from, and its table."""
+    experiment = known.get(name)
+    title = experiment.title if experiment else name
+    sources = sorted({e.run.label for e in entries})
+    present = sorted({e.record.device for e in entries}, key=lambda d: DEVICES.index(d) if d in DEVICES else 9)
+    absent = [d for d in DEVICES if d not in present]
+    return ["", f"{level} {title} (`{name}`, profile {profile})", "",
+            (f"From run {sources[0]}." if len(sources) == 1 else
+             f"From {len(sources)} runs (the run column says which)."),
+            f"Devices: {', '.join(present)}" + (f"; not in these runs: {', '.join(absent)}." if absent else "."),
+            f"Device: {entries[0].record.device_description or '?'}.",
+            *[f"{n} trainings shared the machine at once (pytest-xdist): these times are not comparable "
+              "with a serial run's." for n in sorted({e.record.measurement.concurrent for e in entries}) if n > 1],
+            "", *table(entries, source_column=len(sources) > 1)]
+
+
+def render(runs: Sequence[Run], directory: Path, known: dict[str, Experiment] | None = None) -> str:
+    known = experiments.discover() if known is None else known
+    measurements, ordered = sections_of(runs, known)
+    used: dict[int, set[str]] = {id(run): set() for run in runs}
+    for _, _, entries in ordered:
+        for entry in entries:
+            used[id(entry.run)].add("tables")
+    sections = {(name, profile): entries for name, profile, entries in ordered}
     newest_run = max(runs, key=lambda r: r.datetime)
     lines = [
         "# fitbench report", "",
@@ -238,21 +271,9 @@ def render(runs: Sequence[Run], directory: Path, known: dict[str, Experiment] | 
         "the first-epoch column). Accuracy is the one each benchmark asserts; `val` is validation, "
         "`test` the test set. Each table holds the newest run of each measurement.",
     ]
-    for (name, profile) in sorted(sections, key=lambda k: (order.index(k[0]) if k[0] in order else len(order),
-                                                           k[0], ("full", "default", "smoke").index(k[1])
-                                                           if k[1] in ("full", "default", "smoke") else 9)):
-        entries = sorted(sections[name, profile], key=grid_position)
+    for name, profile, entries in ordered:
+        lines += section_lines(name, profile, entries, known)
         experiment = known.get(name)
-        title = experiment.title if experiment else name
-        sources = sorted({e.run.label for e in entries})
-        present = sorted({e.record.device for e in entries}, key=lambda d: DEVICES.index(d) if d in DEVICES else 9)
-        absent = [d for d in DEVICES if d not in present]
-        lines += ["", f"## {title} (`{name}`, profile {profile})", "",
-                  (f"From run {sources[0]}." if len(sources) == 1 else
-                   f"From {len(sources)} runs (the run column says which)."),
-                  f"Devices: {', '.join(present)}" + (f"; not in these runs: {', '.join(absent)}." if absent else "."),
-                  f"Device: {entries[0].record.device_description or '?'}.", "",
-                  *table(entries, source_column=len(sources) > 1)]
         for plot in experiment.plots if experiment else ():
             made = series_plot(directory / f"{plot.name}_{profile}.png", plot, entries)
             if made:
@@ -320,3 +341,37 @@ def write(paths: Sequence[str | os.PathLike], output: str | os.PathLike,
     report = directory / "report.md"
     report.write_text(render(runs, directory, known))
     return report
+
+
+RESULTS_START = "<!-- fitbench results: start (generated by fitbench report --update-readme; do not edit) -->"
+RESULTS_END = "<!-- fitbench results: end -->"
+
+
+def results_markdown(runs: Sequence[Run], known: dict[str, Experiment], command: str) -> str:
+    """The README's results: every experiment's table from the runs, headed by the machine,
+    the software, the runs' dates and the command that wrote it."""
+    _, ordered = sections_of(runs, known)
+    newest = max(runs, key=lambda r: r.datetime)
+    dates = sorted({run.datetime[:10] for run in runs})
+    lines = [f"Machine: {newest.environment.describe()}; measured {', '.join(dates)} "
+             f"({', '.join(run.label for run in sorted(runs, key=lambda r: r.datetime))}). "
+             f"Written by `{command}`: re-run it on a saved run to refresh this section."]
+    for name, profile, entries in ordered:
+        lines += section_lines(name, profile, entries, known, level="###")
+    return "\n".join(lines)
+
+
+def update_readme(paths: Sequence[str | os.PathLike], readme: str | os.PathLike, command: str,
+                  benchmarks: Sequence[str | os.PathLike] = ()) -> Path:
+    """Replace the README's generated results section (between RESULTS_START and RESULTS_END)."""
+    runs = [load_run(path) for path in paths]
+    readme = Path(readme)
+    text = readme.read_text()
+    if RESULTS_START not in text or RESULTS_END not in text:
+        raise ValueError(f"{readme} has no generated results section: add the two lines "
+                         f"{RESULTS_START!r} and {RESULTS_END!r} where it should go")
+    head, rest = text.split(RESULTS_START, 1)
+    _, tail = rest.split(RESULTS_END, 1)
+    body = results_markdown(runs, experiments.discover(*benchmarks), command)
+    readme.write_text(f"{head}{RESULTS_START}\n{body}\n{RESULTS_END}{tail}")
+    return readme

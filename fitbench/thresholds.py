@@ -13,7 +13,7 @@ from typing import Any
 ALPHA = 0.05  # the chance of any false alarm over all benchmarks of a comparison (Holm)
 # The run-to-run noise assumed when it is unknown (one run a side, not interleaved): the sd of a
 # run's log median epoch time. Measured on this project's shared 2-vCPU VM: 0.125 at smoke scale
-# (README: Measured trust); a whole run there was up to 1.58x slower than the next with no change.
+# (docs/gating.md: Measured trust); a whole run there was up to 1.58x slower than the next with no change.
 # A quiet dedicated runner drifts far less: measure yours (`fitbench noise`) and pass it.
 ASSUMED_RUN_NOISE = 0.125
 

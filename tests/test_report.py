@@ -91,3 +91,31 @@ def test_device_speedups_are_per_sample():
     assert not by_pair["gpu", "cpu"].same_schedule
     assert by_pair["tpu", "gpu"].ratio == pytest.approx(2.0) and by_pair["tpu", "gpu"].same_schedule
     assert "gpu 40.0x cpu per sample (bounded schedule" in by_pair["gpu", "cpu"].describe()
+
+
+def test_the_readme_results_section_is_rewritten_from_a_run_and_names_its_origin(three_runs, tmp_path, capsys):
+    from fitbench.report import RESULTS_END, RESULTS_START
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# intro\n\n{RESULTS_START}\nstale figures\n{RESULTS_END}\n\n## after\n")
+    assert cli.main(["report", str(three_runs[2]), "--update-readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "stale figures" not in text and text.startswith("# intro") and text.endswith("## after\n")
+    body = text.split(RESULTS_START, 1)[1].split(RESULTS_END, 1)[0]
+    assert body.lstrip().startswith("Machine: ") and "measured 20" in body
+    assert f"Written by `fitbench report {three_runs[2]} --update-readme {readme}`" in body
+    assert "profile default" in body and "| case | device | accuracy |" in body
+    # No markers: refused with the fix, nothing written.
+    bare = tmp_path / "BARE.md"
+    bare.write_text("# no section\n")
+    assert cli.main(["report", str(three_runs[2]), "--update-readme", str(bare)]) == 2
+    assert "has no generated results section" in capsys.readouterr().err and bare.read_text() == "# no section\n"
+
+
+def test_this_readme_has_a_generated_results_section():
+    from fitbench.report import RESULTS_END, RESULTS_START
+    from tests.conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    body = text.split(RESULTS_START, 1)[1].split(RESULTS_END, 1)[0]
+    assert body.lstrip().startswith("Machine: ") and "Written by `fitbench report " in body
