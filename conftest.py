@@ -71,6 +71,26 @@ def pytest_addoption(parser):
         "too slow for a laptop CPU, 'smoke' is a small subset for CI (default: %(default)s)",
     )
     group.addoption(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="train every selected benchmark under this training variant (repeatable): "
+        "precision=float32|mixed_bfloat16|mixed_float16, jit_compile=on|off, steps_per_execution=K, "
+        "pipeline=tf.data|numpy; the variant is part of the test id and of what the record measured",
+    )
+    group.addoption(
+        "--slow-variants",
+        action="store_true",
+        help="also run variants this device has no fast path for (float16 on a CPU, bfloat16 on a CPU "
+        "without AVX512_BF16/AMX), which are skipped with the reason otherwise",
+    )
+    group.addoption(
+        "--remeasure-peak",
+        action="store_true",
+        help="measure the devices' matmul peak again instead of reading it from the pytest cache",
+    )
+    group.addoption(
         "--gate",
         action="append",
         default=[],

@@ -61,7 +61,8 @@ def overhead_command(args: argparse.Namespace) -> int:
     print(f"{experiment.title} ({args.profile}: {schedule.epochs} epochs) on {device.description}; "
           f"{args.repeats} alternating repeats per side")
     print(f"{'case':>24} {'plain fit s/epoch':>18} {'runner s/epoch':>15} {'difference':>11} "
-          f"{'90% interval':>17} {'fit, iterator per epoch':>24} {'fit on NumPy s/epoch':>21}")
+          f"{'90% interval':>17} {'fit, iterator per epoch':>24} {'fit on NumPy s/epoch':>21} "
+          f"{'runner, numpy variant':>22} {'difference, 90% interval':>27}")
     worst = 0.0
     for case in cases:
         pooled = overhead.compare(experiment.workload_of(case), args.profile, device, dataset, repeats=args.repeats)
@@ -69,9 +70,11 @@ def overhead_command(args: argparse.Namespace) -> int:
         # Agreement is shown only when the whole interval lies inside +-tolerance.
         worst = max(worst, abs(low), abs(high))
         interval = f"[{low:+.1%}, {high:+.1%}]"
+        numpy_difference, numpy_low, numpy_high = pooled.numpy_interval()
+        numpy_interval = f"{numpy_difference:+.1%} [{numpy_low:+.1%}, {numpy_high:+.1%}]"
         print(f"{case or '-':>24} {pooled.plain_median:>18.3f} {pooled.runner_median:>15.3f} "
               f"{pooled.overhead:>+11.1%} {interval:>17} {pooled.churn_median:>24.3f} "
-              f"{pooled.numpy_median:>21.3f}", flush=True)
+              f"{pooled.numpy_median:>21.3f} {pooled.numpy_runner_median:>22.3f} {numpy_interval:>27}", flush=True)
     per_call = overhead.fit_call_seconds(device)
     print(f"for reference, one extra fit() call costs {per_call * 1000:.1f} ms (1-batch epoch, median of 50);"
           " the runner calls fit() for epoch 1 only")

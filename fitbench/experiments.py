@@ -53,10 +53,12 @@ class Experiment:
     title: str
     workload: Workload
     # Accuracy target per profile: a number, a number per device kind ({"cpu": 0.8, "gpu": 0.88}),
-    # or, for a grid, one of those per case id; a case absent from a profile is not in its subset.
+    # or, for a grid, one of those per case id; a case absent from a profile, or whose target for
+    # a device kind is None, is not in that profile's subset (on that device).
     targets: Mapping[str, Any]
-    # Case id -> changes to the workload (`Workload.but`); {"": {}} is the experiment's one case.
-    grid: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: {"": {}})
+    # Case id -> changes to the workload (`Workload.but`), or a whole Workload; {"": {}} is the
+    # experiment's one case.
+    grid: Mapping[str, Mapping[str, Any] | Workload] = field(default_factory=lambda: {"": {}})
     metric: str = "test_accuracy"
     groups: Mapping[str, str] = field(default_factory=dict)  # case id -> pytest-benchmark group
     notes: Mapping[str, str] = field(default_factory=dict)  # case id -> what the notebook saw
@@ -85,7 +87,10 @@ class Experiment:
     def workload_of(self, case: str) -> Workload:
         if case not in self.grid:
             raise KeyError(f"{self.title}: no case {case!r}; the grid has {', '.join(self.cases)}")
-        return self.workload.but(**self.grid[case]) if self.grid[case] else self.workload
+        changes = self.grid[case]
+        if isinstance(changes, Workload):  # a case that is another workload altogether
+            return changes
+        return self.workload.but(**changes) if changes else self.workload
 
     def target(self, profile: str, case: str, device: str) -> float | None:
         """The accuracy target of `case` on a `device` kind under `profile`; None when the case
@@ -103,7 +108,7 @@ class Experiment:
                 raise KeyError(f"{self.title}: profile {profile!r} has no target for device {device!r}; "
                                f"it has {', '.join(value)}")
             value = value[device]
-        return float(value)
+        return None if value is None else float(value)
 
     def resolve(self, case: str, profile: str, device: str) -> Case | None:
         threshold = self.target(profile, case, device)

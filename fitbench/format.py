@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from fitbench import peak
 from fitbench.gate import INFORMATIONAL, OVERALL, REGRESSION, Comparison, Verdict
 from fitbench.record import COMPLETED, Record
-from fitbench.results import Speedup, device_speedups
+from fitbench.results import Speedup, VariantSpeedup, device_speedups, fastest_reaching_target, variant_speedups
 
 
 def number(value: float | None, digits: int) -> str:
@@ -44,21 +45,35 @@ def ratio(verdict: Verdict) -> str:
 
 COLUMNS = [  # (title, width, right-aligned)
     ("experiment", 18, False), ("case", 22, False), ("dev", 5, False), ("accuracy", 13, True),
-    ("s/epoch", 8, True), ("samples/s", 9, True), ("1st ep s", 8, True), ("vs cpu", 7, True),
+    ("s/epoch", 8, True), ("samples/s", 9, True), ("1st ep s", 8, True), ("to acc s", 8, True),
+    ("eff", 5, True), ("speedup", 7, True),
 ]
+SUMMARY_LEGEND = ("s/epoch: median of epochs 2..N; accuracy >= threshold; to acc s: training seconds until the "
+                  "checked accuracy first reached its threshold (epoch 1 included); eff: training FLOP/s over "
+                  "this machine's matmul peak in the variant's precision; speedup: per sample vs the cpu "
+                  "(devices), per epoch vs the f32 variant of the same case (variants)")
 
 
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "~"
 
 
-def summary_lines(records: Sequence[Record], speedups: list[Speedup] | None = None) -> list[str]:
+def efficiency(record: Record, peaks: dict | None) -> str:
+    value = peak.efficiency(record.gflops_per_second, record.device, record.variant.get("precision", "float32"),
+                            peaks or {}) if record.steady_seconds else None
+    return "-" if value is None else f"{value:.0%}" if value >= 0.1 else f"{value:.1%}"
+
+
+def summary_lines(records: Sequence[Record], speedups: list[Speedup] | None = None,
+                  peaks: dict | None = None) -> list[str]:
     """The table's lines (header first), one per record in the order given (the grid's);
-    `vs cpu` is the per-sample speed ratio to the CPU; `dev` shows replicas when more than one."""
+    `speedup` is the per-sample speed ratio to the CPU of a device, or the epoch-time ratio of a
+    variant to its f32 baseline; `dev` shows replicas when more than one."""
     if not records:
         return []
     speedups = device_speedups(list(records)) if speedups is None else speedups
     ratios = {(s.experiment, s.case, s.device): s.ratio for s in speedups if s.reference == "cpu"}
+    ratios.update({(v.experiment, v.case, v.device): v.ratio for v in variant_speedups(list(records))})
     header = " ".join(f"{title:>{w}}" if right else f"{title:<{w}}" for title, w, right in COLUMNS)
     out = [header, "-" * len(header)]
     for record in records:
@@ -68,13 +83,40 @@ def summary_lines(records: Sequence[Record], speedups: list[Speedup] | None = No
             record.experiment.removeprefix("test_"), record.case or "-",
             record.device + (f"x{replicas}" if replicas > 1 else ""), accuracy_check(record),
             number(record.median_epoch_seconds, 3), number(record.samples_per_second, 0),
-            number(record.first_epoch_seconds, 2), f"{speedup:.1f}x" if speedup else "",
+            number(record.first_epoch_seconds, 2),
+            number(record.time_to_accuracy().seconds, 1) if record.check else "",
+            efficiency(record, peaks), f"{speedup:.2f}x" if speedup else "",
         ]
         out.append(" ".join(
             f"{_fit(cell, w):>{w}}" if right else f"{_fit(cell, w):<{w}}"
             for cell, (_, w, right) in zip(cells, COLUMNS, strict=True)
         ))
     return out
+
+
+def variant_lines(records: Sequence[Record]) -> list[str]:
+    """Each variant's speed-up over its f32 baseline with the interval, and per case the fastest
+    variant that reached its accuracy target ([] when the records have no variants)."""
+    speedups = variant_speedups(list(records))
+    if not speedups:
+        return []
+    out = ["variants: epoch-time speed-up over the f32 / XLA-off / 1-step / tf.data variant of the same case "
+           "(Hodges-Lehmann, 90% interval from the epochs):"]
+    for speedup in speedups:
+        out.append(f"  {speedup.experiment.removeprefix('test_')} {speedup.case or '-'} on {speedup.device}: "
+                   f"{speedup.describe()}{_accuracy_note(speedup)}")
+    for fastest, _group in fastest_reaching_target(list(records)):
+        mine = next((s for s in speedups if (s.experiment, s.case, s.device) ==
+                     (fastest.experiment, fastest.case, fastest.device)), None)
+        ratio = f", {mine.describe()} over f32" if mine else " (the f32 baseline itself)"
+        out.append(f"on this machine: fastest variant that reaches the accuracy target, "
+                   f"{fastest.experiment.removeprefix('test_')} on {fastest.device} at batch size "
+                   f"{fastest.batch_size}: {fastest.case or '-'}{ratio}")
+    return out
+
+
+def _accuracy_note(speedup: VariantSpeedup) -> str:
+    return "" if speedup.passed is None else "" if speedup.passed else " (missed its accuracy target)"
 
 
 # --- the gate ---------------------------------------------------------------------------------

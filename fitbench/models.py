@@ -26,7 +26,8 @@ def mlp(
     return keras.Sequential(
         [keras.Input(shape=tuple(input_shape)), layers.Flatten()]
         + [layers.Dense(width, activation=act) for width, act in zip(units, activations, strict=True)]
-        + [layers.Dense(classes, activation="softmax")],
+        # float32 output under a mixed precision policy, as the Keras mixed-precision guide advises.
+        + [layers.Dense(classes, activation="softmax", dtype="float32")],
         name="mlp",
     )
 
@@ -60,7 +61,7 @@ def cnn(
             layers.Activation("elu"),
             layers.Dropout(dense_dropout),
             layers.Dense(classes),
-            layers.Activation("softmax"),
+            layers.Activation("softmax", dtype="float32"),  # float32 output under mixed precision
         ],
         name="cnn",
     )

@@ -10,12 +10,15 @@ Two more references show what else an epoch of ``fit`` can cost. On the same pip
 repeated, Keras' EpochIterator opens a new iterator at the end of every epoch (inside the
 epoch) and, because ``steps_per_epoch`` is None, another at the start of the next, tearing
 the first down while it prefetches: that churn is Keras', not training's. On the NumPy arrays
-(the notebooks' way) its array adapter adds its own per-epoch input cost. All run in the same
-process on the same data and device, alternating.
+(the notebooks' way) its array adapter adds its own per-epoch input cost; the runner's
+``numpy`` pipeline variant, which runs ``fit``'s epoch loop over that adapter, is compared with
+it (interval as for the runner). All run in the same process on the same data and device,
+alternating.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import sys
 import time
@@ -52,6 +55,16 @@ class Comparison:
     runner_seconds: list[float]
     numpy_fit_seconds: list[float]
     churn_fit_seconds: list[float]  # fit on the pipeline not repeated (iterators per epoch)
+    numpy_runner_seconds: list[float]  # the runner's numpy pipeline variant
+
+    @property
+    def numpy_runner_median(self) -> float:
+        return statistics.median(self.numpy_runner_seconds)
+
+    def numpy_interval(self, confidence: float = 0.90) -> tuple[float, float, float]:
+        """The numpy variant's runner / fit on NumPy - 1, and its interval."""
+        shift = stats.log_shift(self.numpy_fit_seconds, self.numpy_runner_seconds, confidence)
+        return shift.ratio - 1, shift.ratio_low - 1, shift.ratio_high - 1
 
     @property
     def churn_median(self) -> float:
@@ -106,7 +119,8 @@ def plain_fit_epoch_seconds(workload: Workload, profile: str, device: Device, da
 
 def compare(workload: Workload, profile: str, device: Device, dataset: Dataset, repeats: int = 1) -> Comparison:
     """Alternate the three ways `repeats` times; pool their steady-state epochs."""
-    comparison = Comparison(workload.batch_size, [], [], [], [])
+    comparison = Comparison(workload.batch_size, [], [], [], [], [])
+    numpy_variant = workload.but(variant=dataclasses.replace(workload.variant, pipeline="numpy"))
     # The runner as a pytest session runs it: with its live progress line after each epoch.
     lines = progress.Progress(lambda line: print(line, file=sys.stderr, flush=True))
     epochs = workload.schedule(profile, device.kind).epochs
@@ -118,6 +132,7 @@ def compare(workload: Workload, profile: str, device: Device, dataset: Dataset, 
                                                                 repeat=False)[1:]
         comparison.numpy_fit_seconds += plain_fit_epoch_seconds(workload, profile, device, dataset,
                                                                 numpy_arrays=True)[1:]
+        comparison.numpy_runner_seconds += runner.train(numpy_variant, profile, device, dataset).epoch_seconds[1:]
     return comparison
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from fitbench import devices, durable, format, gate, progress, turns
+from fitbench import devices, durable, format, gate, peak, progress, turns
 from fitbench.options import GateSettings
 from fitbench.record import SCHEMA_VERSION, Record, RecordError
-from fitbench.results import NotBenchmarkJSON, Run, device_speedups, load_run
+from fitbench.results import NotBenchmarkJSON, Run, device_speedups, load_run, variant_speedups
+from fitbench.workloads import Variant
 
 # The runner's Record of a test, stored by the `train` fixture; written when its report is made.
 RESULT_KEY = pytest.StashKey[Record]()
@@ -35,6 +36,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("benchmark_cprofile", None):
         # cProfile makes pytest-benchmark call the target once more: one extra epoch of training.
         raise pytest.UsageError("--benchmark-cprofile is not supported: it would train an extra epoch")
+    try:
+        config.fitbench_variant = Variant.parse(config.getoption("variant")) if config.getoption("variant") else None
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from error
     configure_gate(config)
     name_saved_run(config)
     config.fitbench_compare_notes = choose_compared_run(config)
@@ -120,8 +125,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         params = [pytest.param(kind, marks=getattr(pytest.mark, kind), id=kind) for kind in kinds]
         metafunc.parametrize("device", params, indirect=True, scope="session")
     experiment = getattr(metafunc.module, "EXPERIMENT", None)
-    if "case" in metafunc.fixturenames and experiment is not None and experiment.parametrized:
-        metafunc.parametrize("case", [pytest.param(case, id=case) for case in experiment.cases], indirect=True)
+    if "case" not in metafunc.fixturenames or experiment is None:
+        return
+    # Under --variant the id says so: its results never share a name with the plain run's.
+    override = metafunc.config.fitbench_variant
+    suffix = f"variant-{'-'.join(metafunc.config.getoption('variant'))}" if override else ""
+    if experiment.parametrized:
+        ids = {case: "-".join(part for part in (case, suffix) if part) for case in experiment.cases}
+        metafunc.parametrize("case", [pytest.param(case, id=ids[case]) for case in experiment.cases], indirect=True)
+    elif suffix:
+        metafunc.parametrize("case", [pytest.param("", id=suffix)], indirect=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -150,7 +163,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """The epochs each selected test will train, for the session's time left (live progress)."""
+    """At the start: the selected devices' matmul peaks; the epochs each selected test will
+    train, for the session's time left (live progress)."""
+    kinds = {getattr(getattr(item, "callspec", None), "params", {}).get("device") for item in session.items
+             if getattr(getattr(item, "module", None), "EXPERIMENT", None) is not None}
+    session.config.fitbench_peak_kinds = sorted(kind for kind in kinds if kind)
+    if session.config.fitbench_peak_kinds and not hasattr(session.config, "workerinput"):
+        measured_peaks(session.config)
     session_progress = getattr(session.config, "fitbench_progress", None)
     if session_progress is None or session_progress.pending is None:
         return
@@ -158,6 +177,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # Tests on a device kind this machine lacks will be skipped: they are not time to come.
     present = {"cpu"} | ({"gpu"} if devices.gpu_names() else set()) | (
         {"tpu"} if devices.tpu_address(session.config.getoption("tpu")) else set())
+    settings = session.config.getoption("variant")
     for item in session.items:
         experiment = getattr(getattr(item, "module", None), "EXPERIMENT", None)
         params = getattr(getattr(item, "callspec", None), "params", {})
@@ -165,8 +185,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             continue
         device = params.get("device", "cpu")
         case = experiment.resolve(params.get("case", ""), profile, device)
-        if case is not None and device in present:
+        variant = Variant.parse(settings, case.workload.variant) if case is not None and settings else (
+            case.workload.variant if case is not None else None)
+        if case is not None and device in present and not skipped_variant(session.config, device, variant):
             session_progress.pending[item.nodeid] = case.workload.schedule(profile, device).epochs
+
+
+def skipped_variant(config: pytest.Config, kind: str, variant: Variant) -> str | None:
+    """Why `variant` is skipped on `kind`: no fast path for its precision there, and the user
+    asked for neither --slow-variants nor --variant precision=...; None to run it."""
+    slow = devices.slow_precision(kind, variant.precision)
+    asked = any(setting.replace(" ", "").startswith("precision=") for setting in config.getoption("variant"))
+    if slow and not (asked or config.getoption("slow_variants")):
+        return f"{slow}; run it anyway with --slow-variants"
+    return None
 
 
 # --- the record: written once, when the test's report is made ---------------------------------
@@ -228,8 +260,46 @@ def session_run(config: pytest.Config) -> Run:
                devices.machine_info())
 
 
+def measured_peaks(config: pytest.Config) -> dict[str, dict[str, float]]:
+    """{kind: {precision: GFLOP/s}} of the session's devices, measured once per machine
+    fingerprint (pytest's cache) or again with --remeasure-peak; under pytest-xdist the
+    controller only reads the cache (its workers may be training: no measurement there could be
+    a peak). {} when the session ran no benchmark."""
+    if getattr(config, "fitbench_peaks", None) is not None:
+        return config.fitbench_peaks
+    kinds = getattr(config, "fitbench_peak_kinds", None)
+    controller = kinds is None  # an xdist controller collects nothing: the kinds its records ran on
+    if controller:
+        kinds = sorted({record.device for record in config.pluginmanager.get_plugin("fitbench-records").records})
+    found = []
+    for kind in kinds:
+        if kind == "tpu" and not devices.tpu_address(config.getoption("tpu")):
+            continue
+        try:
+            found.append(devices.resolve(kind, config.getoption("tpu")))
+        except devices.DeviceUnavailable:
+            continue
+    store = getattr(config, "cache", None)  # None under -p no:cacheprovider: measured each session
+    cache = store.get(peak.CACHE_KEY, {}) if store is not None else {}
+    if controller:
+        return peak.peaks(found, cache, measure=False)[0]
+    if not found:
+        config.fitbench_peaks = {}
+        return config.fitbench_peaks
+    config.fitbench_peaks, cache = peak.peaks(found, cache, config.getoption("remeasure_peak"))
+    if store is not None:
+        store.set(peak.CACHE_KEY, cache)
+    return config.fitbench_peaks
+
+
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     machine_info.update(devices.machine_info())
+
+
+def records_by_name(output_json: dict, records: list[Record]) -> list[Record | None]:
+    """The record of each of the JSON's benchmarks, in its order (None for a foreign one)."""
+    by_name = {record.name: record for record in records}
+    return [by_name.get(bench.get("name")) for bench in output_json.get("benchmarks", [])]
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
@@ -254,8 +324,17 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
         # when it was interrupted: the file holds the benchmarks that finished.
         durable.PARTIAL_KEY: bool(getattr(config, "fitbench_interrupted", False)),
         "device_comparison": [s.as_dict() for s in device_speedups(records)],
+        "variant_speedups": [s.as_dict() for s in variant_speedups(records)],
+        peak.RUN_KEY: measured_peaks(config),
         RECORDS_WITHOUT_ROUNDS: without_rounds,
     }
+    # Per benchmark, for readers of the JSON: efficiency against this machine's peak.
+    measured = output_json["fitbench"][peak.RUN_KEY]
+    for bench, record in zip(output_json.get("benchmarks", []), records_by_name(output_json, records), strict=True):
+        if record is not None:
+            derived = bench["extra_info"].setdefault("derived", {})
+            derived["efficiency"] = peak.efficiency(record.gflops_per_second, record.device,
+                                                    record.variant.get("precision", "float32"), measured)
 
 
 # --- --benchmark-compare: like with like --------------------------------------------------------
@@ -376,15 +455,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if records:
         terminalreporter.section("fitbench summary")
         left_out = getattr(config, "fitbench_left_out", "")
-        write(f"profile {config.getoption('profile')}; s/epoch: median of epochs 2..N; accuracy >= threshold; "
-              "vs cpu: per sample" + (f"; {left_out}" if left_out else ""))
+        write(f"profile {config.getoption('profile')}; {format.SUMMARY_LEGEND}" + (f"; {left_out}" if left_out else ""))
         shared = max(record.measurement.concurrent for record in records)
         if shared > 1:
             write(f"{shared} trainings shared this machine at once (pytest-xdist): their times are not "
                   "comparable with a serial run's, and the gate treats them as another measurement")
         speedups = device_speedups(records)
-        for line in format.summary_lines(records, speedups):
+        for line in format.summary_lines(records, speedups, measured_peaks(config)):
             write(line)
+        variants = format.variant_lines(records)
+        if variants:
+            write("")
+            for line in variants:
+                write(line)
         if speedups:
             write("")
             write("device comparison (per training sample, same global batch size):")

@@ -98,6 +98,9 @@ class Epoch:
     accuracy: float
     val_loss: float = math.nan
     val_accuracy: float = math.nan
+    # Evaluated after every epoch when the checked metric is test accuracy (time to accuracy).
+    test_loss: float = math.nan
+    test_accuracy: float = math.nan
     turn: int | None = None  # the ring's turn it ran in (interleaved runs only)
 
 
@@ -212,6 +215,29 @@ class Record:
         return None if value is None or math.isnan(value) else value
 
     @property
+    def variant(self) -> dict[str, Any]:
+        return self.measurement.variant
+
+    def time_to_accuracy(self) -> TimeToAccuracy:
+        """Training seconds (epoch 1 included, evaluation excluded) and epochs until the checked
+        metric first reached its threshold, as MLPerf and DAWNBench rank; None with the reason
+        when it never did or cannot be told."""
+        if self.check is None:
+            return TimeToAccuracy(None, None, "no accuracy was checked")
+        metric, target = self.check.metric, self.check.threshold
+        values = [getattr(epoch, metric) for epoch in self.epochs]
+        if not any(math.isfinite(value) for value in values):
+            return TimeToAccuracy(None, None, f"{metric} was not evaluated after each epoch")
+        seconds = 0.0
+        for number, (epoch, value) in enumerate(zip(self.epochs, values, strict=True), start=1):
+            seconds += epoch.seconds
+            if math.isfinite(value) and value >= target:
+                return TimeToAccuracy(seconds, number, "", metric, target)
+        best = max((v for v in values if math.isfinite(v)), default=math.nan)
+        return TimeToAccuracy(None, None, f"never reached {target} in {len(values)} epochs (best {best:.4f})",
+                              metric, target)
+
+    @property
     def key(self) -> str:
         """What identifies this benchmark across runs: pytest-benchmark's name."""
         return self.name
@@ -227,7 +253,9 @@ class Record:
             "model": {"params": self.params, "flops_per_sample": self.flops_per_sample},
             "epochs": [{"seconds": _finite_or_none(e.seconds), "loss": _finite_or_none(e.loss),
                         "accuracy": _finite_or_none(e.accuracy), "val_loss": _finite_or_none(e.val_loss),
-                        "val_accuracy": _finite_or_none(e.val_accuracy), "turn": e.turn} for e in self.epochs],
+                        "val_accuracy": _finite_or_none(e.val_accuracy),
+                        "test_loss": _finite_or_none(e.test_loss), "test_accuracy": _finite_or_none(e.test_accuracy),
+                        "turn": e.turn} for e in self.epochs],
             "test": {"loss": _finite_or_none(self.test_loss), "accuracy": _finite_or_none(self.test_accuracy)},
             "check": None if self.check is None else {
                 "metric": self.check.metric, "threshold": self.check.threshold,
@@ -243,6 +271,7 @@ class Record:
                 "median_epoch_seconds": _finite_or_none(self.median_epoch_seconds),
                 "samples_per_second": _finite_or_none(self.samples_per_second) if self.epochs[1:] else None,
                 "gflops_per_second": _finite_or_none(self.gflops_per_second) if self.epochs[1:] else None,
+                "time_to_accuracy": self.time_to_accuracy().as_json(),
             },
         }
 
@@ -270,7 +299,9 @@ class Record:
                 measurement=measurement,
                 epochs=[Epoch(seconds=_nan_if_none(e.get("seconds")), loss=_nan_if_none(e.get("loss")),
                               accuracy=_nan_if_none(e.get("accuracy")), val_loss=_nan_if_none(e.get("val_loss")),
-                              val_accuracy=_nan_if_none(e.get("val_accuracy")), turn=e.get("turn"))
+                              val_accuracy=_nan_if_none(e.get("val_accuracy")),
+                              test_loss=_nan_if_none(e.get("test_loss")),
+                              test_accuracy=_nan_if_none(e.get("test_accuracy")), turn=e.get("turn"))
                         for e in info["epochs"]],
                 test_loss=_nan_if_none(test.get("loss")),
                 test_accuracy=_nan_if_none(test.get("accuracy")),
@@ -312,6 +343,22 @@ class Record:
         if not self.samples_per_epoch > 0:
             out.append("samples per epoch must be positive")
         return out
+
+
+@dataclass(frozen=True)
+class TimeToAccuracy:
+    seconds: float | None
+    epochs: int | None
+    reason: str = ""  # why seconds is None
+    metric: str = ""
+    target: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"seconds": _finite_or_none(self.seconds), "epochs": self.epochs, "metric": self.metric or None,
+                "target": self.target, "reason": self.reason or None}
+
+    def describe(self) -> str:
+        return f"{self.seconds:.1f} s ({self.epochs} ep)" if self.seconds is not None else "not reached"
 
 
 def case_of(params: dict[str, Any]) -> str:

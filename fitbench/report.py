@@ -21,11 +21,11 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from fitbench import experiments  # noqa: E402
+from fitbench import experiments, peak  # noqa: E402
 from fitbench.experiments import Experiment, Plot  # noqa: E402
-from fitbench.format import number  # noqa: E402
+from fitbench.format import efficiency, number, variant_lines  # noqa: E402
 from fitbench.record import Record  # noqa: E402
-from fitbench.results import Run, device_speedups, load_run  # noqa: E402
+from fitbench.results import Run, device_speedups, load_run, variant_speedups  # noqa: E402
 
 DEVICES = ("cpu", "gpu", "tpu")
 MARKERS = {"cpu": "o", "gpu": "s", "tpu": "^"}
@@ -73,8 +73,9 @@ def _variation(record: Record) -> str:
 
 def table(entries: list[Entry], source_column: bool) -> list[str]:
     lines = ["| case | device | accuracy | threshold | median s/epoch | samples/s | first epoch s | "
-             "GFLOP/s | epochs x train images | schedule bound |" + (" run |" if source_column else ""),
-             "|---|---|---:|---:|---:|---:|---:|---:|---|---|" + ("---|" if source_column else "")]
+             "time to accuracy | GFLOP/s | efficiency | epochs x train images | schedule bound |"
+             + (" run |" if source_column else ""),
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|" + ("---|" if source_column else "")]
     for entry in entries:
         row = entry.record
         metric = (row.check.metric if row.check else "test_accuracy").replace("_accuracy", "")
@@ -84,7 +85,10 @@ def table(entries: list[Entry], source_column: bool) -> list[str]:
             f"{number(row.accuracy, 4) if row.status == 'completed' else row.status} ({metric}) | "
             f"{number(row.check.threshold if row.check else None, 4)} | {number(row.median_epoch_seconds, 3)} | "
             f"{number(row.samples_per_second, 0)} | {number(row.first_epoch_seconds, 2)} | "
-            f"{number(row.gflops_per_second, 1)} | {schedule.get('epochs')} x {schedule.get('train_samples'):,} | "
+            f"{row.time_to_accuracy().describe() if row.check else '-'} | "
+            f"{number(row.gflops_per_second, 1)} | "
+            f"{efficiency(row, entry.run.fitbench.get(peak.RUN_KEY))} | "
+            f"{schedule.get('epochs')} x {schedule.get('train_samples'):,} | "
             f"{schedule.get('bound') or 'full schedule'} |" + (f" {entry.run.label} |" if source_column else ""))
     return lines
 
@@ -168,6 +172,34 @@ def speedup_plot(path: Path, records: list[Record]) -> Path | None:
     axis.set(title="Device speed-up per training sample", xlabel="speed-up (x, reference time / device time)")
     axis.axvline(1, color="black", linewidth=0.8)
     axis.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def variant_plot(path: Path, records: list[Record]) -> Path | None:
+    """Each variant's epoch-time speed-up over its f32 baseline, with its interval, a panel per case."""
+    speedups = variant_speedups(records)
+    if not speedups:
+        return None
+    cases: dict[str, list] = {}
+    for speedup in speedups:
+        cases.setdefault(f"vs {speedup.baseline_case} on {speedup.device}", []).append(speedup)
+    rows = max(len(group) for group in cases.values())
+    figure, axes = plt.subplots(1, len(cases), figsize=(max(6.5, 4.2 * len(cases)), 0.45 * rows + 1.8), squeeze=False)
+    for axis, (case, group) in zip(axes[0], cases.items(), strict=True):
+        ratios = [s.ratio for s in group]
+        highs = [s.high if math.isfinite(s.high) else s.ratio for s in group]
+        errors = [[r - s.low for r, s in zip(ratios, group, strict=True)],
+                  [h - r for r, h in zip(ratios, highs, strict=True)]]
+        bar_colors = ["tab:green" if s.passed is not False else "tab:red" for s in group]
+        axis.barh([s.variant for s in group], ratios, xerr=errors, color=bar_colors, alpha=0.8, capsize=3)
+        axis.axvline(1, color="black", linewidth=0.8)
+        axis.invert_yaxis()  # the grid's order, top down
+        axis.set(title=case, xlabel="speed-up over f32 (x, 90% interval)")
+        axis.grid(axis="x", alpha=0.3)
+    figure.suptitle("Epoch-time speed-up of each variant (red: missed its accuracy target)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -295,6 +327,14 @@ def render(runs: Sequence[Run], directory: Path, known: dict[str, Experiment] | 
     else:
         lines.append("No case ran on more than one device, so there is no device comparison: "
                      "run with a GPU or TPU present (`--devices cpu,gpu`) to get one.")
+
+    variants = variant_lines(newest_records)
+    if variants:
+        lines += ["", "## Training variants", "", "Each variant against the f32 / XLA-off / 1-step / tf.data "
+                  "variant of the same measurement; efficiency is in the tables above.", ""]
+        lines += [f"* {line.strip()}" for line in variants[1:]]
+        made = variant_plot(directory / "variant_speedup.png", newest_records)
+        lines += ["", f"![{made.stem}]({made.name})"]
 
     lines += ["", "## History", ""]
     histories = []

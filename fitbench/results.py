@@ -10,13 +10,16 @@ with the file and the benchmark named.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fitbench.record import Environment, Record, RecordError
+from fitbench import stats
+from fitbench.record import DEFAULT_VARIANT, Environment, Record, RecordError
+from fitbench.workloads import Variant
 
 BASELINE_DEVICE = "cpu"
 
@@ -154,3 +157,72 @@ def device_speedups(rows: list[Record]) -> list[Speedup]:
                     same_schedule=fast.measurement.schedule == slow.measurement.schedule,
                 ))
     return speedups
+
+
+@dataclass(frozen=True)
+class VariantSpeedup:
+    """How much faster a training variant runs an epoch than the default variant (float32, no
+    XLA, 1 step per execution, tf.data) of the same measurement otherwise, with the gate's
+    interval: the Hodges-Lehmann ratio of the steady-state epochs and its 90% confidence."""
+
+    experiment: str
+    case: str  # the variant's own case
+    baseline_case: str
+    device: str
+    variant: str  # its label: 'bf16-xla-spe32'
+    ratio: float  # baseline seconds / variant seconds (> 1: faster)
+    low: float
+    high: float
+    passed: bool | None  # its accuracy check (None: none made)
+
+    def describe(self) -> str:
+        if self.low <= 0 or math.isinf(self.high):
+            return f"{self.ratio:.2f}x (too few timed epochs for a 90% interval)"
+        return f"{self.ratio:.2f}x [{self.low:.2f}, {self.high:.2f}]"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "high": None if math.isinf(self.high) else self.high}
+
+
+def variant_label(variant: dict[str, Any]) -> str:
+    return Variant(**{key: variant[key] for key in DEFAULT_VARIANT if key in variant}).label
+
+
+def _identity_but_variant(record: Record) -> str:
+    fields = {key: value for key, value in asdict(record.measurement).items() if key != "variant"}
+    return json.dumps(fields, sort_keys=True, default=str)
+
+
+def variant_speedups(records: list[Record]) -> list[VariantSpeedup]:
+    """Each non-default variant against the default variant of the same measurement, among
+    `records` (one run; a measurement measured twice uses its last record)."""
+    baselines = {_identity_but_variant(r): r for r in records
+                 if r.variant == DEFAULT_VARIANT and len(r.steady_seconds) >= 1}
+    out = []
+    for record in records:
+        base = baselines.get(_identity_but_variant(record))
+        if base is None or record.variant == DEFAULT_VARIANT or not record.steady_seconds:
+            continue
+        shift = stats.log_shift(base.steady_seconds, record.steady_seconds)
+        out.append(VariantSpeedup(
+            record.experiment, record.case, base.case, record.device, variant_label(record.variant),
+            ratio=1 / shift.ratio, low=1 / shift.ratio_high, high=1 / shift.ratio_low if shift.ratio_low else math.inf,
+            passed=None if record.check is None else record.check.passed,
+        ))
+    return out
+
+
+def fastest_reaching_target(records: list[Record]) -> list[tuple[Record, list[Record]]]:
+    """For each measurement with variants: the variant (default included) with the shortest
+    median epoch that passed its accuracy check, and the group it was chosen from."""
+    groups: dict[str, list[Record]] = {}
+    for record in records:
+        groups.setdefault(_identity_but_variant(record), []).append(record)
+    out = []
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        passed = [r for r in group if r.check is not None and r.check.passed and r.steady_seconds]
+        if passed:
+            out.append((min(passed, key=lambda r: r.median_epoch_seconds), group))
+    return out

@@ -16,10 +16,21 @@ model, about 0.15 s on a 2-core CPU (``fitbench overhead`` prints it), which a m
 ``fit`` pays once, not per epoch. Validation happens between rounds, untimed. Without an
 enabled benchmark (``--benchmark-disable``, pytest-xdist) the same schedule runs in a plain
 loop.
+
+The workload's `Variant` says how it trains: its precision policy is set while the model is
+built and compiled, and restored right after (layers keep the policy they were built with, so
+it never leaks into the next test); ``jit_compile`` and ``steps_per_execution`` go to
+``compile``. With k steps per execution a round calls the train function once per k steps, as
+``fit`` does, on an iterator over that epoch alone (opened between rounds), so the last call of
+an epoch stops at the epoch's end. The ``numpy`` pipeline trains from the split's arrays
+through Keras' own adapter: epoch 1 is ``fit(x, y)``, and each round runs ``fit``'s epoch loop
+over the same ``TFEpochIterator`` that ``fit`` builds (shuffling, batching and distributing in
+Keras' code, inside the round, as in a notebook's ``fit``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -34,7 +45,7 @@ from fitbench import devices, memory, turns
 from fitbench.datasets import Dataset, Splits, split
 from fitbench.devices import Device
 from fitbench.flops import training_flops_per_sample
-from fitbench.record import DEFAULT_VARIANT, Epoch, Measurement, Record
+from fitbench.record import Epoch, Measurement, Record
 from fitbench.workloads import Workload
 
 METRIC = "accuracy"
@@ -59,6 +70,7 @@ def make_optimizer(spec: Any) -> keras.optimizers.Optimizer:
 
 def describe_optimizer(optimizer: keras.optimizers.Optimizer) -> str:
     """'SGD (learning rate 10000)' for messages."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # under a LossScaleOptimizer
     rate = optimizer.get_config().get("learning_rate")
     return f"{type(optimizer).__name__}" + (f" (learning rate {rate:g})" if isinstance(rate, float) else "")
 
@@ -77,8 +89,12 @@ class EpochRunner:
     """Trains one workload on one device; see the module docstring for what is timed."""
 
     def __init__(self, workload: Workload, profile: str, device: Device, dataset: Dataset,
-                 on_epoch: Callable[[Epoch], None] | None = None):
+                 on_epoch: Callable[[Epoch], None] | None = None, track_test: bool = False):
         self.workload = workload
+        self.variant = workload.variant
+        # Evaluate the test set after every epoch (untimed), for time to accuracy when the
+        # checked metric is test accuracy.
+        self.track_test = track_test
         self.on_epoch = on_epoch  # called between rounds with each epoch's record (live progress)
         self.profile = profile
         self.schedule = workload.schedule(profile, device.kind)
@@ -108,10 +124,17 @@ class EpochRunner:
 
     def build(self) -> keras.Model:
         keras.utils.set_random_seed(self.workload.seed)
-        with self.device.strategy.scope():
+        variant = self.variant
+        with precision_policy(variant.precision), self.device.strategy.scope():
             model = self.workload.model(input_shape=self.workload.input_shape, **self.workload.model_args)
+            # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer (dynamic
+            # loss scaling), as the Keras mixed-precision guide requires for float16.
             model.compile(optimizer=make_optimizer(self.workload.optimizer), loss=self.workload.loss,
-                          metrics=[METRIC])
+                          metrics=[METRIC], jit_compile=variant.jit_compile,
+                          steps_per_execution=variant.steps_per_execution)
+        if variant.jit_compile and not model.jit_compile:
+            raise ValueError(f"XLA was asked for, but Keras turned it off for {model.name} (a layer does not "
+                             "support XLA, or op determinism is enabled); drop jit_compile from the variant")
         return model
 
     def prepare_inputs(self) -> None:
@@ -159,10 +182,15 @@ class EpochRunner:
         count, batch = len(self.splits.y_train), self.workload.batch_size
         return count // batch if self.drop_remainder else -(-count // batch)
 
-    def first_epoch(self, data: tf.distribute.DistributedDataset) -> None:
-        """Epoch 1 through Keras' own fit: builds the model under the strategy, traces the step."""
+    def first_epoch(self, data: tf.distribute.DistributedDataset | None) -> None:
+        """Epoch 1 through Keras' own fit: builds the model under the strategy, traces the step.
+        `data` None: the numpy pipeline, fit on the split's arrays."""
         start = time.perf_counter()
-        self.model.fit(data, epochs=1, shuffle=False, verbose=0)
+        if data is None:
+            self.model.fit(self.splits.x_train, self.splits.y_train, batch_size=self.workload.batch_size,
+                           epochs=1, shuffle=True, verbose=0)
+        else:
+            self.model.fit(data, epochs=1, shuffle=False, verbose=0)
         devices.synchronize()
         self._last_epoch_seconds = time.perf_counter() - start
         self._last_logs = self.model.get_metrics_result()
@@ -175,7 +203,30 @@ class EpochRunner:
         repeated dataset. Opening a distributed iterator costs ~80 ms on a 2-core CPU (more
         than a small epoch), so it is not opened per round; between rounds it prefetches the
         next epoch, as fit's does during validation."""
-        self._iterator = iter(self.epoch_data(1, self.schedule.epochs - 1))
+        if self.variant.pipeline == "numpy":
+            # The epoch iterator fit() builds for arrays; each enumeration is one epoch.
+            self._epochs = numpy_epoch_iterator(self.model, self.splits.x_train, self.splits.y_train,
+                                                self.workload.batch_size)
+            self._epochs.reset()
+        elif self.variant.steps_per_execution == 1:
+            self._iterator = iter(self.epoch_data(1, self.schedule.epochs - 1))
+
+    def before_round(self) -> None:
+        """Untimed, before each round: with k > 1 steps per execution, open this epoch's own
+        iterator (a call of the train function stops at its end, as in fit); then wait for the
+        turn in an interleaved run."""
+        if self.variant.pipeline == "tf.data" and self.variant.steps_per_execution > 1:
+            self._iterator = iter(self.epoch_data(len(self.records)))
+        self.take_turn()
+
+    def calls(self):
+        """One epoch's calls of the train function: (first step, last step, iterator)."""
+        if self.variant.pipeline == "numpy":
+            yield from self._epochs
+            return
+        steps, per_call = self.steps_per_epoch, self.variant.steps_per_execution
+        for step in range(0, steps, per_call):
+            yield step, min(step + per_call, steps) - 1, self._iterator
 
     def take_turn(self) -> None:
         """Before a timed epoch, untimed: in an interleaved run, wait until it is this run's turn."""
@@ -184,13 +235,16 @@ class EpochRunner:
     def train_epoch(self) -> None:
         """The timed round: what one epoch of a multi-epoch fit() runs, then a device sync."""
         start = time.perf_counter()
-        model, callbacks, epoch, iterator = self.model, self._callbacks, len(self.records), self._iterator
+        model, callbacks, epoch = self.model, self._callbacks, len(self.records)
         model.reset_metrics()
         callbacks.on_epoch_begin(epoch)
-        for step in range(self.steps_per_epoch):
-            callbacks.on_train_batch_begin(step)
-            logs = model.train_function(iterator)
-            callbacks.on_train_batch_end(step, logs)
+        # fit()'s guard around an epoch (for arrays: end of data ends the epoch).
+        guard = self._epochs.catch_stop_iteration() if self.variant.pipeline == "numpy" else contextlib.nullcontext()
+        with guard:
+            for first_step, last_step, iterator in self.calls():
+                callbacks.on_train_batch_begin(first_step)
+                logs = model.train_function(iterator)
+                callbacks.on_train_batch_end(last_step, logs)
         self._last_logs = model.get_metrics_result()
         callbacks.on_epoch_end(epoch, self._last_logs)
         devices.synchronize()
@@ -201,9 +255,12 @@ class EpochRunner:
         raise Diverged when the training loss is no longer finite (training stops there)."""
         training = self._last_logs
         loss = float(training["loss"])
-        validation = {"loss": math.nan, METRIC: math.nan}
+        validation = test = {"loss": math.nan, METRIC: math.nan}
         if math.isfinite(loss):
             validation = self.model.evaluate(self._val_data, verbose=0, return_dict=True)
+            if self.track_test:  # the same evaluation when the test set is the validation set
+                test = validation if self.workload.validation == "test" else self.model.evaluate(
+                    self._test_data, verbose=0, return_dict=True)
         self.records.append(
             Epoch(
                 seconds=self._last_epoch_seconds,
@@ -211,6 +268,8 @@ class EpochRunner:
                 accuracy=float(training[METRIC]),
                 val_loss=float(validation["loss"]),
                 val_accuracy=float(validation[METRIC]),
+                test_loss=float(test["loss"]),
+                test_accuracy=float(test[METRIC]),
                 turn=self._turn,
             )
         )
@@ -228,16 +287,17 @@ class EpochRunner:
         self.model = self.build()
         try:
             self.take_turn()
-            self.first_epoch(self.epoch_data(0))  # tracing included, recorded on its own
+            numpy = self.variant.pipeline == "numpy"
+            self.first_epoch(None if numpy else self.epoch_data(0))  # tracing included, recorded on its own
             self.record_epoch()
             self.open_rounds()
             rounds = self.schedule.epochs - 1
             if benchmark is not None and benchmark.enabled:
-                benchmark.pedantic(self.train_epoch, setup=self.take_turn, teardown=self.record_epoch,
+                benchmark.pedantic(self.train_epoch, setup=self.before_round, teardown=self.record_epoch,
                                    rounds=rounds, warmup_rounds=0, iterations=1)
             else:
                 for _ in range(rounds):
-                    self.take_turn()
+                    self.before_round()
                     self.train_epoch()
                     self.record_epoch()
         except Diverged as diverged:
@@ -248,7 +308,10 @@ class EpochRunner:
                 benchmark.has_error = False
             diverged.record = self.record(host_reset, status="diverged", failure=str(diverged))
             raise
-        self._iterator = None
+        self._iterator = self._epochs = None
+        last = self.records[-1]
+        if self.track_test:  # the last epoch's evaluation is the final one
+            return self.record(host_reset, test_loss=last.test_loss, test_accuracy=last.test_accuracy)
         test = self.model.evaluate(self._test_data, verbose=0, return_dict=True)
         return self.record(host_reset, test_loss=float(test["loss"]), test_accuracy=float(test[METRIC]))
 
@@ -268,7 +331,8 @@ class EpochRunner:
         """What this run measures: the workload as trained (the optimizer's settings as Keras
         resolved them), the schedule with the sample counts it really had, device and batch."""
         workload, schedule, sizes = self.workload, self.schedule, self.splits.sizes
-        optimizer = self.model.optimizer
+        # Under mixed_float16 the inner optimizer is the workload's (loss scaling is the variant's).
+        optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
         # Its settings as Keras resolved them; not its name, which Keras numbers per process (adam_1).
         settings = {key: value for key, value in optimizer.get_config().items() if key != "name"}
         described = {
@@ -296,7 +360,7 @@ class EpochRunner:
             replicas=self.device.replicas,
             global_batch=workload.batch_size,
             per_replica_batch=workload.batch_size // self.device.replicas,
-            variant=dict(DEFAULT_VARIANT),
+            variant=self.variant.as_dict(),
         )
 
 
@@ -307,9 +371,34 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
+@contextlib.contextmanager
+def precision_policy(precision: str):
+    """Keras' global dtype policy set to `precision` inside, restored after (even on error)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def numpy_epoch_iterator(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int):
+    """The epoch iterator `fit(x, y, batch_size, shuffle=True)` builds for NumPy arrays (Keras'
+    TensorFlow trainer; private API, so a clear error if a Keras release moves it)."""
+    try:
+        from keras.src.backend.tensorflow.trainer import TFEpochIterator
+    except ImportError as error:  # pragma: no cover - depends on the Keras release
+        raise RuntimeError(f"the numpy pipeline needs Keras 3's TFEpochIterator ({error}); "
+                           "use the tf.data pipeline with this Keras") from error
+    return TFEpochIterator(x=x, y=y, batch_size=batch_size, shuffle=True,
+                           distribute_strategy=model.distribute_strategy,
+                           steps_per_execution=model.steps_per_execution)
+
+
 def train(workload: Workload, profile: str, device: Device, dataset: Dataset,
-          benchmark: Benchmark | None = None, on_epoch: Callable[[Epoch], None] | None = None) -> Record:
+          benchmark: Benchmark | None = None, on_epoch: Callable[[Epoch], None] | None = None,
+          track_test: bool = False) -> Record:
     """Train `workload` under `profile` on `device`; epochs 2..N are `benchmark`'s rounds when
     given. The record goes to the benchmark's extra_info (`Record.to_json`) once the test has
-    checked its accuracy (fitbench.plugin)."""
-    return EpochRunner(workload, profile, device, dataset, on_epoch).run(benchmark)
+    checked its accuracy (fitbench.plugin). `track_test`: evaluate the test set every epoch."""
+    return EpochRunner(workload, profile, device, dataset, on_epoch, track_test).run(benchmark)

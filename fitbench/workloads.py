@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PROFILES = ("smoke", "default", "full")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PIPELINES = ("tf.data", "numpy")
 DEFAULT_PROFILE = "default"
 
 
@@ -32,6 +34,70 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """How a workload is trained, not what: precision policy, XLA, steps per execution and input
+    pipeline. The default is the suite's plain training (float32, no XLA, 1 step per call of the
+    train function, a tf.data pipeline); `jit_compile` is always explicit, because Keras'
+    "auto" resolves to off on CPUs and under every tf.distribute strategy."""
+
+    precision: str = "float32"  # a Keras dtype policy: float32, mixed_bfloat16, mixed_float16
+    jit_compile: bool = False  # XLA
+    steps_per_execution: int = 1  # training steps per call of the compiled train function
+    pipeline: str = "tf.data"  # or "numpy": the notebooks' arrays through fit's own adapter
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"pipeline {self.pipeline!r} is not one of {', '.join(PIPELINES)}")
+        if not isinstance(self.jit_compile, bool):
+            raise ValueError(f"jit_compile must be True or False, got {self.jit_compile!r}")
+        if not (isinstance(self.steps_per_execution, int) and self.steps_per_execution >= 1):
+            raise ValueError(f"steps_per_execution must be a whole number >= 1, got {self.steps_per_execution!r}")
+
+    @property
+    def is_default(self) -> bool:
+        return self == Variant()
+
+    @property
+    def label(self) -> str:
+        """Short, for test ids and tables: 'bf16-xla-spe32-numpy'; 'f32' for the default."""
+        parts = [{"float32": "f32", "mixed_bfloat16": "bf16", "mixed_float16": "fp16"}[self.precision]]
+        if self.jit_compile:
+            parts.append("xla")
+        if self.steps_per_execution > 1:
+            parts.append(f"spe{self.steps_per_execution}")
+        if self.pipeline != "tf.data":
+            parts.append(self.pipeline)
+        return "-".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def parse(cls, settings: list[str], base: Variant | None = None) -> Variant:
+        """From 'key=value' strings (--variant precision=mixed_bfloat16 --variant jit_compile=on)."""
+        changes: dict[str, Any] = {}
+        names = [f.name for f in dataclasses.fields(cls)]
+        for setting in settings:
+            key, sep, value = setting.partition("=")
+            key, value = key.strip(), value.strip()
+            if not sep or key not in names:
+                raise ValueError(f"--variant {setting!r}: give KEY=VALUE with KEY one of {', '.join(names)}")
+            if key == "jit_compile":
+                if value.lower() not in ("on", "off", "true", "false", "1", "0"):
+                    raise ValueError(f"--variant {setting!r}: jit_compile is on or off")
+                changes[key] = value.lower() in ("on", "true", "1")
+            elif key == "steps_per_execution":
+                if not value.isdigit():
+                    raise ValueError(f"--variant {setting!r}: steps_per_execution is a whole number >= 1")
+                changes[key] = int(value)
+            else:
+                changes[key] = value
+        return dataclasses.replace(base or cls(), **changes)
+
+
+@dataclass(frozen=True)
 class Workload:
     """One training experiment. Hyperparameters are fields, so a grid is `workload.but(...)`."""
 
@@ -50,6 +116,7 @@ class Workload:
     validation_at: str = "start"
     pixel_scale: float = 1 / 255  # the CNN guide feeds raw 0..255 pixels (scale 1.0)
     seed: int = 42
+    variant: Variant = Variant()
 
     def but(self, **changes: Any) -> Workload:
         """A copy with some hyperparameters changed: `WORKLOAD.but(batch_size=512)`."""

@@ -17,7 +17,9 @@ def test_overhead_prints_a_row_per_case_of_the_experiment(synthetic_data_dir, ca
     assert code == 0
     rows = [line.split() for line in out.splitlines() if line.strip().startswith("batch_size-")]
     assert [row[0] for row in rows] == ["batch_size-50", "batch_size-100"]  # the grid, in its order
-    assert all(row[3].endswith("%") and row[4].startswith("[") and len(row) == 8 for row in rows)
+    # ... plain fit, runner, difference [interval], churn, fit on NumPy, numpy variant, its difference [interval]
+    assert all(row[3].endswith("%") and row[4].startswith("[") and len(row) == 12 for row in rows)
+    assert all(row[9].endswith("%") and row[10].startswith("[") for row in rows)
     assert "one extra fit() call costs" in out
 
 

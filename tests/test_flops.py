@@ -1,6 +1,7 @@
 """FLOP counts from layer shapes, checked against hand-computed values."""
 
 import keras
+import pytest
 
 from fitbench import flops, models
 
@@ -24,3 +25,42 @@ def test_conv_flops_by_hand():
 
 def test_gflops_per_second():
     assert flops.gflops_per_second(2_000_000, 1000, 2.0) == 1.0
+
+
+def profiler_float_ops(model, training: bool) -> int:
+    """TensorFlow's own count (tf.compat.v1.profiler) of one sample's forward pass, or of a
+    training step's forward and backward passes (gradients of every weight)."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32)
+
+    def step(x):
+        if not training:
+            return model(x, training=False)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(x, training=False))
+        return tape.gradient(loss, model.trainable_weights)
+
+    graph = convert_variables_to_constants_v2(tf.function(step).get_concrete_function(spec)).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph=graph, run_meta=tf.compat.v1.RunMetadata(), cmd="op",
+                                         options=options).total_float_ops
+
+
+@pytest.mark.parametrize("name, build", [
+    ("batch-size MLP", lambda: models.mlp((28, 28), units=(300, 100))),
+    ("MNIST MLP", lambda: models.mlp((28, 28), units=(128,))),
+    ("Colab CNN", lambda: models.cnn((28, 28, 1))),
+])
+def test_flop_counts_agree_with_tensorflows_profiler(name, build):
+    # The profiler also counts bias adds, activations, pooling and batch norm, which fitbench
+    # leaves out (O(outputs)): they must stay within a few percent of the matrix products.
+    model = build()
+    ours_forward = sum(flops.forward_flops(layer) for layer in model.layers)
+    theirs_forward = profiler_float_ops(model, training=False)
+    assert ours_forward <= theirs_forward <= ours_forward * 1.05, (name, ours_forward, theirs_forward)
+    ours_training = flops.training_flops_per_sample(model)
+    theirs_training = profiler_float_ops(model, training=True)
+    assert 0.95 <= theirs_training / ours_training <= 1.10, (name, ours_training, theirs_training)

@@ -100,15 +100,20 @@ def test_session_summary_table_and_device_info(synthetic_data_dir, tmp_path):
     header, _, row = summary[start: start + 3]
     assert header.split()[:4] == ["experiment", "case", "dev", "accuracy"]
     assert row.split()[0] == "tiny" and row.split()[2] == "cpu" and ">=0.500 " in row
-    assert max(len(line) for line in summary[start: start + 3]) <= 100
+    assert max(len(line) for line in summary[start: start + 3]) <= 120
     document = json.loads(out.read_text())
     info = document["benchmarks"][0]["extra_info"]
     assert info["check"] == {"metric": "test_accuracy", "threshold": 0.5, "value": info["test"]["accuracy"],
                              "passed": True}
     memory = info["memory"]
     assert memory["host_peak_rss_bytes"] > 0 and memory["device_peak_memory_bytes"] is None  # no GPU here
+    peaks = document["fitbench"].pop("peak_gflops")
+    assert peaks["cpu"]["float32"] > 0  # measured at the start of the session
     assert document["fitbench"] == {"schema": 2, "profile": "smoke", "cpu_replicas": 1, "partial": False,
-                                    "device_comparison": [], "records_without_rounds": []}
+                                    "device_comparison": [], "variant_speedups": [], "records_without_rounds": []}
+    derived = info["derived"]
+    assert 0 < derived["efficiency"] < 1.5
+    assert derived["time_to_accuracy"]["metric"] == "test_accuracy" and derived["time_to_accuracy"]["epochs"] >= 1
 
 
 def test_gate_inside_pytest_names_the_regressed_benchmark(synthetic_data_dir, tmp_path):

@@ -29,7 +29,7 @@ def test_but_changes_one_hyperparameter():
 
 
 def test_every_benchmark_file_exports_its_experiment():
-    assert set(EXPERIMENTS) == {"test_batch_size", "test_mnist_architecture", "test_fashion_cnn"}
+    assert set(EXPERIMENTS) == {"test_batch_size", "test_mnist_architecture", "test_fashion_cnn", "test_variants"}
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
@@ -44,8 +44,10 @@ def test_experiments_declare_every_profile(name):
                 schedule = workload.schedule(profile, kind)
                 assert schedule.epochs >= 3 or profile == "full", "bounded profiles keep at least 2 timed rounds"
                 assert schedule.bound or schedule == workload.schedule("full", kind), "a bounded schedule says why"
-        for kind in KINDS:  # every case runs in full and default; smoke is a subset
-            assert experiment.target("full", case, kind) and experiment.target("default", case, kind)
+        # Every case runs in full on every device, and in default on some device (a case too
+        # slow for one device kind may leave default there, explicitly); smoke is a subset.
+        assert all(experiment.target("full", case, kind) for kind in KINDS)
+        assert any(experiment.target("default", case, kind) for kind in KINDS)
     assert any(experiment.target("smoke", case, "cpu") for case in experiment.cases)
 
 

@@ -1,0 +1,233 @@
+"""Training variants: parsed and checked, honoured by the runner (precision policy set and
+restored, XLA explicit, k steps per call, the NumPy pipeline), part of the measurement; speed-ups
+against the f32 baseline; time to accuracy; efficiency against a measured peak."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import pytest
+
+from fitbench import datasets, devices, peak, runner
+from fitbench.experiments import load_module
+from fitbench.record import DEFAULT_VARIANT, Check, Epoch, Measurement, Record
+from fitbench.results import fastest_reaching_target, variant_speedups
+from fitbench.workloads import Schedule, Variant
+from tests.conftest import ROOT
+from tests.test_runner import RecordingBenchmark
+
+TINY = load_module(ROOT / "tests" / "sample" / "bench_tiny.py").WORKLOAD.but(
+    batch_size=100, schedules={"default": Schedule(epochs=3, train_samples=1050, test_samples=500)})
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(synthetic_data_dir):
+    return datasets.load("fashion_mnist", synthetic_data_dir, allow_download=False)
+
+
+@pytest.fixture(scope="module")
+def cpu():
+    return devices.resolve("cpu")
+
+
+# --- the variant as data ------------------------------------------------------------------------
+
+def test_default_variant_is_the_records_default():
+    assert Variant().as_dict() == DEFAULT_VARIANT and Variant().is_default and Variant().label == "f32"
+
+
+def test_labels_name_every_factor():
+    assert Variant("mixed_bfloat16", True, 32, "numpy").label == "bf16-xla-spe32-numpy"
+
+
+def test_parse_applies_settings_on_a_base():
+    base = Variant(steps_per_execution=32)
+    parsed = Variant.parse(["precision=mixed_bfloat16", "jit_compile=on"], base)
+    assert parsed == Variant("mixed_bfloat16", True, 32, "tf.data")
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("precision=float64", "precision 'float64' is not one of float32, mixed_bfloat16, mixed_float16"),
+    ("xla=on", "KEY one of precision, jit_compile, steps_per_execution, pipeline"),
+    ("steps_per_execution=0", "steps_per_execution must be a whole number >= 1"),
+    ("jit_compile=maybe", "jit_compile is on or off"),
+    ("pipeline=pandas", "pipeline 'pandas' is not one of tf.data, numpy"),
+])
+def test_bad_variants_say_what_is_allowed(setting, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        Variant.parse([setting])
+
+
+@pytest.mark.parametrize("kind, precision, flags, capabilities, slow", [
+    ("cpu", "float32", set(), None, False),
+    ("cpu", "mixed_bfloat16", {"avx512_bf16"}, None, False),
+    ("cpu", "mixed_bfloat16", {"amx_bf16"}, None, False),
+    ("cpu", "mixed_bfloat16", {"avx2"}, None, True),
+    ("cpu", "mixed_float16", {"avx512_bf16", "avx512_fp16"}, None, True),
+    ("gpu", "mixed_float16", None, [(7, 5)], False),
+    ("gpu", "mixed_float16", None, [(6, 1)], True),
+    ("gpu", "mixed_bfloat16", None, [(8, 0), (7, 0)], True),  # the oldest GPU decides
+    ("gpu", "mixed_bfloat16", None, [(9, 0)], False),
+    ("tpu", "mixed_bfloat16", None, None, False),
+    ("tpu", "mixed_float16", None, None, True),
+])
+def test_which_precisions_a_device_runs_fast(kind, precision, flags, capabilities, slow):
+    reason = devices.slow_precision(kind, precision, frozenset(flags or ()), capabilities or [])
+    assert (reason is not None) == slow
+
+
+# --- the runner honours the variant --------------------------------------------------------------
+
+def test_mixed_precision_is_set_for_the_model_and_restored(tiny_dataset, cpu):
+    before = keras.config.dtype_policy().name
+    trainer = runner.EpochRunner(TINY.but(variant=Variant(precision="mixed_bfloat16")), "default", cpu, tiny_dataset)
+    record = trainer.run()
+    assert keras.config.dtype_policy().name == before == "float32"
+    assert trainer.model.layers[1].dtype_policy.name == "mixed_bfloat16"
+    assert trainer.model.layers[-1].compute_dtype == "float32"  # the softmax output
+    assert record.measurement.variant["precision"] == "mixed_bfloat16"
+
+
+def test_the_policy_is_restored_when_building_fails(tiny_dataset, cpu):
+    def broken(input_shape, **_):
+        raise RuntimeError("no model")
+
+    trainer = runner.EpochRunner(TINY.but(model=broken, variant=Variant(precision="mixed_float16")),
+                                 "default", cpu, tiny_dataset)
+    with pytest.raises(RuntimeError, match="no model"):
+        trainer.run()
+    assert keras.config.dtype_policy().name == "float32"
+
+
+def test_float16_trains_with_loss_scaling_and_records_the_inner_optimizer(tiny_dataset, cpu):
+    trainer = runner.EpochRunner(TINY.but(variant=Variant(precision="mixed_float16")), "default", cpu, tiny_dataset)
+    record = trainer.run()
+    assert isinstance(trainer.model.optimizer, keras.optimizers.LossScaleOptimizer)
+    plain = runner.EpochRunner(TINY, "default", cpu, tiny_dataset).run()
+    assert record.measurement.workload == plain.measurement.workload
+    assert record.measurement.differences(plain.measurement) == [
+        "variant.precision: 'mixed_float16' != 'float32'"]
+
+
+def test_xla_is_explicit(tiny_dataset, cpu):
+    trainer = runner.EpochRunner(TINY.but(variant=Variant(jit_compile=True)), "default", cpu, tiny_dataset)
+    trainer.run()
+    assert trainer.model.jit_compile is True
+    plain = runner.EpochRunner(TINY, "default", cpu, tiny_dataset)
+    plain.run()
+    assert plain.model.jit_compile is False  # not "auto"
+
+
+@pytest.mark.parametrize("pipeline", ["tf.data", "numpy"])
+def test_k_steps_per_call_train_each_epoch_exactly(tiny_dataset, cpu, monkeypatch, pipeline):
+    # 1,050 samples in batches of 100: 11 steps an epoch, calls of 4, 4 and 3 steps.
+    trainer = runner.EpochRunner(TINY.but(variant=Variant(steps_per_execution=4, pipeline=pipeline)),
+                                 "default", cpu, tiny_dataset)
+    calls: list[tuple[int, int]] = []
+    original = runner.EpochRunner.calls
+
+    def spy(self):
+        for first, last, iterator in original(self):
+            calls.append((first, last))
+            yield first, last, iterator
+
+    monkeypatch.setattr(runner.EpochRunner, "calls", spy)
+    record = trainer.run(RecordingBenchmark())
+    assert calls == [(0, 3), (4, 7), (8, 11)] * 2 if pipeline == "numpy" else [(0, 3), (4, 7), (8, 10)] * 2
+    # Every sample trained once per epoch: 3 epochs x 11 steps.
+    assert int(trainer.model.optimizer.iterations.numpy()) == 3 * 11
+    assert record.measurement.variant["steps_per_execution"] == 4
+
+
+def test_numpy_pipeline_trains_from_the_arrays_through_fits_adapter(tiny_dataset, cpu, monkeypatch):
+    fits = []
+    original_fit = keras.Model.fit
+
+    def fit(self, x=None, y=None, **kwargs):
+        fits.append(type(x).__name__)
+        return original_fit(self, x, y, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    benchmark = RecordingBenchmark()
+    numpy = TINY.but(variant=Variant(pipeline="numpy"))
+    record = runner.EpochRunner(numpy, "default", cpu, tiny_dataset).run(benchmark)
+    assert fits == ["ndarray"]  # epoch 1; the rounds run fit's epoch loop
+    assert benchmark.rounds == 2 and len(record.epochs) == 3
+    assert record.measurement.variant["pipeline"] == "numpy" and record.test_accuracy > 0.5
+
+
+# --- speed-ups, time to accuracy, efficiency ------------------------------------------------------
+
+def _record(case: str, seconds: list[float], variant: dict | None = None, accuracy: float = 0.9,
+            threshold: float = 0.8) -> Record:
+    measurement = Measurement("default", "cpu", 1, 32, 32, {"epochs": len(seconds)}, {"name": "w"},
+                              dict(variant or DEFAULT_VARIANT))
+    epochs = [Epoch(s, 0.5, 0.9, test_accuracy=accuracy) for s in seconds]
+    record = Record(measurement, epochs, test_accuracy=accuracy, name=f"test_variants[cpu-{case}]", case=case,
+                    flops_per_sample=1_000_000)
+    record.check = Check("test_accuracy", threshold, accuracy)
+    return record
+
+
+def test_a_variant_is_compared_with_the_f32_of_the_same_measurement():
+    base = _record("w-f32", [1.0, 1.0, 1.02, 0.98, 1.01, 0.99, 1.0, 1.0])
+    fast = _record("w-bf16", [0.6, 0.5, 0.51, 0.49, 0.5, 0.5, 0.52, 0.48],
+                   {**DEFAULT_VARIANT, "precision": "mixed_bfloat16"})
+    (speedup,) = variant_speedups([base, fast])
+    assert speedup.baseline_case == "w-f32" and speedup.variant == "bf16"
+    assert speedup.low < speedup.ratio < speedup.high and 1.9 < speedup.ratio < 2.1
+    (fastest, _group), = fastest_reaching_target([base, fast])
+    assert fastest is fast
+
+
+def test_a_variant_below_its_target_is_never_the_fastest():
+    base = _record("w-f32", [1.0] * 6)
+    fast = _record("w-xla", [0.5] * 6, {**DEFAULT_VARIANT, "jit_compile": True}, accuracy=0.7)
+    (fastest, _group), = fastest_reaching_target([base, fast])
+    assert fastest is base
+
+
+def test_different_measurements_are_not_paired():
+    base = _record("w-f32", [1.0] * 6)
+    other = _record("w-bf16", [0.5] * 6, {**DEFAULT_VARIANT, "precision": "mixed_bfloat16"})
+    other.measurement = Measurement("default", "cpu", 1, 64, 64, {"epochs": 6}, {"name": "w"}, other.variant)
+    assert variant_speedups([base, other]) == []
+
+
+def test_time_to_accuracy_counts_training_seconds_until_the_target():
+    record = _record("w-f32", [3.0, 1.0, 1.0, 1.0])
+    for epoch, value in zip(record.epochs, [0.5, 0.7, 0.85, 0.9], strict=True):
+        epoch.test_accuracy = value
+    reached = record.time_to_accuracy()
+    assert (reached.seconds, reached.epochs) == (5.0, 3)
+    assert record.to_json()["derived"]["time_to_accuracy"]["seconds"] == 5.0
+
+
+def test_time_to_accuracy_is_null_with_the_reason_when_never_reached():
+    record = _record("w-f32", [3.0, 1.0], accuracy=0.7)
+    never = record.time_to_accuracy()
+    assert never.seconds is None and "never reached 0.8 in 2 epochs (best 0.7000)" in never.reason
+    assert Record.from_json(record.to_json()).time_to_accuracy().reason == never.reason
+
+
+def test_efficiency_is_achieved_over_the_peak_of_the_variants_precision():
+    measured = {"cpu": {"float32": 100.0, "mixed_bfloat16": 400.0}}
+    assert peak.efficiency(50.0, "cpu", "float32", measured) == 0.5
+    assert peak.efficiency(50.0, "cpu", "mixed_bfloat16", measured) == 0.125
+    assert peak.efficiency(50.0, "cpu", "mixed_float16", measured) is None  # not measured: not fast here
+    assert peak.efficiency(math.nan, "cpu", "float32", measured) is None
+
+
+def test_the_peak_is_measured_once_per_fingerprint(cpu, monkeypatch):
+    calls = []
+    monkeypatch.setattr(peak, "matmul_gflops", lambda device, precision: calls.append(precision) or 123.0)
+    first, cache = peak.peaks([cpu], {})
+    again, _ = peak.peaks([cpu], cache)
+    assert first == again and calls == peak.fast_precisions("cpu")
+    peak.peaks([cpu], cache, remeasure=True)
+    assert calls == peak.fast_precisions("cpu") * 2
+
+
+def test_a_real_peak_is_a_positive_rate(cpu):
+    assert peak.matmul_gflops(cpu, "float32", size=256) > 0
