@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from fitbench import peak
+from fitbench import results
 from fitbench.gate import INFORMATIONAL, OVERALL, REGRESSION, Comparison, Verdict
 from fitbench.record import COMPLETED, Record
 from fitbench.results import Speedup, VariantSpeedup, device_speedups, fastest_reaching_target, variant_speedups
@@ -59,7 +59,7 @@ def _fit(text: str, width: int) -> str:
 
 
 def efficiency(record: Record, peaks: dict | None) -> str:
-    value = peak.efficiency(record.gflops_per_second, record.device, record.variant.get("precision", "float32"),
+    value = results.efficiency(record.gflops_per_second, record.device, record.variant.get("precision", "float32"),
                             peaks or {}) if record.steady_seconds else None
     return "-" if value is None else f"{value:.0%}" if value >= 0.1 else f"{value:.1%}"
 
@@ -135,7 +135,11 @@ def _checks(verdict: Verdict) -> str:
     first = verdict.first_epoch
     first_text = (f"first epoch x{verdict.first_epoch_ratio:.2f} ({first}"
                   + (", not gated" if first == INFORMATIONAL else "") + ")")
-    return f"accuracy {verdict.accuracy}, {first_text}"
+    efficiency = ""
+    if verdict.baseline_efficiency is not None and verdict.candidate_efficiency is not None:
+        efficiency = (f", efficiency {verdict.baseline_efficiency:.1%} -> {verdict.candidate_efficiency:.1%} of each "
+                      "machine's peak (secondary, not gated)")
+    return f"accuracy {verdict.accuracy}, {first_text}{efficiency}"
 
 
 def verdict_lines(comparison: Comparison) -> list[str]:

@@ -41,7 +41,7 @@ from typing import Any
 from fitbench import stats
 from fitbench.options import GateSettings
 from fitbench.record import COMPLETED, MACHINE_KEYS, SOFTWARE_KEYS, SOFTWARE_NAMES, Record
-from fitbench.results import Run
+from fitbench.results import PEAK_KEY, Run, efficiency
 from fitbench.thresholds import ASSUMED_RUN_NOISE, Thresholds, thresholds_for
 
 REGRESSION, IMPROVEMENT, NO_CHANGE, INCONCLUSIVE = "regression", "improvement", "no change", "inconclusive"
@@ -80,6 +80,10 @@ class Verdict:
     baseline_accuracy: float | None = None
     candidate_accuracy: float | None = None
     first_epoch_ratio: float = math.nan
+    # Secondary, never gated: training FLOP/s over each run's own measured matmul peak, the one
+    # figure that means the same on two machines.
+    baseline_efficiency: float | None = None
+    candidate_efficiency: float | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
     method: str = ""  # which test decided the epoch-time verdict
     note: str = ""
@@ -230,6 +234,13 @@ def _first_epoch_test(base: list[Record], cand: list[Record], limits: Thresholds
     return ratio, stats.p_greater(b, c, factor), stats.p_greater(c, b, factor)
 
 
+def _efficiency(records: list[Record], peaks_of: dict[int, dict]) -> float | None:
+    values = [efficiency(r.gflops_per_second, r.device, r.variant.get("precision", "float32"), peaks_of[id(r)])
+              for r in records if r.steady_seconds]
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
 def _accuracy(records: list[Record]) -> float | None:
     values = [r.accuracy for r in records if r.accuracy is not None]
     return statistics.fmean(values) if values else None
@@ -255,6 +266,8 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
             + "; to ask whether that change made training slower, pass --compare-software "
             "(--gate-compare-software in pytest)")
     base_rows, cand_rows = _pool(baseline), _pool(candidate)
+    peaks_of = {id(record): run.fitbench.get(PEAK_KEY) or {} for run in [*baseline, *candidate]
+                for record in run.records}
     names = list(cand_rows) + [name for name in base_rows if name not in cand_rows]  # grid order
     verdicts: dict[str, Verdict] = {}
     tested: list[tuple[str, float, float]] = []  # (name, p_regression, p_improvement)
@@ -312,7 +325,8 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
             name, "", accuracy=accuracy, ratio=shift.ratio, ratio_low=shift.ratio_low,
             ratio_high=shift.ratio_high, baseline_epochs=sum(len(r.steady_seconds) for r in base),
             candidate_epochs=sum(len(r.steady_seconds) for r in cand), baseline_accuracy=base_acc,
-            candidate_accuracy=cand_acc, first_epoch_ratio=first_ratio, thresholds=asdict(limits), method=method)
+            candidate_accuracy=cand_acc, first_epoch_ratio=first_ratio, thresholds=asdict(limits), method=method,
+            baseline_efficiency=_efficiency(base, peaks_of), candidate_efficiency=_efficiency(cand, peaks_of))
     if not tested and not any(v.verdict == FAILED for v in verdicts.values()):
         reasons = [f"{v.name}: {v.verdict}" + (f" ({v.note})" if v.note else "") for v in verdicts.values()]
         raise NothingComparable("no benchmark measured the same thing in both runs:\n  " + "\n  ".join(reasons))

@@ -21,9 +21,6 @@ from fitbench import devices
 from fitbench.devices import Device
 from fitbench.workloads import PRECISIONS
 
-# In the run's fitbench section, not in machine_info: pytest-benchmark compares machine_info
-# for equality on every --benchmark-compare, and a re-measured peak is never bit-equal.
-RUN_KEY = "peak_gflops"
 CACHE_KEY = "fitbench/peak_gflops"
 COMPUTE_DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}
 # Large enough to reach the peak, small enough for a few seconds on the slowest of each kind.
@@ -90,13 +87,3 @@ def peaks(found: Iterable[Device], cache: dict[str, dict[str, float]] | None = N
                           for precision in fast_precisions(device.kind)}
         out[device.kind] = dict(cache[key])
     return out, cache
-
-
-def efficiency(gflops_per_second: float, kind: str, precision: str,
-               measured: dict[str, dict[str, float]]) -> float | None:
-    """Model FLOPs utilisation: achieved training GFLOP/s over the device's peak in the
-    variant's precision (None when that peak was not measured)."""
-    peak = (measured.get(kind) or {}).get(precision)
-    if not peak or not math.isfinite(gflops_per_second):
-        return None
-    return gflops_per_second / peak

@@ -15,7 +15,7 @@ import pytest
 from fitbench import devices, durable, format, gate, peak, progress, turns
 from fitbench.options import GateSettings
 from fitbench.record import SCHEMA_VERSION, Record, RecordError
-from fitbench.results import NotBenchmarkJSON, Run, device_speedups, load_run, variant_speedups
+from fitbench.results import PEAK_KEY, NotBenchmarkJSON, Run, device_speedups, efficiency, load_run, variant_speedups
 from fitbench.workloads import Variant
 
 # The runner's Record of a test, stored by the `train` fixture; written when its report is made.
@@ -325,15 +325,15 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
         durable.PARTIAL_KEY: bool(getattr(config, "fitbench_interrupted", False)),
         "device_comparison": [s.as_dict() for s in device_speedups(records)],
         "variant_speedups": [s.as_dict() for s in variant_speedups(records)],
-        peak.RUN_KEY: measured_peaks(config),
+        PEAK_KEY: measured_peaks(config),
         RECORDS_WITHOUT_ROUNDS: without_rounds,
     }
     # Per benchmark, for readers of the JSON: efficiency against this machine's peak.
-    measured = output_json["fitbench"][peak.RUN_KEY]
+    measured = output_json["fitbench"][PEAK_KEY]
     for bench, record in zip(output_json.get("benchmarks", []), records_by_name(output_json, records), strict=True):
         if record is not None:
             derived = bench["extra_info"].setdefault("derived", {})
-            derived["efficiency"] = peak.efficiency(record.gflops_per_second, record.device,
+            derived["efficiency"] = efficiency(record.gflops_per_second, record.device,
                                                     record.variant.get("precision", "float32"), measured)
 
 

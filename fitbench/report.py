@@ -21,11 +21,11 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from fitbench import experiments, peak  # noqa: E402
+from fitbench import experiments  # noqa: E402
 from fitbench.experiments import Experiment, Plot  # noqa: E402
 from fitbench.format import efficiency, number, variant_lines  # noqa: E402
 from fitbench.record import Record  # noqa: E402
-from fitbench.results import Run, device_speedups, load_run, variant_speedups  # noqa: E402
+from fitbench.results import PEAK_KEY, Run, device_speedups, load_run, variant_speedups  # noqa: E402
 
 DEVICES = ("cpu", "gpu", "tpu")
 MARKERS = {"cpu": "o", "gpu": "s", "tpu": "^"}
@@ -87,7 +87,7 @@ def table(entries: list[Entry], source_column: bool) -> list[str]:
             f"{number(row.samples_per_second, 0)} | {number(row.first_epoch_seconds, 2)} | "
             f"{row.time_to_accuracy().describe() if row.check else '-'} | "
             f"{number(row.gflops_per_second, 1)} | "
-            f"{efficiency(row, entry.run.fitbench.get(peak.RUN_KEY))} | "
+            f"{efficiency(row, entry.run.fitbench.get(PEAK_KEY))} | "
             f"{schedule.get('epochs')} x {schedule.get('train_samples'):,} | "
             f"{schedule.get('bound') or 'full schedule'} |" + (f" {entry.run.label} |" if source_column else ""))
     return lines

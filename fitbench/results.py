@@ -226,3 +226,18 @@ def fastest_reaching_target(records: list[Record]) -> list[tuple[Record, list[Re
         if passed:
             out.append((min(passed, key=lambda r: r.median_epoch_seconds), group))
     return out
+
+
+# In the run's fitbench section, not in machine_info: pytest-benchmark compares machine_info
+# for equality on every --benchmark-compare, and a re-measured peak is never bit-equal.
+PEAK_KEY = "peak_gflops"
+
+
+def efficiency(gflops_per_second: float, kind: str, precision: str,
+               measured: dict[str, dict[str, float]]) -> float | None:
+    """Model FLOPs utilisation: achieved training GFLOP/s over the device's peak in the
+    variant's precision (None when that peak was not measured)."""
+    peak = (measured.get(kind) or {}).get(precision)
+    if not peak or not math.isfinite(gflops_per_second):
+        return None
+    return gflops_per_second / peak

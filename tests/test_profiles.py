@@ -97,3 +97,12 @@ def test_a_file_without_an_experiment_is_a_clear_error(tmp_path):
     path.write_text("def test_x():\n    pass\n")
     with pytest.raises(ValueError, match="exports no EXPERIMENT"):
         experiments.load(path)
+
+
+def test_the_f32_variants_are_the_other_experiments_benchmarks():
+    # The same measurement: test_variants' f32 cases are read from those files, not copied.
+    variants, batch_size, cnn = (EXPERIMENTS[name] for name in ("test_variants", "test_batch_size", "test_fashion_cnn"))
+    assert variants.workload_of("mlp-b32-f32") == batch_size.workload_of("batch_size-32")
+    assert variants.workload_of("mlp-b512-f32") == batch_size.workload_of("batch_size-512")
+    assert variants.workload_of("cnn-f32") == cnn.workload
+    assert variants.workload_of("cnn-bf16").variant.precision == "mixed_bfloat16"

@@ -12,7 +12,7 @@ import pytest
 from fitbench import datasets, devices, peak, runner
 from fitbench.experiments import load_module
 from fitbench.record import DEFAULT_VARIANT, Check, Epoch, Measurement, Record
-from fitbench.results import fastest_reaching_target, variant_speedups
+from fitbench.results import efficiency, fastest_reaching_target, variant_speedups
 from fitbench.workloads import Schedule, Variant
 from tests.conftest import ROOT
 from tests.test_runner import RecordingBenchmark
@@ -213,10 +213,10 @@ def test_time_to_accuracy_is_null_with_the_reason_when_never_reached():
 
 def test_efficiency_is_achieved_over_the_peak_of_the_variants_precision():
     measured = {"cpu": {"float32": 100.0, "mixed_bfloat16": 400.0}}
-    assert peak.efficiency(50.0, "cpu", "float32", measured) == 0.5
-    assert peak.efficiency(50.0, "cpu", "mixed_bfloat16", measured) == 0.125
-    assert peak.efficiency(50.0, "cpu", "mixed_float16", measured) is None  # not measured: not fast here
-    assert peak.efficiency(math.nan, "cpu", "float32", measured) is None
+    assert efficiency(50.0, "cpu", "float32", measured) == 0.5
+    assert efficiency(50.0, "cpu", "mixed_bfloat16", measured) == 0.125
+    assert efficiency(50.0, "cpu", "mixed_float16", measured) is None  # not measured: not fast here
+    assert efficiency(math.nan, "cpu", "float32", measured) is None
 
 
 def test_the_peak_is_measured_once_per_fingerprint(cpu, monkeypatch):
