@@ -64,6 +64,20 @@ def pytest_addoption(parser):
         "over them (exercises the multi-replica path without GPUs)",
     )
     group.addoption(
+        "--cluster",
+        choices=("auto", "tf_config", "slurm", "none"),
+        default="auto",
+        help="train as one worker of a cluster (MultiWorkerMirroredStrategy): 'auto' (default) when "
+        "TF_CONFIG is set or in a Slurm job step of 2+ tasks (srun -n N); 'none' never; on one machine "
+        "`fitbench workers N -- pytest ...` starts the workers",
+    )
+    group.addoption(
+        "--batch-per-worker",
+        action="store_true",
+        help="in a cluster, each case's batch size is per worker (global batch = batch x workers: weak "
+        "scaling, as `fitbench workers N --scaling` runs it); default: it is the global batch",
+    )
+    group.addoption(
         "--profile",
         choices=PROFILES,
         default=DEFAULT_PROFILE,

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from fitbench.cluster import Cluster
+
 KINDS = ("cpu", "gpu", "tpu")
 TPU_ENV_VARS = ("TPU_NAME", "COLAB_TPU_ADDR")
 
@@ -26,6 +28,10 @@ class Device:
     kind: str
     strategy: tf.distribute.Strategy
     description: str
+    # In a cluster session: training processes, their task counts ({"worker": 2}) and the cores
+    # each may use (its CPU affinity); one process and {} otherwise.
+    workers: int = 1
+    cluster: dict | None = None
 
     @property
     def replicas(self) -> int:
@@ -49,26 +55,61 @@ def parse_kinds(text: str) -> list[str]:
 
 
 _configured = False
+_cluster: tuple[Cluster, tf.distribute.MultiWorkerMirroredStrategy] | None = None
 
 
-def configure(cpu_replicas: int = 1) -> None:
+def configure(cpu_replicas: int = 1, cluster: Cluster | None = None) -> None:
     """Set what must be set before TensorFlow initializes its devices; idempotent.
 
     GPU memory growth is turned on so that one session can build many models without the
     first one reserving all GPU memory. `cpu_replicas` > 1 splits the CPU into that many
     logical devices so that MirroredStrategy with several replicas can run without GPUs.
+    In a `cluster` session the MultiWorkerMirroredStrategy is made here: TensorFlow requires it
+    before any other TensorFlow call, and it waits until every worker has started.
     """
-    global _configured
+    global _configured, _cluster
     if _configured:
         return
-    for gpu in tf.config.list_physical_devices("GPU"):
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
+    if cluster is not None and cpu_replicas > 1:
+        raise ValueError("--cpu-replicas splits one process's CPU; a cluster worker trains on its own "
+                         "CPU or GPUs: drop --cpu-replicas")
     if cpu_replicas > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(cpu_replicas)]
         )
+    if cluster is not None:
+        _cluster = (cluster, multi_worker_strategy(cluster, bool(gpus)))
     _configured = True
+
+
+def multi_worker_strategy(cluster: Cluster, gpus: bool) -> tf.distribute.MultiWorkerMirroredStrategy:
+    """All-reduce over every worker's local GPUs (NCCL) or its CPU (ring all-reduce over gRPC)."""
+    implementation = tf.distribute.experimental.CommunicationImplementation
+    options = tf.distribute.experimental.CommunicationOptions(
+        implementation=implementation.NCCL if gpus else implementation.RING)
+    return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster.resolver(),
+                                                     communication_options=options)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def current_cluster() -> Cluster | None:
+    """The cluster this session is a worker of (set by configure), else None."""
+    return _cluster[0] if _cluster is not None else None
+
+
+def cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def cpu_name() -> str:
@@ -165,6 +206,8 @@ def resolve(kind: str, tpu: str | None = None) -> Device:
     """
     if kind not in KINDS:
         raise UnknownDevice(f"unknown device {kind!r}: choose from {', '.join(KINDS)}")
+    if _cluster is not None:
+        return _resolve_cluster(kind, *_cluster)
     if kind == "cpu":
         cpus = tf.config.list_logical_devices("CPU")
         cores = f"{os.cpu_count()} cores"
@@ -185,6 +228,21 @@ def resolve(kind: str, tpu: str | None = None) -> Device:
             return Device("gpu", tf.distribute.OneDeviceStrategy("/gpu:0"), names[0])
         return Device("gpu", tf.distribute.MirroredStrategy(), f"{len(gpus)} x {', '.join(sorted(set(names)))}")
     return _resolve_tpu(tpu_address(tpu))
+
+
+def _resolve_cluster(kind: str, cluster: Cluster, strategy: tf.distribute.Strategy) -> Device:
+    """In a cluster session every worker trains on its GPUs when it has any, else on its CPU."""
+    local = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+    if kind == "tpu":
+        raise DeviceUnavailable("a cluster session trains with MultiWorkerMirroredStrategy; a TPU pod slice is "
+                                "one TPUStrategy session: run it without TF_CONFIG, with --tpu POD_NAME")
+    if kind != local:
+        raise DeviceUnavailable(f"this cluster's workers train on their {local.upper()}"
+                                f"{'s' if local == 'gpu' else ''}; run {kind} tests in a session outside the cluster")
+    per_worker = gpu_names() if local == "gpu" else [f"{cpu_name()} ({cores()} cores)"]
+    description = f"{cluster.workers} workers x {', '.join(per_worker)}"
+    return Device(kind, strategy, description, workers=cluster.workers,
+                  cluster={**cluster.tasks, "cores_per_worker": cores()})
 
 
 def _resolve_tpu(address: str | None) -> Device:
@@ -208,13 +266,19 @@ def _resolve_tpu(address: str | None) -> Device:
 
 def describe(tpu: str | None = None) -> list[str]:
     """One line per device kind, for the pytest header: what was found, in plain words."""
-    cpus = len(tf.config.list_logical_devices("CPU"))
+    # In a cluster the logical devices are every worker's: this machine's CPU is not split.
+    cpus = len(tf.config.list_logical_devices("CPU")) if _cluster is None else 1
     split = f", split into {cpus} logical devices (--cpu-replicas {cpus})" if cpus > 1 else ""
     lines = [f"cpu: {cpu_name()}, {os.cpu_count()} cores{split}"]
     names = gpu_names()
     lines.append(f"gpu: {', '.join(names)}" if names else "gpu: none")
     address = tpu_address(tpu)
     lines.append(f"tpu: {address} (connected when a tpu test starts)" if address else "tpu: none configured")
+    if _cluster is not None:
+        cluster, strategy = _cluster
+        collective = "NCCL" if names else "ring all-reduce over gRPC"
+        lines.insert(0, f"cluster: {cluster.describe()}; {strategy.num_replicas_in_sync} replicas, "
+                        f"{collective}, {plural(cores(), 'core')} for this worker")
     return lines
 
 
@@ -224,11 +288,17 @@ def synchronize() -> None:
     GPUs run kernels asynchronously: without this an epoch could be timed before its last
     steps ran. Devices without a SyncDevice kernel fall back to draining TF's own queues.
     """
+    from tensorflow.python.eager import context
+
+    if _cluster is not None:
+        # SyncDevice cannot run in a multi-worker eager context ("Haven't set up remote eager
+        # worker"); the runner's barrier (an all-reduce read back to the host) waits for the
+        # devices' streams.
+        context.async_wait()
+        return
     try:
         tf.test.experimental.sync_devices()
     except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
-        from tensorflow.python.eager import context
-
         context.async_wait()
 
 

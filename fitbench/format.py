@@ -44,7 +44,7 @@ def ratio(verdict: Verdict) -> str:
 # --- the session summary ----------------------------------------------------------------------
 
 COLUMNS = [  # (title, width, right-aligned)
-    ("experiment", 18, False), ("case", 22, False), ("dev", 5, False), ("accuracy", 13, True),
+    ("experiment", 18, False), ("case", 22, False), ("dev", 7, False), ("accuracy", 13, True),
     ("s/epoch", 8, True), ("samples/s", 9, True), ("1st ep s", 8, True), ("to acc s", 8, True),
     ("eff", 5, True), ("speedup", 7, True),
 ]
@@ -58,9 +58,15 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "~"
 
 
+def device_label(record: Record) -> str:
+    """'cpu', 'cpux2' (2 replicas in one process), 'cpu/2w' (2 workers of a cluster)."""
+    workers, replicas = record.measurement.workers, record.measurement.replicas
+    local = replicas // max(workers, 1)
+    return record.device + (f"x{local}" if local > 1 else "") + (f"/{workers}w" if workers > 1 else "")
+
+
 def efficiency(record: Record, peaks: dict | None) -> str:
-    value = results.efficiency(record.gflops_per_second, record.device, record.variant.get("precision", "float32"),
-                            peaks or {}) if record.steady_seconds else None
+    value = results.efficiency(record, peaks)
     return "-" if value is None else f"{value:.0%}" if value >= 0.1 else f"{value:.1%}"
 
 
@@ -78,10 +84,8 @@ def summary_lines(records: Sequence[Record], speedups: list[Speedup] | None = No
     out = [header, "-" * len(header)]
     for record in records:
         speedup = ratios.get((record.experiment, record.case, record.device))
-        replicas = record.measurement.replicas
         cells = [
-            record.experiment.removeprefix("test_"), record.case or "-",
-            record.device + (f"x{replicas}" if replicas > 1 else ""), accuracy_check(record),
+            record.experiment.removeprefix("test_"), record.case or "-", device_label(record), accuracy_check(record),
             number(record.median_epoch_seconds, 3), number(record.samples_per_second, 0),
             number(record.first_epoch_seconds, 2),
             number(record.time_to_accuracy().seconds, 1) if record.check else "",

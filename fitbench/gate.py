@@ -235,8 +235,7 @@ def _first_epoch_test(base: list[Record], cand: list[Record], limits: Thresholds
 
 
 def _efficiency(records: list[Record], peaks_of: dict[int, dict]) -> float | None:
-    values = [efficiency(r.gflops_per_second, r.device, r.variant.get("precision", "float32"), peaks_of[id(r)])
-              for r in records if r.steady_seconds]
+    values = [efficiency(r, peaks_of[id(r)]) for r in records]
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fitbench import cluster as clusters
 from fitbench import devices, durable, format, gate, peak, progress, turns
 from fitbench.options import GateSettings
 from fitbench.record import SCHEMA_VERSION, Record, RecordError
@@ -40,18 +41,47 @@ def pytest_configure(config: pytest.Config) -> None:
         config.fitbench_variant = Variant.parse(config.getoption("variant")) if config.getoption("variant") else None
     except ValueError as error:
         raise pytest.UsageError(str(error)) from error
+    try:
+        config.fitbench_cluster = clusters.detect(config.getoption("cluster"))
+    except clusters.ClusterError as error:
+        raise pytest.UsageError(str(error)) from error
+    if config.fitbench_cluster is not None:
+        if config.getoption("numprocesses", None):
+            raise pytest.UsageError("a cluster worker cannot use pytest-xdist (-n): its workers would train "
+                                    "apart from the cluster; drop -n")
+        if not config.fitbench_cluster.is_chief:
+            write_no_results(config)
     configure_gate(config)
     name_saved_run(config)
     config.fitbench_compare_notes = choose_compared_run(config)
     config.pluginmanager.register(SessionRecords(config), "fitbench-records")
     config.fitbench_interrupted = False
-    if not hasattr(config, "workerinput"):
+    if not hasattr(config, "workerinput") and is_chief(config):
         config.pluginmanager.register(durable.DurableResults(config), "fitbench-durable")
         durable.install_signal_handlers()
-    # Must run before anything initializes TensorFlow's devices.
-    devices.configure(cpu_replicas=config.getoption("cpu_replicas"))
+    # Must run before anything initializes TensorFlow's devices (in a cluster: waits for every worker).
+    try:
+        devices.configure(cpu_replicas=config.getoption("cpu_replicas"), cluster=config.fitbench_cluster)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from error
     config.fitbench_progress = start_progress(config)
     join_ring(config)
+
+
+def is_chief(config: pytest.Config) -> bool:
+    """Whether this session writes results: always, unless it is a cluster worker other than the chief."""
+    cluster = getattr(config, "fitbench_cluster", None)
+    return cluster is None or cluster.is_chief
+
+
+def write_no_results(config: pytest.Config) -> None:
+    """A cluster worker other than the chief trains in step with it but writes nothing: no JSON,
+    no saved run, no comparison, no gate (before pytest-benchmark reads these options)."""
+    for name, value in (("benchmark_json", None), ("benchmark_save", None), ("benchmark_autosave", None),
+                        ("benchmark_save_data", False), ("benchmark_compare", None),
+                        ("benchmark_compare_fail", None), ("benchmark_histogram", None), ("gate", [])):
+        if hasattr(config.option, name):
+            setattr(config.option, name, value)
 
 
 def start_progress(config: pytest.Config) -> progress.Progress | None:
@@ -193,7 +223,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def skipped_variant(config: pytest.Config, kind: str, variant: Variant) -> str | None:
     """Why `variant` is skipped on `kind`: no fast path for its precision there, and the user
-    asked for neither --slow-variants nor --variant precision=...; None to run it."""
+    asked for neither --slow-variants nor --variant precision=...; or it cannot train in a
+    cluster (the numpy pipeline needs fit); None to run it."""
+    if variant.pipeline == "numpy" and getattr(config, "fitbench_cluster", None) is not None:
+        from fitbench.runner import NUMPY_IN_CLUSTER
+
+        return NUMPY_IN_CLUSTER
     slow = devices.slow_precision(kind, variant.precision)
     asked = any(setting.replace(" ", "").startswith("precision=") for setting in config.getoption("variant"))
     if slow and not (asked or config.getoption("slow_variants")):
@@ -320,6 +355,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
         "schema": SCHEMA_VERSION,
         "profile": config.getoption("profile"),
         "cpu_replicas": config.getoption("cpu_replicas"),
+        "cluster": (config.fitbench_cluster.describe() if getattr(config, "fitbench_cluster", None) else None),
         # True while the session runs (fitbench.durable rewrites the file after each test) and
         # when it was interrupted: the file holds the benchmarks that finished.
         durable.PARTIAL_KEY: bool(getattr(config, "fitbench_interrupted", False)),
@@ -333,8 +369,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
     for bench, record in zip(output_json.get("benchmarks", []), records_by_name(output_json, records), strict=True):
         if record is not None:
             derived = bench["extra_info"].setdefault("derived", {})
-            derived["efficiency"] = efficiency(record.gflops_per_second, record.device,
-                                                    record.variant.get("precision", "float32"), measured)
+            derived["efficiency"] = efficiency(record, measured)
 
 
 # --- --benchmark-compare: like with like --------------------------------------------------------

@@ -8,6 +8,7 @@ groups are pytest-benchmark's own (``name``, ``group``, ``params``), not copied.
 A record says what it measured as a `Measurement`: the workload (model and its arguments,
 dataset, optimizer and its settings, loss, seed, input), the schedule (epochs and sample
 counts, and why it is bounded), the profile, the device kind, replicas and batch sizes,
+the workers and the cluster's shape (a 2-worker run is never compared with a 1-worker one),
 and the training variant (precision, XLA, steps per execution, input pipeline). Two
 records are compared only when their measurements are equal; `Measurement.differences`
 names the fields that are not. The machine and the software under test are the run's
@@ -65,6 +66,10 @@ class Measurement:
     # How many trainings shared the machine (pytest-xdist workers): times of 2 trainings on one
     # machine are not those of one.
     concurrent: int = 1
+    # Processes that trained it together (a cluster's workers, MultiWorkerMirroredStrategy), and
+    # the cluster's shape: its tasks and each worker's cores ({} outside a cluster).
+    workers: int = 1
+    cluster: dict[str, Any] = field(default_factory=dict)
 
     def flat(self) -> dict[str, Any]:
         """Every field as 'dotted.name': value, for naming differences."""

@@ -21,7 +21,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from fitbench import experiments  # noqa: E402
+from fitbench import experiments, scaling  # noqa: E402
 from fitbench.experiments import Experiment, Plot  # noqa: E402
 from fitbench.format import efficiency, number, variant_lines  # noqa: E402
 from fitbench.record import Record  # noqa: E402
@@ -67,8 +67,8 @@ def colors(count: int) -> list:
 
 def _variation(record: Record) -> str:
     """What sets a measurement apart beyond case and device, for labels ('2 replicas')."""
-    replicas = record.measurement.replicas
-    return f", {replicas} replicas" if replicas > 1 else ""
+    replicas, workers = record.measurement.replicas, record.measurement.workers
+    return (f", {replicas} replicas" if replicas > 1 else "") + (f", {workers} workers" if workers > 1 else "")
 
 
 def table(entries: list[Entry], source_column: bool) -> list[str]:
@@ -335,6 +335,13 @@ def render(runs: Sequence[Run], directory: Path, known: dict[str, Experiment] | 
         lines += [f"* {line.strip()}" for line in variants[1:]]
         made = variant_plot(directory / "variant_speedup.png", newest_records)
         lines += ["", f"![{made.stem}]({made.name})"]
+
+    figures = [figure for run in runs for figure in run.fitbench.get(scaling.KEY) or []]
+    if figures:
+        lines += ["", "## Scaling", "", "Weak scaling (`fitbench workers N --scaling`): the same batch per worker "
+                  "and cores per worker on 1 and N workers; efficiency = N workers' samples/s over N x one "
+                  "worker's, with its 90% interval.", ""]
+        lines += [f"* {scaling.WeakScaling.from_dict(figure).describe()}" for figure in figures]
 
     lines += ["", "## History", ""]
     histories = []

@@ -233,11 +233,11 @@ def fastest_reaching_target(records: list[Record]) -> list[tuple[Record, list[Re
 PEAK_KEY = "peak_gflops"
 
 
-def efficiency(gflops_per_second: float, kind: str, precision: str,
-               measured: dict[str, dict[str, float]]) -> float | None:
+def efficiency(record: Record, measured: dict[str, dict[str, float]] | None) -> float | None:
     """Model FLOPs utilisation: achieved training GFLOP/s over the device's peak in the
-    variant's precision (None when that peak was not measured)."""
-    peak = (measured.get(kind) or {}).get(precision)
-    if not peak or not math.isfinite(gflops_per_second):
+    variant's precision (None when that peak was not measured or no epoch was timed). A
+    cluster's over its workers' peaks, each worker's measured as the chief's."""
+    peak = ((measured or {}).get(record.device) or {}).get(record.variant.get("precision", "float32"))
+    if not peak or not record.steady_seconds or not math.isfinite(record.gflops_per_second):
         return None
-    return gflops_per_second / peak
+    return record.gflops_per_second / (peak * record.measurement.workers)

@@ -26,6 +26,16 @@ an epoch stops at the epoch's end. The ``numpy`` pipeline trains from the split'
 through Keras' own adapter: epoch 1 is ``fit(x, y)``, and each round runs ``fit``'s epoch loop
 over the same ``TFEpochIterator`` that ``fit`` builds (shuffling, batching and distributing in
 Keras' code, inside the round, as in a notebook's ``fit``).
+
+In a cluster session (``MultiWorkerMirroredStrategy``, fitbench.cluster) every worker runs the
+same schedule in step. Keras 3's ``fit``, ``evaluate`` and train function cannot run under that
+strategy (they reduce each step's scalar logs over axis 0 across workers and fail;
+keras-team/keras#20585), so there the runner calls Keras' own ``train_step`` and
+``test_step`` through ``strategy.run`` in a function of its own (`cluster_function`) and reads
+the epoch's metrics from the model's metric variables, which sum over every replica of every
+worker; epoch 1 runs the same loop (tracing included). A round ends when every worker has
+finished the epoch: after the device sync, a one-element all-reduce over all workers (a
+barrier; it cannot complete before the slowest worker reaches it) is inside the timed round.
 """
 
 from __future__ import annotations
@@ -116,6 +126,9 @@ class EpochRunner:
         )
         # TPUs need static shapes: a partial last batch would trigger a new compilation.
         self.drop_remainder = device.is_tpu
+        self.multi_worker = isinstance(device.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        if self.multi_worker and self.variant.pipeline == "numpy":
+            raise ValueError(NUMPY_IN_CLUSTER)
         self.model: keras.Model | None = None
         self.records: list[Epoch] = []
         self._last_epoch_seconds = float("nan")
@@ -135,6 +148,13 @@ class EpochRunner:
         if variant.jit_compile and not model.jit_compile:
             raise ValueError(f"XLA was asked for, but Keras turned it off for {model.name} (a layer does not "
                              "support XLA, or op determinism is enabled); drop jit_compile from the variant")
+        if self.multi_worker:
+            # What fit() would build from the first batch (metrics, loss, optimizer state).
+            with self.device.strategy.scope():
+                model._symbolic_build(data_batch=(self._x_train[:1], self._y_train[:1]))
+            model.train_function = cluster_function(model, model.train_step)
+            self._evaluate_all = cluster_function(model, model.test_step, whole_dataset=True)
+            self._barrier = barrier_function(self.device.strategy)
         return model
 
     def prepare_inputs(self) -> None:
@@ -145,6 +165,17 @@ class EpochRunner:
         batch = self.workload.batch_size
         self._val_data = self._eval_dataset(self.splits.x_val, self.splits.y_val, batch)
         self._test_data = self._eval_dataset(self.splits.x_test, self.splits.y_test, batch)
+        if self.multi_worker:
+            distribute = self.device.strategy.experimental_distribute_dataset
+            self._val_data, self._test_data = distribute(self._val_data), distribute(self._test_data)
+
+    def evaluate(self, data) -> dict[str, float]:
+        """Loss and metric on `data` (validation or test), untimed."""
+        if not self.multi_worker:
+            return self.model.evaluate(data, verbose=0, return_dict=True)
+        self.model.reset_metrics()
+        self._evaluate_all(data)
+        return {key: float(value) for key, value in self.model.get_metrics_result().items()}
 
     @staticmethod
     def _eval_dataset(x: np.ndarray, y: np.ndarray, batch: int) -> tf.data.Dataset:
@@ -186,17 +217,34 @@ class EpochRunner:
         """Epoch 1 through Keras' own fit: builds the model under the strategy, traces the step.
         `data` None: the numpy pipeline, fit on the split's arrays."""
         start = time.perf_counter()
-        if data is None:
-            self.model.fit(self.splits.x_train, self.splits.y_train, batch_size=self.workload.batch_size,
-                           epochs=1, shuffle=True, verbose=0)
+        if self.multi_worker:  # fit() cannot run under MultiWorkerMirroredStrategy: the rounds' loop
+            self._callbacks = self.callbacks()
+            self._iterator = iter(data)
+            self.epoch_loop(0)
+            self.sync()
         else:
-            self.model.fit(data, epochs=1, shuffle=False, verbose=0)
-        devices.synchronize()
+            if data is None:
+                self.model.fit(self.splits.x_train, self.splits.y_train, batch_size=self.workload.batch_size,
+                               epochs=1, shuffle=True, verbose=0)
+            else:
+                self.model.fit(data, epochs=1, shuffle=False, verbose=0)
+            devices.synchronize()
         self._last_epoch_seconds = time.perf_counter() - start
         self._last_logs = self.model.get_metrics_result()
-        # The hooks fit() calls around each batch, with the History it always adds.
-        self._callbacks = keras.callbacks.CallbackList(add_history=True, model=self.model)
-        self._callbacks.on_train_begin()
+        if not self.multi_worker:
+            self._callbacks = self.callbacks()
+
+    def callbacks(self) -> keras.callbacks.CallbackList:
+        """The hooks fit() calls around each batch, with the History it always adds."""
+        callbacks = keras.callbacks.CallbackList(add_history=True, model=self.model)
+        callbacks.on_train_begin()
+        return callbacks
+
+    def sync(self) -> None:
+        """Wait for this process's devices, then, in a cluster, for every worker (a barrier)."""
+        devices.synchronize()
+        if self.multi_worker:
+            self._barrier()
 
     def open_rounds(self) -> None:
         """Before the rounds, untimed: one iterator over epochs 2..N, as fit() keeps one over a
@@ -233,9 +281,17 @@ class EpochRunner:
         self._turn = turns.take()
 
     def train_epoch(self) -> None:
-        """The timed round: what one epoch of a multi-epoch fit() runs, then a device sync."""
+        """The timed round: what one epoch of a multi-epoch fit() runs, then a device sync (and,
+        in a cluster, the barrier that waits for every worker)."""
         start = time.perf_counter()
-        model, callbacks, epoch = self.model, self._callbacks, len(self.records)
+        self.epoch_loop(len(self.records))
+        self.sync()
+        self._last_epoch_seconds = time.perf_counter() - start
+
+    def epoch_loop(self, epoch: int) -> None:
+        """One epoch of fit()'s loop: metrics reset, the train function per call between the
+        batch hooks, the epoch's metrics read."""
+        model, callbacks = self.model, self._callbacks
         model.reset_metrics()
         callbacks.on_epoch_begin(epoch)
         # fit()'s guard around an epoch (for arrays: end of data ends the epoch).
@@ -247,8 +303,6 @@ class EpochRunner:
                 callbacks.on_train_batch_end(last_step, logs)
         self._last_logs = model.get_metrics_result()
         callbacks.on_epoch_end(epoch, self._last_logs)
-        devices.synchronize()
-        self._last_epoch_seconds = time.perf_counter() - start
 
     def record_epoch(self, *_unused: Any) -> None:
         """Between rounds: read the epoch's training metrics and evaluate on the validation set;
@@ -257,10 +311,9 @@ class EpochRunner:
         loss = float(training["loss"])
         validation = test = {"loss": math.nan, METRIC: math.nan}
         if math.isfinite(loss):
-            validation = self.model.evaluate(self._val_data, verbose=0, return_dict=True)
+            validation = self.evaluate(self._val_data)
             if self.track_test:  # the same evaluation when the test set is the validation set
-                test = validation if self.workload.validation == "test" else self.model.evaluate(
-                    self._test_data, verbose=0, return_dict=True)
+                test = validation if self.workload.validation == "test" else self.evaluate(self._test_data)
         self.records.append(
             Epoch(
                 seconds=self._last_epoch_seconds,
@@ -312,7 +365,7 @@ class EpochRunner:
         last = self.records[-1]
         if self.track_test:  # the last epoch's evaluation is the final one
             return self.record(host_reset, test_loss=last.test_loss, test_accuracy=last.test_accuracy)
-        test = self.model.evaluate(self._test_data, verbose=0, return_dict=True)
+        test = self.evaluate(self._test_data)
         return self.record(host_reset, test_loss=float(test["loss"]), test_accuracy=float(test[METRIC]))
 
     def record(self, host_reset: bool, **outcome: Any) -> Record:
@@ -361,6 +414,8 @@ class EpochRunner:
             global_batch=workload.batch_size,
             per_replica_batch=workload.batch_size // self.device.replicas,
             variant=self.variant.as_dict(),
+            workers=self.device.workers,
+            cluster=dict(self.device.cluster or {}),
         )
 
 
@@ -369,6 +424,50 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return repr(value)
+
+
+NUMPY_IN_CLUSTER = ("the numpy pipeline trains through Keras' fit, which cannot run under "
+                    "MultiWorkerMirroredStrategy (keras-team/keras#20585); use pipeline=tf.data in a cluster")
+
+
+def cluster_function(model: keras.Model, step: Callable, whole_dataset: bool = False) -> Callable:
+    """Keras' train (or test) function for MultiWorkerMirroredStrategy: `step` (the model's own
+    train_step or test_step) through strategy.run, `steps_per_execution` steps per call (fewer
+    at the end of the data), without Keras' host-side reduction of the step's logs, which fails
+    across workers (keras-team/keras#20585). `whole_dataset`: one call runs every batch left."""
+    strategy, per_call = model.distribute_strategy, model.steps_per_execution
+
+    def one_step(data):
+        strategy.run(step, args=(data,))
+
+    if model.jit_compile:  # as Keras compiles its step function
+        one_step = tf.function(one_step, jit_compile=True, reduce_retracing=True)
+
+    @tf.function
+    def function(iterator):
+        if whole_dataset:
+            for data in iterator:
+                one_step(data)
+        elif per_call == 1:
+            one_step(iterator.get_next())
+        else:
+            for _ in tf.range(per_call):
+                data = iterator.get_next_as_optional()
+                if not data.has_value():
+                    break
+                one_step(data.get_value())
+
+    return function
+
+
+def barrier_function(strategy: tf.distribute.Strategy) -> Callable[[], None]:
+    """Returns when every replica of every worker has called it: a one-element all-reduce."""
+
+    @tf.function
+    def reduce():
+        return strategy.reduce("SUM", strategy.run(lambda: tf.ones(())), axis=None)
+
+    return lambda: reduce().numpy()
 
 
 @contextlib.contextmanager

@@ -109,8 +109,10 @@ def test_session_summary_table_and_device_info(synthetic_data_dir, tmp_path):
     assert memory["host_peak_rss_bytes"] > 0 and memory["device_peak_memory_bytes"] is None  # no GPU here
     peaks = document["fitbench"].pop("peak_gflops")
     assert peaks["cpu"]["float32"] > 0  # measured at the start of the session
-    assert document["fitbench"] == {"schema": 2, "profile": "smoke", "cpu_replicas": 1, "partial": False,
-                                    "device_comparison": [], "variant_speedups": [], "records_without_rounds": []}
+    assert document["fitbench"] == {"schema": 2, "profile": "smoke", "cpu_replicas": 1, "cluster": None,
+                                    "partial": False, "device_comparison": [], "variant_speedups": [],
+                                    "records_without_rounds": []}
+    assert info["measurement"]["workers"] == 1 and info["measurement"]["cluster"] == {}
     derived = info["derived"]
     assert 0 < derived["efficiency"] < 1.5
     assert derived["time_to_accuracy"]["metric"] == "test_accuracy" and derived["time_to_accuracy"]["epochs"] >= 1

@@ -4,7 +4,7 @@ against the f32 baseline; time to accuracy; efficiency against a measured peak."
 
 from __future__ import annotations
 
-import math
+import dataclasses
 
 import keras
 import pytest
@@ -14,7 +14,7 @@ from fitbench.experiments import load_module
 from fitbench.record import DEFAULT_VARIANT, Check, Epoch, Measurement, Record
 from fitbench.results import efficiency, fastest_reaching_target, variant_speedups
 from fitbench.workloads import Schedule, Variant
-from tests.conftest import ROOT
+from tests.conftest import ROOT, make_record
 from tests.test_runner import RecordingBenchmark
 
 TINY = load_module(ROOT / "tests" / "sample" / "bench_tiny.py").WORKLOAD.but(
@@ -213,10 +213,16 @@ def test_time_to_accuracy_is_null_with_the_reason_when_never_reached():
 
 def test_efficiency_is_achieved_over_the_peak_of_the_variants_precision():
     measured = {"cpu": {"float32": 100.0, "mixed_bfloat16": 400.0}}
-    assert efficiency(50.0, "cpu", "float32", measured) == 0.5
-    assert efficiency(50.0, "cpu", "mixed_bfloat16", measured) == 0.125
-    assert efficiency(50.0, "cpu", "mixed_float16", measured) is None  # not measured: not fast here
-    assert efficiency(math.nan, "cpu", "float32", measured) is None
+    f32 = make_record("w", epoch_seconds=[2.0, 1.0, 1.0], samples=50_000)
+    f32.flops_per_sample = 1_000_000  # 50,000 samples/s x 1 MFLOP = 50 GFLOP/s
+    assert efficiency(f32, measured) == pytest.approx(0.5)
+    bf16 = dataclasses.replace(f32, measurement=dataclasses.replace(
+        f32.measurement, variant={**DEFAULT_VARIANT, "precision": "mixed_bfloat16"}))
+    assert efficiency(bf16, measured) == pytest.approx(0.125)
+    fp16 = dataclasses.replace(f32, measurement=dataclasses.replace(
+        f32.measurement, variant={**DEFAULT_VARIANT, "precision": "mixed_float16"}))
+    assert efficiency(fp16, measured) is None  # not measured: not fast here
+    assert efficiency(make_record("w", epoch_seconds=[2.0]), measured) is None  # no timed epoch
 
 
 def test_the_peak_is_measured_once_per_fingerprint(cpu, monkeypatch):
