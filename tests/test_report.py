@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 
 import pytest
 
-from fitbench import cli
+from fitbench import cli, scaling
 from fitbench.results import device_speedups, load_run
 from tests.conftest import make_record, run_pytest
 
@@ -119,3 +120,16 @@ def test_this_readme_has_a_generated_results_section():
     text = (ROOT / "README.md").read_text()
     body = text.split(RESULTS_START, 1)[1].split(RESULTS_END, 1)[0]
     assert body.lstrip().startswith("Machine: ") and "Written by `fitbench report " in body
+
+
+def test_a_runs_weak_scaling_figures_get_their_own_section(three_runs, tmp_path):
+    scaled = tmp_path / "scaled.json"
+    scaled.write_text(three_runs[2].read_text())
+    one = make_record("test_batch[cpu-batch_size-50]", epoch_seconds=[2.0, 1.0, 1.02, 0.98, 1.0, 1.01, 0.99])
+    two = make_record("test_batch[cpu-batch_size-50]", epoch_seconds=[2.0, 0.8, 0.82, 0.78, 0.8, 0.81, 0.79])
+    two = dataclasses.replace(two, measurement=dataclasses.replace(two.measurement, workers=2, replicas=2,
+                                                                   global_batch=64))
+    scaling.write(scaled, scaling.weak_scaling([one], [two]))
+    text = report([scaled], tmp_path / "report")
+    section = text.split("## Scaling", 1)[1].split("## ", 1)[0]
+    assert "test_batch[cpu-batch_size-50]: 2 workers" in section and "weak-scaling efficiency 62% [" in section
