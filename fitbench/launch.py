@@ -2,7 +2,8 @@
 
 Each worker runs COMMAND (a pytest session) with its own ``TF_CONFIG`` (the cluster's
 addresses on 127.0.0.1 ports the OS gave, and its index), pinned to its share of this
-machine's cores (CPU affinity, which TensorFlow sizes its thread pools by). Worker 0 is the
+machine's cores (CPU affinity, which TensorFlow sizes its thread pools by) and, on a machine
+with NVIDIA GPUs, to its share of them (``CUDA_VISIBLE_DEVICES``). Worker 0 is the
 chief: its output is the launcher's, and only it writes results (fitbench.plugin); the others'
 output goes to a log each. In an interleaved run (`fitbench interleave`) only the chief takes
 turns: the other workers follow it, blocked in the first all-reduce of each epoch.
@@ -69,6 +70,31 @@ def assign_cores(workers: int, cores_per_worker: int | None, available: Sequence
     return [list(available[i * per:(i + 1) * per]) for i in range(workers)]
 
 
+def local_gpus(env: dict[str, str] | None = None) -> list[str]:
+    """This machine's NVIDIA GPUs as CUDA_VISIBLE_DEVICES ids: the variable's own list when it is
+    set, else `nvidia-smi -L`'s (none when it is absent). The launcher never imports TensorFlow."""
+    env = os.environ if env is None else env
+    if env.get("CUDA_VISIBLE_DEVICES") is not None:
+        return [part for part in env["CUDA_VISIBLE_DEVICES"].split(",") if part.strip() and part.strip() != "-1"]
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(index) for index, line in enumerate(line for line in listed.splitlines() if line.startswith("GPU "))]
+
+
+def assign_gpus(workers: int, gpus: Sequence[str]) -> list[list[str]] | None:
+    """Each worker's GPUs: disjoint, equal shares (two local workers must not train on the same
+    GPU); None without GPUs."""
+    if not gpus:
+        return None
+    if len(gpus) < workers:
+        raise LaunchError(f"{workers} workers need a GPU each; this machine has {len(gpus)}: use {len(gpus)} "
+                          "workers or fewer, or hide the GPUs (CUDA_VISIBLE_DEVICES=-1) to train on CPUs")
+    per = len(gpus) // workers
+    return [list(gpus[i * per:(i + 1) * per]) for i in range(workers)]
+
+
 def describe_exit(status: int) -> str:
     if status < 0:
         try:
@@ -101,12 +127,15 @@ class Launcher:
         except AttributeError:  # no CPU affinity (macOS): no pinning
             available = list(range(os.cpu_count() or 1))
         self.cores = assign_cores(workers, cores_per_worker, available)
+        self.gpus = assign_gpus(workers, local_gpus())
         self.command, self.count, self.logs = list(command), workers, logs
         self.finish_timeout, self.stall_timeout, self.grace, self.say = finish_timeout, stall_timeout, grace, say
         self.workers: list[Worker] = []
 
     def environment(self, index: int, addresses: list[str]) -> dict[str, str]:
         env = {**os.environ, TF_CONFIG: tf_config(addresses, index)}
+        if self.gpus is not None:  # each worker sees only its own GPUs
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpus[index])
         if index > 0:
             env.pop(turns.ENV, None)  # only the chief takes turns in an interleaved run
         return env
@@ -115,6 +144,7 @@ class Launcher:
         self.logs.mkdir(parents=True, exist_ok=True)
         addresses = [f"{HOST}:{port}" for port in free_ports(self.count, HOST)]
         shares = "; ".join(f"worker {i}: core{'s' if len(c) > 1 else ''} {','.join(map(str, c))}"
+                           + (f", GPU {','.join(self.gpus[i])}" if self.gpus else "")
                            for i, c in enumerate(self.cores))
         self.say(f"fitbench workers: {self.count} worker{'s' if self.count > 1 else ''} on {', '.join(addresses)} "
                  f"({shares}); worker 0 is the chief and writes the results"

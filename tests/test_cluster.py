@@ -17,7 +17,7 @@ import pytest
 
 from fitbench import cluster, launch, scaling
 from fitbench.cluster import ClusterError
-from tests.conftest import ROOT, make_record
+from tests.conftest import ROOT, make_record, run_pytest
 
 PYTHON = sys.executable
 
@@ -81,6 +81,21 @@ def test_cores_are_split_evenly_and_overcommitment_is_refused():
     assert launch.assign_cores(2, 1, [0, 1, 2, 3]) == [[0], [1]]
     with pytest.raises(launch.LaunchError, match="need 3 cores; this process may use 2"):
         launch.assign_cores(3, None, [0, 1])
+
+
+def test_local_workers_get_disjoint_gpus():
+    assert launch.local_gpus({"CUDA_VISIBLE_DEVICES": "0,1,2,3"}) == ["0", "1", "2", "3"]
+    assert launch.local_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == []
+    assert launch.assign_gpus(2, ["0", "1", "2", "3"]) == [["0", "1"], ["2", "3"]]
+    assert launch.assign_gpus(2, []) is None  # CPUs only
+    with pytest.raises(launch.LaunchError, match="2 workers need a GPU each; this machine has 1"):
+        launch.assign_gpus(2, ["0"])
+
+
+def test_each_worker_sees_only_its_gpus(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    launcher = launch.Launcher(["true"], 2, tmp_path, 1, say=lambda line: None)
+    assert [launcher.environment(i, ["a", "b"])["CUDA_VISIBLE_DEVICES"] for i in (0, 1)] == ["4", "5"]
 
 
 # --- the launcher: everyone ends, the culprit is named --------------------------------------------
@@ -227,3 +242,36 @@ def test_scaling_is_written_to_the_runs_json(tmp_path):
     written = json.loads(path.read_text())["fitbench"]
     assert written["profile"] == "smoke" and written["scaling"][0]["efficiency"] == pytest.approx(1.0)
     assert math.isfinite(written["scaling"][0]["low"])
+
+
+# --- a whole pytest session as a 2-worker cluster -------------------------------------------------
+
+def test_a_two_worker_session_writes_one_record_of_the_cluster(synthetic_data_dir, tmp_path):
+    out, logs = tmp_path / "run.json", tmp_path / "logs"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    done = subprocess.run(
+        [PYTHON, "-m", "fitbench", "workers", "2", "--cores-per-worker", "1", "--logs", str(logs), "--",
+         PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "tests/sample/bench_tiny.py", "-o",
+         "python_files=bench_*.py", "--offline", "--require-data", "--data-dir", str(synthetic_data_dir),
+         "--devices", "cpu", "--profile", "smoke", f"--benchmark-json={out}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "cluster: worker 0 (chief: writes the results) of a 2-worker cluster" in done.stdout
+    (bench,) = json.loads(out.read_text())["benchmarks"]
+    measurement = bench["extra_info"]["measurement"]
+    assert (measurement["workers"], measurement["replicas"]) == (2, 2)
+    assert measurement["cluster"] == {"worker": 2, "cores_per_worker": 1}
+    assert measurement["per_replica_batch"] * 2 == measurement["global_batch"]
+    other = (logs / "worker-1.log").read_text()
+    assert "not the chief: writes no results" in other and "Wrote benchmark data" not in other
+    assert " cpu/2w " in done.stdout  # the summary's device column
+
+
+def test_a_cluster_session_refuses_xdist_and_cpu_replicas():
+    tf_config = config(1, 0)
+    refused = run_pytest("tests/sample/bench_tiny.py", "-n", "1", env={"TF_CONFIG": tf_config})
+    assert refused.returncode == 4 and "cannot use pytest-xdist" in refused.stderr
+    split = run_pytest("tests/sample/bench_tiny.py", "--cpu-replicas", "2", env={"TF_CONFIG": tf_config})
+    assert split.returncode == 4 and "drop --cpu-replicas" in split.stderr
+    bad = run_pytest("tests/sample/bench_tiny.py", env={"TF_CONFIG": "{not json"})
+    assert bad.returncode == 4 and "TF_CONFIG is not JSON" in bad.stderr
