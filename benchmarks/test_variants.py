@@ -68,8 +68,11 @@ TARGETS = {
         "mlp-b512": dict.fromkeys(VARIANTS, 0.74),
         "cnn": dict.fromkeys(VARIANTS, 0.87),
     },
-    # Smoke: one case, the variants a CPU runs fast, 12 short epochs (reached 0.654-0.660).
-    "smoke": {"mlp-b512": {name: 0.55 for name in ("f32", "xla", "spe32", "numpy", "bf16", "bf16-xla-spe32")}},
+    # Smoke: one case, the variants a CPU runs fast, 12 short epochs (reached 0.654-0.660). Not
+    # the XLA variants: smoke runs are gated in CI, and XLA on a CPU compiles differently per
+    # process (unchanged code, two interleaved sessions: x1.12 for xla, x1.19 for
+    # bf16-xla-spe32, every epoch pair alike), a session effect taking turns cannot pair away.
+    "smoke": {"mlp-b512": {name: 0.55 for name in ("f32", "spe32", "numpy", "bf16")}},
 }
 
 EXPERIMENT = Experiment(
