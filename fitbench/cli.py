@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -167,15 +166,23 @@ def interleave_command(args: argparse.Namespace) -> int:
                           deadline=args.deadline)
     print(f"fitbench interleave: {len(args.commands)} sessions, logs in {directory}", flush=True)
     outcomes = driver.run()
+    print_sessions(outcomes, directory)
+    for index, outcome in enumerate(outcomes):
+        print(outcome.describe(index))
+    return 130 if driver.interrupted else worst_status(outcomes)
+
+
+def print_sessions(outcomes: list, directory: Path) -> None:
+    """Each ring session's output, from its log, under a line naming it."""
     for index, outcome in enumerate(outcomes):
         log = directory / f"session-{index}.log"
         print(f"===== session {index + 1} of {len(outcomes)}: {outcome.command} ({log}) =====")
         sys.stdout.write(log.read_text(errors="replace") if log.exists() else "(no output)\n")
         sys.stdout.flush()
-    for index, outcome in enumerate(outcomes):
-        print(outcome.describe(index))
-    if driver.interrupted:
-        return 130
+
+
+def worst_status(outcomes: list) -> int:
+    """The worst exit status of the ring's sessions (128 + N for signal N; 1 when unknown)."""
     statuses = [1 if o.status is None else (128 - o.status if o.status < 0 else o.status) for o in outcomes]
     return max(statuses, key=abs)
 
@@ -207,10 +214,10 @@ def scaling_command(args: argparse.Namespace, command: list[str], logs: Path) ->
     import shlex
 
     from fitbench import results, scaling, turns
-    from fitbench.launch import assign_cores
+    from fitbench.launch import assign_cores, available_cores
 
     try:
-        cores = len(assign_cores(args.workers, args.cores_per_worker, sorted(os.sched_getaffinity(0)))[0])
+        cores = len(assign_cores(args.workers, args.cores_per_worker, available_cores())[0])
     except ValueError as error:
         return fail("workers", str(error))
     if args.workers < 2:
@@ -227,10 +234,7 @@ def scaling_command(args: argparse.Namespace, command: list[str], logs: Path) ->
     print(f"fitbench workers --scaling: 1 and {args.workers} workers, {cores} core{'s' if cores > 1 else ''} each, "
           f"batch per worker, taking turns one timed epoch each; logs in {logs}", flush=True)
     outcomes = turns.Driver(sessions, logs).run()
-    for index, outcome in enumerate(outcomes):
-        log = logs / f"session-{index}.log"
-        print(f"===== {outcome.command} ({log}) =====")
-        sys.stdout.write(log.read_text(errors="replace") if log.exists() else "(no output)\n")
+    print_sessions(outcomes, logs)
     try:
         one, many = (results.load_run(path) for path in paths.values())
     except results.NotBenchmarkJSON as error:
@@ -242,8 +246,7 @@ def scaling_command(args: argparse.Namespace, command: list[str], logs: Path) ->
         print(line)
     scaling.write(paths[args.workers], measured)
     print(f"wrote the scaling to {paths[args.workers]} (fitbench section)")
-    statuses = [1 if o.status is None else (128 - o.status if o.status < 0 else o.status) for o in outcomes]
-    return max(statuses, key=abs) if measured else max(max(statuses, key=abs), 1)
+    return worst_status(outcomes) if measured else max(worst_status(outcomes), 1)
 
 
 def fingerprint_command(args: argparse.Namespace) -> int:

@@ -99,17 +99,11 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def current_cluster() -> Cluster | None:
-    """The cluster this session is a worker of (set by configure), else None."""
-    return _cluster[0] if _cluster is not None else None
-
-
 def cores() -> int:
     """Cores this process may run on (its CPU affinity where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+    from fitbench.launch import available_cores
+
+    return len(available_cores())
 
 
 def cpu_name() -> str:

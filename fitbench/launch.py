@@ -57,6 +57,14 @@ class Worker:
         return f"worker {self.index}" + (" (chief)" if self.index == 0 else "")
 
 
+def available_cores() -> list[int]:
+    """The cores this process may run on (its CPU affinity; every core where there is none)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # no CPU affinity (macOS): no pinning
+        return list(range(os.cpu_count() or 1))
+
+
 def assign_cores(workers: int, cores_per_worker: int | None, available: Sequence[int]) -> list[list[int]]:
     """Each worker's cores: consecutive, disjoint shares of `available` (default: all of them,
     split evenly)."""
@@ -122,11 +130,7 @@ class Launcher:
         if not command:
             raise LaunchError("give the command each worker runs after --, for example: "
                               "fitbench workers 2 -- pytest benchmarks -k batch_size-512 --profile smoke")
-        try:
-            available = sorted(os.sched_getaffinity(0))
-        except AttributeError:  # no CPU affinity (macOS): no pinning
-            available = list(range(os.cpu_count() or 1))
-        self.cores = assign_cores(workers, cores_per_worker, available)
+        self.cores = assign_cores(workers, cores_per_worker, available_cores())
         self.gpus = assign_gpus(workers, local_gpus())
         self.command, self.count, self.logs = list(command), workers, logs
         self.finish_timeout, self.stall_timeout, self.grace, self.say = finish_timeout, stall_timeout, grace, say
@@ -184,7 +188,10 @@ class Launcher:
             self.show_log(worker)
             self.stop(f"{worker.name} failed")
             status = worker.process.returncode
-            return 128 - status if status is not None and status < 0 else (status if status not in (None, 0, 1) else 3)
+            if status is not None and status < 0:
+                return 128 - status  # killed by a signal, as a shell reports it
+            # Its own abnormal status; 3 (pytest's internal error) when it was stopped or ran on.
+            return status if status not in (None, *NORMAL_EXITS) else 3
         statuses = [w.process.returncode for w in self.workers]
         return max(statuses, key=abs)
 

@@ -6,6 +6,7 @@ interleaved run. Registered by the project's conftest.py."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from fitbench import cluster as clusters
 from fitbench import devices, durable, format, gate, peak, progress, turns
+from fitbench.experiments import Case
 from fitbench.options import GateSettings
 from fitbench.record import SCHEMA_VERSION, Record, RecordError
 from fitbench.results import PEAK_KEY, NotBenchmarkJSON, Run, device_speedups, efficiency, load_run, variant_speedups
@@ -207,7 +209,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # Tests on a device kind this machine lacks will be skipped: they are not time to come.
     present = {"cpu"} | ({"gpu"} if devices.gpu_names() else set()) | (
         {"tpu"} if devices.tpu_address(session.config.getoption("tpu")) else set())
-    settings = session.config.getoption("variant")
     for item in session.items:
         experiment = getattr(getattr(item, "module", None), "EXPERIMENT", None)
         params = getattr(getattr(item, "callspec", None), "params", {})
@@ -215,10 +216,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             continue
         device = params.get("device", "cpu")
         case = experiment.resolve(params.get("case", ""), profile, device)
-        variant = Variant.parse(settings, case.workload.variant) if case is not None and settings else (
-            case.workload.variant if case is not None else None)
-        if case is not None and device in present and not skipped_variant(session.config, device, variant):
+        if case is None or device not in present:
+            continue
+        case = under_variant_option(session.config, case)
+        if not skipped_variant(session.config, device, case.workload.variant):
             session_progress.pending[item.nodeid] = case.workload.schedule(profile, device).epochs
+
+
+def under_variant_option(config: pytest.Config, case: Case) -> Case:
+    """The case under --variant (its settings on top of the case's own variant), else as it is."""
+    settings = config.getoption("variant")
+    if not settings:
+        return case
+    variant = Variant.parse(settings, base=case.workload.variant)
+    return dataclasses.replace(case, workload=case.workload.but(variant=variant))
 
 
 def skipped_variant(config: pytest.Config, kind: str, variant: Variant) -> str | None:
@@ -299,9 +310,11 @@ def measured_peaks(config: pytest.Config) -> dict[str, dict[str, float]]:
     """{kind: {precision: GFLOP/s}} of the session's devices, measured once per machine
     fingerprint (pytest's cache) or again with --remeasure-peak; under pytest-xdist the
     controller only reads the cache (its workers may be training: no measurement there could be
-    a peak). {} when the session ran no benchmark."""
+    a peak). {} when the session ran no benchmark, and in a cluster's workers other than the chief."""
     if getattr(config, "fitbench_peaks", None) is not None:
         return config.fitbench_peaks
+    if not is_chief(config):  # a cluster's other worker writes no results: nothing to measure for
+        return {}
     kinds = getattr(config, "fitbench_peak_kinds", None)
     controller = kinds is None  # an xdist controller collects nothing: the kinds its records ran on
     if controller:

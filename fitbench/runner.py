@@ -3,11 +3,12 @@
 Epoch 1 runs through ``model.fit`` (it builds the model under the strategy and traces the
 train step) and is timed and recorded on its own as ``first_epoch_seconds``. Epochs 2..N are
 pytest-benchmark rounds (``benchmark.pedantic``, one iteration each), so the benchmark
-statistics are steady-state seconds per epoch. A round is what one epoch of a multi-epoch
-``fit`` runs, with Keras' own ``CallbackList``: reset the metrics, call the compiled
-``train_function`` once per batch between the batch hooks (which, as in ``fit``, read each
-step's logs back to the host), read the epoch's metrics; then synchronize the devices before
-the clock is read. The batches of epochs 2..N come from one iterator opened before the first
+statistics are steady-state seconds per epoch. A round is the training of one epoch of a
+multi-epoch ``fit``, with Keras' own ``CallbackList``: the compiled ``train_function`` once
+per batch between the batch hooks (which, as in ``fit``, see each step's logs); then the
+devices are synchronized before the clock is read. Resetting the metrics before the round and
+reading them after it (in a cluster, an all-reduce of each metric over the workers) are
+untimed. The batches of epochs 2..N come from one iterator opened before the first
 round (each epoch its own seeded permutation, already distributed), as ``fit`` on a repeated
 dataset keeps one iterator. In an interleaved run (``fitbench interleave``) each timed epoch,
 epoch 1 included, first waits for its turn, untimed, and records the turn's number. Rounds
@@ -216,10 +217,11 @@ class EpochRunner:
     def first_epoch(self, data: tf.distribute.DistributedDataset | None) -> None:
         """Epoch 1 through Keras' own fit: builds the model under the strategy, traces the step.
         `data` None: the numpy pipeline, fit on the split's arrays."""
-        start = time.perf_counter()
-        if self.multi_worker:  # fit() cannot run under MultiWorkerMirroredStrategy: the rounds' loop
+        if self.multi_worker:
             self._callbacks = self.callbacks()
             self._iterator = iter(data)
+        start = time.perf_counter()
+        if self.multi_worker:  # fit() cannot run under MultiWorkerMirroredStrategy: the rounds' loop
             self.epoch_loop(0)
             self.sync()
         else:
@@ -230,7 +232,6 @@ class EpochRunner:
                 self.model.fit(data, epochs=1, shuffle=False, verbose=0)
             devices.synchronize()
         self._last_epoch_seconds = time.perf_counter() - start
-        self._last_logs = self.model.get_metrics_result()
         if not self.multi_worker:
             self._callbacks = self.callbacks()
 
@@ -260,9 +261,10 @@ class EpochRunner:
             self._iterator = iter(self.epoch_data(1, self.schedule.epochs - 1))
 
     def before_round(self) -> None:
-        """Untimed, before each round: with k > 1 steps per execution, open this epoch's own
-        iterator (a call of the train function stops at its end, as in fit); then wait for the
-        turn in an interleaved run."""
+        """Untimed, before each round: reset the metrics (as fit does before each epoch); with
+        k > 1 steps per execution, open this epoch's own iterator (a call of the train function
+        stops at its end, as in fit); then wait for the turn in an interleaved run."""
+        self.model.reset_metrics()
         if self.variant.pipeline == "tf.data" and self.variant.steps_per_execution > 1:
             self._iterator = iter(self.epoch_data(len(self.records)))
         self.take_turn()
@@ -289,10 +291,8 @@ class EpochRunner:
         self._last_epoch_seconds = time.perf_counter() - start
 
     def epoch_loop(self, epoch: int) -> None:
-        """One epoch of fit()'s loop: metrics reset, the train function per call between the
-        batch hooks, the epoch's metrics read."""
+        """One epoch of fit()'s loop: the train function per call between the batch hooks."""
         model, callbacks = self.model, self._callbacks
-        model.reset_metrics()
         callbacks.on_epoch_begin(epoch)
         # fit()'s guard around an epoch (for arrays: end of data ends the epoch).
         guard = self._epochs.catch_stop_iteration() if self.variant.pipeline == "numpy" else contextlib.nullcontext()
@@ -301,13 +301,13 @@ class EpochRunner:
                 callbacks.on_train_batch_begin(first_step)
                 logs = model.train_function(iterator)
                 callbacks.on_train_batch_end(last_step, logs)
-        self._last_logs = model.get_metrics_result()
-        callbacks.on_epoch_end(epoch, self._last_logs)
 
     def record_epoch(self, *_unused: Any) -> None:
-        """Between rounds: read the epoch's training metrics and evaluate on the validation set;
-        raise Diverged when the training loss is no longer finite (training stops there)."""
-        training = self._last_logs
+        """Between rounds: read the epoch's training metrics (ending the epoch for the callbacks)
+        and evaluate on the validation set; raise Diverged when the training loss is no longer
+        finite (training stops there)."""
+        training = self.model.get_metrics_result()
+        self._callbacks.on_epoch_end(len(self.records), training)
         loss = float(training["loss"])
         validation = test = {"loss": math.nan, METRIC: math.nan}
         if math.isfinite(loss):

@@ -87,3 +87,19 @@ def make_record(name: str, device: str = "cpu", epoch_seconds: list[float] | Non
     if threshold is not None:
         record.check = Check("test_accuracy", threshold, accuracy)
     return record
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(synthetic_data_dir):
+    """The synthetic Fashion-MNIST, loaded through fitbench's own loader."""
+    from fitbench import datasets
+
+    return datasets.load("fashion_mnist", synthetic_data_dir, allow_download=False)
+
+
+@pytest.fixture(scope="session")
+def cpu():
+    """This machine's cpu device (its strategy), as the `device` fixture resolves it."""
+    from fitbench import devices
+
+    return devices.resolve("cpu")

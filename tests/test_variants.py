@@ -9,7 +9,7 @@ import dataclasses
 import keras
 import pytest
 
-from fitbench import datasets, devices, peak, runner
+from fitbench import devices, peak, runner
 from fitbench.experiments import load_module
 from fitbench.record import DEFAULT_VARIANT, Check, Epoch, Measurement, Record
 from fitbench.results import efficiency, fastest_reaching_target, variant_speedups
@@ -19,16 +19,6 @@ from tests.test_runner import RecordingBenchmark
 
 TINY = load_module(ROOT / "tests" / "sample" / "bench_tiny.py").WORKLOAD.but(
     batch_size=100, schedules={"default": Schedule(epochs=3, train_samples=1050, test_samples=500)})
-
-
-@pytest.fixture(scope="module")
-def tiny_dataset(synthetic_data_dir):
-    return datasets.load("fashion_mnist", synthetic_data_dir, allow_download=False)
-
-
-@pytest.fixture(scope="module")
-def cpu():
-    return devices.resolve("cpu")
 
 
 # --- the variant as data ------------------------------------------------------------------------
