@@ -84,7 +84,7 @@ def overhead_command(args: argparse.Namespace) -> int:
 def compare_command(args: argparse.Namespace) -> int:
     """Exit 0: the gate passes; 1: a regression or a missing benchmark; 2: the inputs cannot be
     compared (a bad file or option, another machine, other software, nothing comparable)."""
-    from fitbench import format, gate
+    from fitbench import gate
     from fitbench.options import GateSettings
     from fitbench.results import NotBenchmarkJSON, load_run
 
@@ -100,16 +100,59 @@ def compare_command(args: argparse.Namespace) -> int:
     except (NotBenchmarkJSON, gate.MachineMismatch, gate.SoftwareMismatch, gate.NothingComparable,
             ValueError) as error:
         return fail("compare", str(error))
+    print_comparison(comparison, args.markdown, args.json)
+    return 1 if comparison.failures else 0
+
+
+def print_comparison(comparison, markdown: str | None, json_path: str | None) -> None:
+    """The gate's verdicts: lines on the terminal, markdown appended, JSON written."""
+    from fitbench import format
+
     for line in format.verdict_lines(comparison):
         print(line)
     for line in format.failure_lines(comparison):
         print(line)
-    if args.markdown:
-        with open(args.markdown, "a") as out:  # appends, as $GITHUB_STEP_SUMMARY expects
+    if markdown:
+        with open(markdown, "a") as out:  # appends, as $GITHUB_STEP_SUMMARY expects
             out.write(format.verdict_markdown(comparison))
-    if args.json:
-        with open(args.json, "w") as out:
+    if json_path:
+        with open(json_path, "w") as out:
             json.dump(comparison.as_dict(), out, indent=2, default=str)
+
+
+def ab_command(args: argparse.Namespace) -> int:
+    """Exit as `fitbench compare` does (0 passes, 1 a regression or a missing benchmark, 2 the
+    A/B cannot be run or compared); 130 when interrupted."""
+    from fitbench import ab, gate
+    from fitbench.options import GateSettings
+
+    for path in (args.json, args.markdown):
+        problem = writable(path)
+        if problem:
+            return fail("ab", problem)
+    try:
+        settings = GateSettings.read(lambda name: getattr(args, name))
+        plan = ab.plan(args.base, args.candidate, args.base_python, args.candidate_python, args.base_env,
+                       args.candidate_env, args.pytest_args, args.output, args.rounds, args.budget, args.order,
+                       Path.cwd())
+        outcome = ab.AB(plan, settings, say=lambda line: print(line, flush=True),
+                        timeout=args.timeout, join_timeout=args.join_timeout).run()
+    except (ab.ABError, gate.MachineMismatch, gate.SoftwareMismatch, gate.NothingComparable, ValueError) as error:
+        return fail("ab", str(error))
+    if outcome.interrupted:
+        print("fitbench ab: interrupted; each session saved what it finished in " + str(plan.output))
+        return 130
+    comparison = outcome.comparison
+    print_comparison(comparison, args.markdown, args.json)
+    with open(plan.output / "verdicts.json", "w") as out:
+        json.dump({**comparison.as_dict(), "rounds": outcome.rounds, "seconds": round(outcome.seconds, 1),
+                   "undecided": outcome.undecided, "runs": outcome.runs}, out, indent=2, default=str)
+    for verdict in comparison.verdicts + ([comparison.overall] if comparison.overall else []):
+        if verdict.name in outcome.undecided:
+            print(f"UNDECIDED at the budget: {verdict.name}: epoch time x{verdict.ratio:.3f} "
+                  f"[{verdict.ratio_low:.3f}, {verdict.ratio_high:.3f}] after {verdict.candidate_epochs} pairs")
+    print(f"fitbench ab: {outcome.rounds} round{'s' if outcome.rounds > 1 else ''} in {outcome.seconds / 60:.1f} min; "
+          f"runs and verdicts in {plan.output} (fitbench report {plan.output}/*.json)")
     return 1 if comparison.failures else 0
 
 
@@ -163,7 +206,7 @@ def interleave_command(args: argparse.Namespace) -> int:
     directory = Path(args.logs or tempfile.mkdtemp(prefix="fitbench-interleave-"))
     directory.mkdir(parents=True, exist_ok=True)
     driver = turns.Driver(args.commands, directory, timeout=args.timeout, join_timeout=args.join_timeout,
-                          deadline=args.deadline)
+                          deadline=args.deadline, order=args.order)
     print(f"fitbench interleave: {len(args.commands)} sessions, logs in {directory}", flush=True)
     outcomes = driver.run()
     print_sessions(outcomes, directory)
@@ -307,6 +350,50 @@ def main(argv: list[str] | None = None) -> int:
     comp.add_argument("--json", default=None, metavar="FILE", help="write the verdicts as JSON")
     comp.set_defaults(handler=compare_command)
 
+    abp = commands.add_parser(
+        "ab",
+        help="A/B in one job: two versions of the code (--base REF) or two environments (--base-python, "
+        "--candidate-python) run the same pytest selection, taking turns, and are gated like fitbench compare",
+        description="Run `pytest PYTEST_ARGS` as two sessions that take turns one timed epoch each (the order "
+        "alternates every round): the base and the candidate, each with its own checkout (a temporary git "
+        "worktree of --base/--candidate, else the working tree), Python and environment; then gate the "
+        "candidate against the base as fitbench compare does. Example: fitbench ab --base main -- benchmarks "
+        "-k test_batch_size --profile smoke --devices cpu. Exit status: 0 passes, 1 a regression or a missing "
+        "benchmark, 2 the A/B cannot be run or compared, 130 interrupted.",
+    )
+    abp.add_argument("--base", default=None, metavar="REF",
+                     help="the base's code: a branch, tag or commit, or merge-base:origin/main (default: the "
+                     "working tree, for two environments)")
+    abp.add_argument("--candidate", default=None, metavar="REF", help="the candidate's code (default: the working "
+                     "tree, uncommitted changes included)")
+    abp.add_argument("--base-python", default=None, metavar="PATH",
+                     help="the base's Python, for example another venv's bin/python (default: this one)")
+    abp.add_argument("--candidate-python", default=None, metavar="PATH", help="the candidate's Python")
+    abp.add_argument("--base-env", action="append", default=[], metavar="NAME=VALUE",
+                     help="an environment variable for the base's session only (repeatable)")
+    abp.add_argument("--candidate-env", action="append", default=[], metavar="NAME=VALUE",
+                     help="an environment variable for the candidate's session only (repeatable), for example "
+                     "TF_ENABLE_ONEDNN_OPTS=0")
+    abp.add_argument("--rounds", type=int, default=1,
+                     help="rounds of the selection, each a ring of both sessions (default %(default)s)")
+    abp.add_argument("--budget", default=None, metavar="DURATION",
+                     help="instead of --rounds: rounds until every benchmark is decided or the next would not "
+                     "fit in DURATION (20m, 1h); sequential test, valid at every look")
+    abp.add_argument("--order", default="alternate", choices=["alternate", "random", "fixed"],
+                     help="turn order within each round (default %(default)s: reversed every other round)")
+    abp.add_argument("--output", default=None, metavar="DIR",
+                     help="where both runs' JSON, the session logs and verdicts.json go (default: "
+                     ".benchmarks/ab/DATE-TIME)")
+    abp.add_argument("--timeout", type=float, default=1800.0,
+                     help="seconds a session may hold the turn before it counts as not answering")
+    abp.add_argument("--join-timeout", type=float, default=600.0,
+                     help="seconds for both sessions to start (imports, collection)")
+    add_gate_options(abp.add_argument)
+    abp.add_argument("--markdown", default=None, metavar="FILE",
+                     help="append a markdown summary (for example $GITHUB_STEP_SUMMARY)")
+    abp.add_argument("--json", default=None, metavar="FILE", help="also write the verdicts as JSON here")
+    abp.set_defaults(handler=ab_command)
+
     rep = commands.add_parser("report", help="markdown report with tables and plots from saved runs")
     rep.add_argument("runs", nargs="+", help="pytest-benchmark JSON files: each measurement's newest run is "
                      "tabulated, every measurement in several runs gets a history line")
@@ -345,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     inter.add_argument("--deadline", type=float, default=6 * 3600.0,
                        help="seconds for the whole ring; then every session is ended, saving what it "
                        "finished (default %(default)s)")
+    inter.add_argument("--order", default="alternate", choices=["alternate", "random", "fixed"],
+                       help="turn order within each round (default %(default)s: reversed every other round, so "
+                       "that no session always follows another)")
     inter.set_defaults(handler=interleave_command)
 
     work = commands.add_parser(
@@ -376,13 +466,16 @@ def main(argv: list[str] | None = None) -> int:
     finger.set_defaults(handler=fingerprint_command)
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    worker_command: list[str] = []
-    if argv[:1] == ["workers"] and "--" in argv:  # everything after -- is the workers' command
+    after: list[str] = []
+    if argv[:1] in (["workers"], ["ab"]) and "--" in argv:  # everything after -- is the sessions' command
         cut = argv.index("--")
-        argv, worker_command = argv[:cut], argv[cut + 1:]
+        argv, after = argv[:cut], argv[cut + 1:]
     args = parser.parse_args(argv)
-    args.worker_command = worker_command
-    if args.command not in ("compare", "interleave", "workers"):  # these never load TensorFlow
+    args.worker_command = args.pytest_args = after
+    if args.command == "ab" and not after:
+        return fail("ab", "give the pytest arguments after --, for example: fitbench ab --base main -- "
+                    "benchmarks -k test_batch_size --profile smoke")
+    if args.command not in ("compare", "interleave", "workers", "ab"):  # these never load TensorFlow
         from fitbench import startup
 
         startup.load()

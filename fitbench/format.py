@@ -146,6 +146,10 @@ def _checks(verdict: Verdict) -> str:
     return f"accuracy {verdict.accuracy}, {first_text}{efficiency}"
 
 
+def _code_note(verdict: Verdict) -> str:
+    return f"; the model changed: {', '.join(verdict.code_changes)}" if verdict.code_changes else ""
+
+
 def verdict_lines(comparison: Comparison) -> list[str]:
     """The terminal form: a header naming baseline and candidate, then a line per benchmark
     in the grid's order, the counts, and the verdict on all benchmarks when there is one."""
@@ -153,7 +157,7 @@ def verdict_lines(comparison: Comparison) -> list[str]:
     for v in comparison.verdicts:
         if v.method:
             text = (f"epoch time x{ratio(v)} ({v.time}; {v.method}), {_checks(v)}"
-                    + (f"; {v.note}" if v.note else ""))
+                    + (f"; {v.note}" if v.note else "") + _code_note(v))
         else:
             text = v.note
         lines.append(f"{v.verdict.upper():<12} {v.name}: {text}")
@@ -191,7 +195,8 @@ def verdict_markdown(comparison: Comparison) -> str:
         limits = f"{t.get('time', 0):.0%}, {t.get('accuracy', 0):.2f}, {t.get('first_epoch', 0):.0%}" if t else "-"
         verdict = f"**{v.verdict}**" if v in comparison.failures else v.verdict
         lines.append(f"| `{v.name}` | {verdict} | {ratio(v)} | {v.time} | {acc} | {first} | {limits} |")
-    notes = [f"- `{v.name}`: {v.note}" for v in comparison.verdicts if v.note]
+    notes = [f"- `{v.name}`: {v.note}{_code_note(v)}".replace(": ; ", ": ") for v in comparison.verdicts
+             if v.note or v.code_changes]
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"

@@ -88,6 +88,8 @@ class Verdict:
     method: str = ""  # which test decided the epoch-time verdict
     note: str = ""
     differences: list[str] = field(default_factory=list)  # incomparable: the fields that differ
+    # The code under test changed (model, optimizer, loss; parameters, FLOPs): judged, and named.
+    code_changes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -165,30 +167,60 @@ def _measurement_differences(base: list[Record], cand: list[Record]) -> list[str
     return differences
 
 
+def _code_changes(base: list[Record], cand: list[Record]) -> list[str]:
+    """What the candidate's code changed in the model: 'parameters 266,610 -> 300,000', ..."""
+    before, after = base[0], cand[0]
+    changes = before.measurement.code_changes(after.measurement)
+    for label, a, b in (("parameters", before.params, after.params),
+                        ("training FLOPs per sample", before.flops_per_sample, after.flops_per_sample)):
+        if a and b and a != b:
+            changes.append(f"{label} {a:,} -> {b:,}")
+    return changes
+
+
 def interleaved_pairs(base: list[Record], cand: list[Record]) -> tuple[list[float], list[float]] | None:
-    """The steady epochs of one baseline and one candidate run that took turns in one ring,
-    paired epoch by epoch, when every pair ran within one trip of the token; else None."""
-    if len(base) != 1 or len(cand) != 1:
+    """The steady epochs of baseline and candidate runs that took turns, paired epoch by epoch
+    and ring by ring (several rings: the rounds of `fitbench ab`), when every record has its
+    partner in its ring and every pair ran within one round of turns; else None."""
+    partners = {(c.interleave or {}).get("ring"): c for c in cand}
+    if len(base) != len(cand) or None in partners or len(partners) != len(cand):
         return None
-    b, c = base[0], cand[0]
-    rings = (b.interleave, c.interleave)
-    if not all(rings) or rings[0]["ring"] != rings[1]["ring"] or rings[0]["index"] == rings[1]["index"]:
-        return None
-    turns_b, turns_c = [e.turn for e in b.epochs[1:]], [e.turn for e in c.epochs[1:]]
-    seconds_b, seconds_c = b.steady_seconds, c.steady_seconds
-    if not len(seconds_b) == len(seconds_c) == len(turns_b) == len(turns_c) or None in turns_b + turns_c:
-        return None
-    if any(abs(tb - tc) >= rings[0]["size"] for tb, tc in zip(turns_b, turns_c, strict=True)):
-        return None
+    seconds_b: list[float] = []
+    seconds_c: list[float] = []
+    for b in base:
+        c = partners.get((b.interleave or {}).get("ring"))
+        if c is None or c.interleave["index"] == b.interleave["index"]:
+            return None
+        turns_b, turns_c = [e.turn for e in b.epochs[1:]], [e.turn for e in c.epochs[1:]]
+        if not len(b.steady_seconds) == len(c.steady_seconds) == len(turns_b) == len(turns_c) \
+                or None in turns_b + turns_c:
+            return None
+        if any(abs(tb - tc) >= b.interleave["size"] for tb, tc in zip(turns_b, turns_c, strict=True)):
+            return None
+        seconds_b += b.steady_seconds
+        seconds_c += c.steady_seconds
     return seconds_b, seconds_c
 
 
+def _sequential(pairs: tuple[list[float], list[float]], log_threshold: float,
+                alpha: float) -> tuple[stats.Shift, float, float, str, float]:
+    base_epochs, cand_epochs = pairs
+    differences = [math.log(c / b) for b, c in zip(base_epochs, cand_epochs, strict=True)]
+    test = stats.sequential_log_shift(differences, log_threshold, alpha)
+    method = (f"interleaved, sequential on {test.pairs} pairs ({test.confidence:.0%} confidence sequence, "
+              "valid at every look)")
+    return (stats.Shift(test.estimate, test.low, test.high, test.confidence), test.p_greater, test.p_less,
+            method, 0.0)
+
+
 def _epoch_time_test(base: list[Record], cand: list[Record], pairs: tuple[list[float], list[float]] | None,
-                     limits: Thresholds, alpha: float,
-                     run_noise: float | str) -> tuple[stats.Shift, float, float, str, float]:
+                     limits: Thresholds, alpha: float, run_noise: float | str,
+                     sequential: bool = False) -> tuple[stats.Shift, float, float, str, float]:
     """(interval of the ratio, p of a regression, p of an improvement, method, smallest p the
     test can give) for one benchmark."""
     factor, confidence = 1 + limits.time, 1 - 2 * alpha
+    if pairs is not None and sequential:
+        return _sequential(pairs, math.log(factor), alpha)
     if pairs is not None:
         base_epochs, cand_epochs = pairs
         return (stats.paired_log_shift(base_epochs, cand_epochs, confidence),
@@ -246,11 +278,13 @@ def _accuracy(records: list[Record]) -> float | None:
 
 
 def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSettings | None = None,
-            **overrides: Any) -> Comparison:
+            sequential: bool = False, **overrides: Any) -> Comparison:
     """Verdicts for every benchmark of the candidate and baseline runs (see the module docstring).
 
     `settings` are the gate's options (fitbench.options.GateSettings); keyword arguments
-    override single settings (alpha=0.01, run_noise=0.1, ...)."""
+    override single settings (alpha=0.01, run_noise=0.1, ...). `sequential`: interleaved
+    pairs are tested with an anytime-valid confidence sequence (stats.sequential_log_shift),
+    for `fitbench ab --budget`, which looks again after every round of turns."""
     settings = settings or default_settings()
     if overrides:
         settings = GateSettings(**{**settings.__dict__, **overrides})
@@ -303,7 +337,7 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
             continue
         pairs = interleaved_pairs(base, cand)
         shift, p_reg, p_imp, method, floor = _epoch_time_test(base, cand, pairs, limits, settings.alpha,
-                                                              settings.run_noise)
+                                                              settings.run_noise, sequential)
         tested.append((name, p_reg, p_imp))
         smallest[name] = floor
         if pairs is not None:
@@ -325,6 +359,7 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
             ratio_high=shift.ratio_high, baseline_epochs=sum(len(r.steady_seconds) for r in base),
             candidate_epochs=sum(len(r.steady_seconds) for r in cand), baseline_accuracy=base_acc,
             candidate_accuracy=cand_acc, first_epoch_ratio=first_ratio, thresholds=asdict(limits), method=method,
+            code_changes=_code_changes(base, cand),
             baseline_efficiency=_efficiency(base, peaks_of), candidate_efficiency=_efficiency(cand, peaks_of))
     if not tested and not any(v.verdict == FAILED for v in verdicts.values()):
         reasons = [f"{v.name}: {v.verdict}" + (f" ({v.note})" if v.note else "") for v in verdicts.values()]
@@ -332,7 +367,7 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
 
     overall = None
     if len(paired) >= 2 and len(paired) == len(tested):
-        overall, p_reg, p_imp = _overall(list(paired.values()), settings.defaults, settings.alpha)
+        overall, p_reg, p_imp = _overall(list(paired.values()), settings.defaults, settings.alpha, sequential)
         verdicts[overall.name] = overall
         tested.append((overall.name, p_reg, p_imp))
         smallest[overall.name] = 0.0
@@ -409,12 +444,20 @@ def _first_epoch_verdicts(verdicts: dict[str, Verdict], tests: list[tuple[str, f
 
 
 def _overall(pairs: list[tuple[list[float], list[float]]], defaults: Thresholds,
-             alpha: float) -> tuple[Verdict, float, float]:
-    """The verdict on all interleaved benchmarks at once, before Holm; and its two p-values."""
+             alpha: float, sequential: bool = False) -> tuple[Verdict, float, float]:
+    """The verdict on all interleaved benchmarks at once, before Holm; and its two p-values.
+    Sequential: every benchmark's pairs pooled, in the order measured."""
+    epochs = sum(len(b) for b, _ in pairs)
+    if sequential:
+        pooled = ([s for b, _ in pairs for s in b], [s for _, c in pairs for s in c])
+        shift, p_reg, p_imp, method, _ = _sequential(pooled, math.log(1 + defaults.time), alpha)
+        verdict = Verdict(OVERALL, "", "", "-", "-", ratio=shift.ratio, ratio_low=shift.ratio_low,
+                          ratio_high=shift.ratio_high, baseline_epochs=epochs, candidate_epochs=epochs,
+                          thresholds={"time": defaults.time}, method=method + f", {len(pairs)} benchmarks pooled")
+        return verdict, p_reg, p_imp
     test = stats.mean_paired_shift(pairs)
     log_factor = math.log(1 + defaults.time)
     low, high = test.interval(1 - 2 * alpha)
-    epochs = sum(len(b) for b, _ in pairs)
     verdict = Verdict(OVERALL, "", "", "-", "-", ratio=math.exp(test.estimate), ratio_low=math.exp(low),
                       ratio_high=math.exp(high), baseline_epochs=epochs, candidate_epochs=epochs,
                       thresholds={"time": defaults.time},

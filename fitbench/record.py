@@ -11,8 +11,10 @@ counts, and why it is bounded), the profile, the device kind, replicas and batch
 the workers and the cluster's shape (a 2-worker run is never compared with a 1-worker one),
 and the training variant (precision, XLA, steps per execution, input pipeline). Two
 records are compared only when their measurements are equal; `Measurement.differences`
-names the fields that are not. The machine and the software under test are the run's
-(`Environment`, from pytest-benchmark's ``machine_info``).
+names the fields that are not. The model, its arguments, the optimizer and the loss are the
+code under test, not how it was measured: a change to them (a pull request that adds a
+layer) is compared and its verdict names the change (`Measurement.code_changes`). The
+machine and the software under test are the run's (`Environment`, from pytest-benchmark's ``machine_info``).
 
 The JSON is versioned (``fitbench_schema``). Version 1 is the untyped ``extra_info`` of
 fitbench 0.1 (no schema key); it is migrated when read. A newer version is refused with a
@@ -33,6 +35,8 @@ DEFAULT_VARIANT = {"precision": "float32", "jit_compile": False, "steps_per_exec
 
 
 COMPLETED, DIVERGED = "completed", "diverged"
+# What is being measured rather than how: a change here is judged (and named), not incomparable.
+CODE_FIELDS = ("workload.model", "workload.optimizer", "workload.loss")
 
 
 class RecordError(ValueError):
@@ -85,15 +89,31 @@ class Measurement:
         walk("", asdict(self))
         return flat
 
+    def identity(self) -> dict[str, Any]:
+        """How it was measured: every field but the code under test (CODE_FIELDS)."""
+        return {key: value for key, value in self.flat().items() if not _is_code(key)}
+
     def differences(self, other: Measurement) -> list[str]:
-        """'field: mine != other' for each field that differs (a field only one side has included)."""
-        mine, theirs = self.flat(), other.flat()
-        out = []
-        for key in list(mine) + [k for k in theirs if k not in mine]:
-            a, b = mine.get(key, "(absent)"), theirs.get(key, "(absent)")
-            if a != b:
-                out.append(f"{key}: {a!r} != {b!r}")
-        return out
+        """'field: mine != other' for each field of the identity that differs (a field only one
+        side has included): two records measured the same thing when this is empty."""
+        return _differences(self.identity(), other.identity())
+
+    def code_changes(self, other: Measurement) -> list[str]:
+        """'field: mine != other' for each field of the code under test that differs."""
+        return _differences(*({k: v for k, v in m.flat().items() if _is_code(k)} for m in (self, other)))
+
+
+def _is_code(key: str) -> bool:
+    return any(key == name or key.startswith(name + ".") or key.startswith(name + "_") for name in CODE_FIELDS)
+
+
+def _differences(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    out = []
+    for key in list(mine) + [k for k in theirs if k not in mine]:
+        a, b = mine.get(key, "(absent)"), theirs.get(key, "(absent)")
+        if a != b:
+            out.append(f"{key}: {a!r} != {b!r}")
+    return out
 
 
 @dataclass

@@ -43,7 +43,7 @@ class Entry:
 
     @property
     def measurement_key(self) -> tuple[str, str]:
-        return self.record.name, json.dumps(self.record.measurement.flat(), sort_keys=True, default=str)
+        return self.record.name, json.dumps(self.record.measurement.identity(), sort_keys=True, default=str)
 
 
 def newest_per_measurement(runs: Sequence[Run]) -> dict[tuple[str, str], list[Entry]]:

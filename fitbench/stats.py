@@ -242,3 +242,62 @@ def mean_paired_shift(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]) 
     denominator = sum(v ** 2 / d for v, d in zip(variances, dofs, strict=True))
     dof = sum(variances) ** 2 / denominator if denominator > 0 else math.inf
     return MeanShiftTest(float(np.mean(means)), math.sqrt(variance), dof)
+
+
+# --- sequential: decided when the evidence is there, valid however often it is looked at ----------
+
+@dataclass(frozen=True)
+class SequentialShift:
+    """An anytime-valid test of a mean paired log ratio (`sequential_log_shift`): its
+    confidence sequence and p-values stay valid however many times more pairs are added and
+    the test looked at again, and whenever the looking stops (optional stopping)."""
+
+    estimate: float  # mean log ratio, candidate over baseline
+    low: float  # the confidence sequence, intersected over every look so far
+    high: float
+    p_greater: float  # H0: log ratio <= log_threshold (a regression is its rejection)
+    p_less: float  # H0: log ratio >= -log_threshold (an improvement)
+    pairs: int
+    confidence: float
+
+
+# Pairs before the first look: the variance is estimated from the pairs, and the boundary's
+# time-uniform guarantee is asymptotic, so a handful of pairs is not looked at.
+FIRST_LOOK = 10
+PLANNED_PAIRS = 40  # where the confidence sequence is tightest (its mixing parameter)
+
+
+def sequential_log_shift(differences: Sequence[float], log_threshold: float, alpha: float,
+                         first: int = FIRST_LOOK, planned: int = PLANNED_PAIRS) -> SequentialShift:
+    """The asymptotic confidence sequence (normal mixture, Waudby-Smith et al., "Time-uniform
+    central limit theory and asymptotic confidence sequences", Annals of Statistics 2024) for
+    the mean of paired log `differences` (candidate over baseline, in the order they were
+    measured), looked at after every pair from the `first` on.
+
+    The boundary for a look at n pairs is mean +- sd * sqrt(2 (n r + 1) / (n^2 r) * log(sqrt(n r
+    + 1) / alpha)), r = rho^2 tuned to `planned` pairs; each side is crossed at any look with
+    probability at most alpha (a crossing of one side implies that the one-sided half-normal
+    mixture martingale exceeds 1/alpha; Ville's inequality). The p-values are the smallest
+    1 / mixture over the looks, so they can only fall as pairs are added."""
+    d = np.asarray(differences, dtype=float)
+    log_alpha = math.log(1 / alpha)
+    rho2 = (2 * log_alpha + math.log(2 * log_alpha + 1)) / planned
+    low, high, p_greater, p_less = -math.inf, math.inf, 1.0, 1.0
+    sums, squares = np.cumsum(d), np.cumsum(d ** 2)
+    for n in range(max(first, 2), len(d) + 1):
+        mean = sums[n - 1] / n
+        sd = math.sqrt(max((squares[n - 1] - n * mean ** 2) / (n - 1), 1e-24))
+        spread = n * rho2 + 1
+        radius = sd * math.sqrt(2 * spread / (n * n * rho2) * (log_alpha + 0.5 * math.log(spread)))
+        low, high = max(low, mean - radius), min(high, mean + radius)
+        for shift, side in ((log_threshold, 1), (-log_threshold, -1)):
+            s = n * (mean - shift) / sd  # the standardized sum against the null's edge
+            if s * side > 0:
+                log_mixture = rho2 * s * s / (2 * spread) - 0.5 * math.log(spread)
+                p = math.exp(-min(log_mixture, 700.0))
+                if side > 0:
+                    p_greater = min(p_greater, p)
+                else:
+                    p_less = min(p_less, p)
+    estimate = float(d.mean()) if len(d) else math.nan
+    return SequentialShift(estimate, low, high, min(1.0, p_greater), min(1.0, p_less), len(d), 1 - alpha)

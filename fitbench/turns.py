@@ -9,6 +9,14 @@ holds the token. Each session passes the token on right before each timed epoch 
 for it to come back, so the ring runs epoch k of session 0, epoch k of session 1, ..., and
 nothing else runs while an epoch is timed (the waiting sessions are blocked in a read).
 
+Who holds each turn is the ring's order (`holder`). Turns come in rounds of one turn per
+session. In a *fixed* order every round runs 0, 1, ..., so session 1 always follows
+session 0: anything that favours a position (the caches and clocks a predecessor leaves)
+then reads as a difference between the sessions. The default order *alternates*: odd rounds
+run in reverse (0 1 | 1 0 | 0 1 ...), so each session is first in half the rounds; *random*
+draws each round's order from the ring's seed. Epoch k of every session still falls in
+round k, which is what the gate pairs.
+
 The token travels through one FIFO per session (Linux/macOS), as a JSON line: the turn
 number (how often the token has been passed) and the sessions that have left the ring. A
 session that ends marks itself as left and hands the token to the driver, which passes it on
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import select
 import shutil
 import signal
@@ -47,6 +56,8 @@ DEFAULT_JOIN_TIMEOUT = 600.0  # seconds for a session to start and join (imports
 DEFAULT_DEADLINE = 6 * 3600.0  # seconds for the whole ring
 GRACE_SECONDS = 60.0  # after SIGTERM, for a session to write what it finished, before SIGKILL
 STOP = "stop"  # the file the driver writes when it ends the ring
+ORDERS = ("alternate", "random", "fixed")  # how each round of turns is ordered (see `holder`)
+DEFAULT_ORDER = "alternate"
 
 
 class RingError(RuntimeError):
@@ -56,9 +67,12 @@ class RingError(RuntimeError):
 DRIVER = "driver"  # the FIFO name of the driver (`run`), to which leaving sessions hand the token
 
 
-def create(directory: Path, size: int, timeout: float = DEFAULT_TIMEOUT, driver: bool = False) -> str:
+def create(directory: Path, size: int, timeout: float = DEFAULT_TIMEOUT, driver: bool = False,
+           order: str = DEFAULT_ORDER) -> str:
     """Make a ring of `size` sessions in `directory` (emptied first, so a directory can be
-    reused): one FIFO each (and the driver's) and the ring's id."""
+    reused): one FIFO each (and the driver's) and the ring's id, which seeds a random order."""
+    if order not in ORDERS:
+        raise ValueError(f"unknown turn order {order!r}; one of {', '.join(ORDERS)}")
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
@@ -66,22 +80,39 @@ def create(directory: Path, size: int, timeout: float = DEFAULT_TIMEOUT, driver:
         os.mkfifo(directory / f"{name}.fifo")
     ring_id = uuid.uuid4().hex[:12]
     (directory / "ring.json").write_text(
-        json.dumps({"id": ring_id, "size": size, "timeout": timeout, "driver": driver}))
+        json.dumps({"id": ring_id, "size": size, "timeout": timeout, "driver": driver, "order": order}))
     return ring_id
 
 
-def next_session(index: int, size: int, left: set[int]) -> int | None:
-    """The first session after `index`, in ring order, that has not left (possibly `index`)."""
-    order = [(index + step) % size for step in range(1, size + 1)]
-    return next((i for i in order if i not in left), None)
+def holder(turn: int, size: int, order: str = DEFAULT_ORDER, seed: str = "") -> int:
+    """The session that holds `turn`: round turn // size, in the ring's order."""
+    round_, position = divmod(turn, size)
+    if order == "alternate" and round_ % 2:
+        return size - 1 - position
+    if order == "random":
+        sessions = list(range(size))
+        random.Random(f"{seed}:{round_}").shuffle(sessions)
+        return sessions[position]
+    return position
+
+
+def next_turn(turn: int, size: int, left: set[int], order: str = DEFAULT_ORDER,
+              seed: str = "") -> tuple[int, int] | None:
+    """(the turn after `turn` whose holder has not left, that holder), or None when all left.
+    Every session holds one turn a round, so two rounds are enough to find one."""
+    for following in range(turn + 1, turn + 1 + 2 * size):
+        index = holder(following, size, order, seed)
+        if index not in left:
+            return following, index
+    return None
 
 
 def start(directory: Path, left: set[int]) -> None:
-    """Hand the first token to the first session that has not left (by the driver)."""
-    size = json.loads((directory / "ring.json").read_text())["size"]
-    first = next_session(size - 1, size, left)
+    """Hand the first token to the holder of the first turn that has not left (by the driver)."""
+    described = json.loads((directory / "ring.json").read_text())
+    first = next_turn(-1, described["size"], left, described.get("order", "fixed"), described["id"])
     if first is not None:
-        _send(directory, first, {"turn": 0, "left": sorted(left)})
+        _send(directory, first[1], {"turn": first[0], "left": sorted(left)})
 
 
 def _send(directory: Path, name: int | str, message: dict) -> None:
@@ -112,6 +143,7 @@ class Ring:
     ring_id: str
     timeout: float = DEFAULT_TIMEOUT
     driver: bool = False  # leaving hands the token to the driver rather than to the next session
+    order: str = "fixed"
     holding: bool = False
     turn: int = -1
     left: set[int] = field(default_factory=set)
@@ -132,17 +164,20 @@ class Ring:
         if not 0 <= index < described["size"]:
             raise RingError(f"{ENV}={spec!r}: index {index} is outside the ring of {described['size']}")
         ring = cls(Path(directory), index, described["size"], described["id"], described["timeout"],
-                   described.get("driver", False))
+                   described.get("driver", False), described.get("order", "fixed"))
         ring._inbox = os.open(ring.directory / f"{index}.fifo", os.O_RDWR)
         (ring.directory / f"ready-{index}").touch()
         return ring
 
     def _pass(self) -> bool:
-        """Pass the token to the next session still in the ring; False when none is left."""
-        following = next_session(self.index, self.size, self.left | {self.index})
-        if following is None:
+        """Pass the token to the holder of the next turn; False when that is this session
+        itself (its next turn: it keeps the token) or no session is left."""
+        following = next_turn(self.turn, self.size, self.left, self.order, self.ring_id)
+        if following is None or following[1] == self.index:
+            if following is not None:
+                self.turn = following[0]
             return False
-        _send(self.directory, following, {"turn": self.turn + 1, "left": sorted(self.left)})
+        _send(self.directory, following[1], {"turn": following[0], "left": sorted(self.left)})
         self.holding = False
         return True
 
@@ -163,8 +198,8 @@ class Ring:
         if self.broken:
             return None
         if self.holding and not self._pass():
-            self.turn += 1  # alone in the ring: keep the token
-            return self.turn
+            self._beat()
+            return self.turn  # this session's turn again (the order says so, or it is alone)
         try:
             message = self._receive()
         except TimeoutError:
@@ -172,8 +207,11 @@ class Ring:
                            "running on alone, the rest of this session's epochs are not interleaved")
             return None
         self.holding, self.turn, self.left = True, message["turn"], set(message["left"])
-        (self.directory / f"turn-{self.index}").write_text(str(self.turn))  # the driver's watchdog reads it
+        self._beat()
         return self.turn
+
+    def _beat(self) -> None:
+        (self.directory / f"turn-{self.index}").write_text(str(self.turn))  # the driver's watchdog reads it
 
     def leave(self) -> None:
         """Leave the ring: wait for the token if needed, mark this session as left, pass it on."""
@@ -200,7 +238,7 @@ class Ring:
         (self.directory / f"left-{self.index}").touch()
 
     def describe(self) -> dict:
-        return {"ring": self.ring_id, "index": self.index, "size": self.size}
+        return {"ring": self.ring_id, "index": self.index, "size": self.size, "order": self.order}
 
 
 _current: Ring | None = None
@@ -241,8 +279,9 @@ class Driver:
 
     def __init__(self, commands: Sequence[str], directory: Path, timeout: float = DEFAULT_TIMEOUT,
                  join_timeout: float = DEFAULT_JOIN_TIMEOUT, deadline: float = DEFAULT_DEADLINE,
-                 poll_seconds: float = 0.2, grace: float = GRACE_SECONDS):
+                 poll_seconds: float = 0.2, grace: float = GRACE_SECONDS, order: str = DEFAULT_ORDER):
         self.interrupted = False
+        self.order = order
         self.commands, self.directory = list(commands), directory
         self.ring = directory / "ring"
         self.timeout, self.join_timeout, self.deadline = timeout, join_timeout, deadline
@@ -251,7 +290,7 @@ class Driver:
         self.processes: list[subprocess.Popen] = []
 
     def run(self) -> list[Outcome]:
-        create(self.ring, len(self.commands), self.timeout, driver=True)
+        self.ring_id = create(self.ring, len(self.commands), self.timeout, driver=True, order=self.order)
         # Open from the start, so that nothing written to them is lost: a FIFO drops its data when
         # its last descriptor closes (a session that died, the driver's before it reads).
         self.fifos = {name: os.open(self.ring / f"{name}.fifo", os.O_RDWR)
@@ -328,9 +367,9 @@ class Driver:
                         self._wait_exit(sender)
                     left |= {*message["left"], sender}
                     progress = time.time()
-                    following = next_session(sender, size, left)
+                    following = next_turn(message["turn"], size, left, self.order, self.ring_id)
                     if following is not None:
-                        _send(self.ring, following, {"turn": message["turn"] + 1, "left": sorted(left)})
+                        _send(self.ring, following[1], {"turn": following[0], "left": sorted(left)})
             for index, process in enumerate(self.processes):
                 if process.poll() is not None and index not in left and index not in dead \
                         and not (self.ring / f"left-{index}").exists():

@@ -32,9 +32,9 @@ def session(directory, index, epochs, log, active, errors):
         errors.append(repr(error))
 
 
-def run_ring(tmp_path, epochs_per_session):
+def run_ring(tmp_path, epochs_per_session, order="fixed"):
     directory = tmp_path / "ring"
-    turns.create(directory, len(epochs_per_session), timeout=20)
+    turns.create(directory, len(epochs_per_session), timeout=20, order=order)
     log, active, errors = [], [], []
     threads = [threading.Thread(target=session, args=(directory, i, n, log, active, errors))
                for i, n in enumerate(epochs_per_session)]
@@ -49,18 +49,37 @@ def run_ring(tmp_path, epochs_per_session):
     return log
 
 
-def test_sessions_take_strict_turns_in_ring_order(tmp_path):
-    log = run_ring(tmp_path, [4, 4, 4])
-    assert [index for _, index, _ in log] == [0, 1, 2] * 4
+@pytest.mark.parametrize("order, expected", [
+    ("fixed", [0, 1, 2] * 4),
+    ("alternate", [0, 1, 2, 2, 1, 0] * 2),  # each session first in half the rounds
+    ("random", None),
+])
+def test_sessions_take_strict_turns_in_the_rings_order(tmp_path, order, expected):
+    log = run_ring(tmp_path, [4, 4, 4], order)
+    indices = [index for _, index, _ in log]
+    if expected is not None:
+        assert indices == expected
+    rounds = [indices[r * 3:(r + 1) * 3] for r in range(4)]
+    assert all(sorted(round_) == [0, 1, 2] for round_ in rounds)  # one turn each per round
     assert [turn for turn, _, _ in log] == list(range(12))  # one turn per epoch, none lost
     # Epoch k of every session ran within one trip of the token: what the gate pairs.
     by_session = {i: [t for t, index, _ in log if index == i] for i in range(3)}
     assert all(abs(a - b) < 3 for a, b in zip(by_session[0], by_session[1], strict=True))
 
 
-def test_a_session_that_ends_early_leaves_the_ring_to_the_others(tmp_path):
-    log = run_ring(tmp_path, [2, 5, 3])
-    assert [index for _, index, _ in log] == [0, 1, 2, 0, 1, 2, 1, 2, 1, 1]
+def test_the_random_order_is_the_rings_seed_and_puts_each_session_first_about_equally():
+    firsts = [turns.holder(round_ * 2, 2, "random", "seed") for round_ in range(400)]
+    assert firsts == [turns.holder(round_ * 2, 2, "random", "seed") for round_ in range(400)]
+    assert 160 < firsts.count(0) < 240
+
+
+@pytest.mark.parametrize("order, expected", [
+    ("fixed", [0, 1, 2, 0, 1, 2, 1, 2, 1, 1]),
+    ("alternate", [0, 1, 2, 2, 1, 0, 1, 2, 1, 1]),
+])
+def test_a_session_that_ends_early_leaves_the_ring_to_the_others(tmp_path, order, expected):
+    log = run_ring(tmp_path, [2, 5, 3], order)
+    assert [index for _, index, _ in log] == expected
     assert sorted(e for _, i, e in log if i == 1) == list(range(5))
 
 
@@ -104,10 +123,23 @@ def test_run_starts_the_ring_once_every_session_has_joined_or_ended(tmp_path):
     script.write_text(SESSION)
     commands = [f"{sys.executable} {script} {tmp_path / f'{i}.json'}" for i in range(2)]
     commands.append("exit 3")  # ends before joining (a usage error): the ring goes on without it
-    statuses = turns.run(commands, tmp_path, timeout=20)
+    statuses = turns.run(commands, tmp_path, timeout=20, order="fixed")
     assert statuses == [0, 0, 3]
     first, second = (json.loads((tmp_path / f"{i}.json").read_text()) for i in range(2))
-    assert [t for t, _ in first] == [0, 2, 4] and [t for t, _ in second] == [1, 3, 5]
+    # Turns are places in the rounds: turn 2, session 3's, was skipped.
+    assert [t for t, _ in first] == [0, 3, 6] and [t for t, _ in second] == [1, 4, 7]
+
+
+def test_the_driver_alternates_the_order_and_skips_the_turns_of_a_session_that_never_joined(tmp_path):
+    script = tmp_path / "session.py"
+    script.write_text(SESSION)
+    commands = [f"{sys.executable} {script} {tmp_path / f'{i}.json'}" for i in range(2)] + ["exit 3"]
+    assert turns.run(commands, tmp_path, timeout=20) == [0, 0, 3]
+    first, second = (json.loads((tmp_path / f"{i}.json").read_text()) for i in range(2))
+    # Rounds 0 1 (2) | (2) 1 0 | 0 1 (2): turn 3 and 8 were session 3's, which never joined.
+    assert [t for t, _ in first] == [0, 5, 6] and [t for t, _ in second] == [1, 4, 7]
+    # The session that went second in round 1 went first in round 2, without a message.
+    assert first[1][1] < first[2][1]
     assert (tmp_path / "session-2.log").exists()
 
 
@@ -152,7 +184,8 @@ def test_a_session_that_never_joins_is_ended_at_the_join_deadline(tmp_path):
     commands = [f"{sys.executable} {script} {tmp_path / '0.json'}", "sleep 600"]
     outcomes = turns.Driver(commands, tmp_path, timeout=20, join_timeout=3, grace=5).run()
     assert "did not join the ring within 3 s" in outcomes[1].ended_because and outcomes[0].status == 0
-    assert [t for t, _ in json.loads((tmp_path / "0.json").read_text())] == [0, 1, 2]  # alone, every turn
+    # Alone, every turn of its own (rounds 0 (1) | (1) 0 | 0 (1) in the alternating order).
+    assert [t for t, _ in json.loads((tmp_path / "0.json").read_text())] == [0, 3, 4]
 
 
 def test_the_deadline_ends_every_session_and_a_logs_directory_can_be_reused(tmp_path):
