@@ -56,12 +56,13 @@ class Side:
     python: str
     env: dict[str, str] = field(default_factory=dict)
     ref: str = ""  # the git ref asked for ("" for the working tree)
-    commit: str = ""  # what it resolved to
+    commit: str = ""  # what it resolved to (the working tree: its HEAD)
+    dirty: bool = False  # the working tree has uncommitted changes
     worktree: bool = False  # a temporary worktree, removed at the end
 
     def describe(self) -> str:
         code = f"{self.ref} ({self.commit[:10]})" if self.ref else "the working tree" + (
-            f" ({self.commit[:10]} + uncommitted changes)" if self.commit else "")
+            f" ({self.commit[:10]}{' + uncommitted changes' if self.dirty else ''})" if self.commit else "")
         extras = [f"python {self.python}"] + [f"{key}={value}" for key, value in self.env.items()]
         return f"{self.name}: {code}; {', '.join(extras)}"
 
@@ -184,11 +185,12 @@ def plan(base: str | None, candidate: str | None, base_python: str | None, candi
             raise ABError(f"--base/--candidate name git refs, but {cwd} is not in a git repository")
         subfolder = Path(os.path.relpath(cwd.resolve(), top.resolve()))
     head = git(top, "rev-parse", "HEAD") if _inside_git(cwd) else ""
+    dirty = bool(head) and bool(git(top, "status", "--porcelain", "--untracked-files=no"))
     sides = []
     for name, ref, python_path, env in (("base", base, pythons[0], base_env_vars),
                                         ("candidate", candidate, pythons[1], candidate_env_vars)):
         if ref is None:
-            sides.append(Side(name, top, python_path, env, commit=head))
+            sides.append(Side(name, top, python_path, env, commit=head, dirty=dirty))
         else:
             sides.append(Side(name, top, python_path, env, ref=ref, commit=resolve_ref(top, ref), worktree=True))
     stamp = time.strftime("%Y%m%d-%H%M%S")

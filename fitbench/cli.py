@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         from fitbench import startup
 
         startup.load()
-    if hasattr(args, "candidate"):
+    if args.command == "compare":
         args.candidate = [args.candidate, *args.candidate_also]
     return args.handler(args)
 

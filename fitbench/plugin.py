@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import fitbench
 from fitbench import cluster as clusters
 from fitbench import devices, durable, format, gate, peak, progress, turns
 from fitbench.experiments import Case
@@ -366,6 +367,9 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
     without_rounds = [entry for entry in (collected.entries if collected else []) if entry["name"] not in names]
     output_json["fitbench"] = {
         "schema": SCHEMA_VERSION,
+        # Which fitbench measured (fitbench ab runs two checkouts): its version and where it was imported from.
+        "version": fitbench.__version__,
+        "package": str(Path(fitbench.__file__).resolve().parent),
         "profile": config.getoption("profile"),
         "cpu_replicas": config.getoption("cpu_replicas"),
         "cluster": (config.fitbench_cluster.describe() if getattr(config, "fitbench_cluster", None) else None),
