@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -67,6 +68,20 @@ def run_pytest(*args: str, env: dict[str, str] | None = None, timeout: int = 600
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**clean, **(env or {})},
     )
+
+
+def throwaway_checkout(destination: Path) -> Path:
+    """The files a benchmark session needs, copied from this checkout into a git repository of
+    their own with one commit on `main` (and origin/main pointing at it): for `fitbench ab`."""
+    for name in ("fitbench", "fixtures", "tests/sample", "tests/plugins"):
+        shutil.copytree(ROOT / name, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("conftest.py", "pyproject.toml", "tests/__init__.py"):
+        shutil.copy(ROOT / name, destination / name)
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"],
+                    ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"],
+                    ["update-ref", "refs/remotes/origin/main", "HEAD"]):
+        subprocess.run(["git", *command], cwd=destination, check=True, capture_output=True)
+    return destination
 
 
 def make_record(name: str, device: str = "cpu", epoch_seconds: list[float] | None = None, samples: int = 1000,

@@ -1,0 +1,170 @@
+"""`fitbench ab`: its checks, its sequential test's false-alarm rate under optional stopping,
+and both forms run end to end (two versions of the code in git worktrees; two environments)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fitbench import ab, stats
+from tests.conftest import ROOT, throwaway_checkout
+
+SAMPLE_ARGS = ["tests/sample/bench_tiny.py", "-o", "python_files=bench_*.py", "--profile", "smoke",
+               "--devices", "cpu", "--offline", "--require-data"]
+
+
+def fitbench_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    return subprocess.run([sys.executable, "-m", "fitbench", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, env={**clean, **(env or {})})
+
+
+# --- checks before anything runs ------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, seconds", [("20m", 1200), ("1h30m", 5400), ("90s", 90), ("600", 600),
+                                           ("1.5m", 90)])
+def test_budgets_read_as_durations(text, seconds):
+    assert ab.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({}, "nothing to compare: give --base REF"),
+    ({"base": "no-such-branch"}, "'no-such-branch' names no commit"),
+    ({"base": "merge-base:no-such-remote/main"}, "no merge base of HEAD and 'no-such-remote/main'"),
+    ({"base": "HEAD", "pytest_args": ["benchmarks", "-n", "2"]}, "drop -n"),
+    ({"base": "HEAD", "pytest_args": ["benchmarks", "--benchmark-json=x.json"]}, "drop --benchmark-json"),
+    ({"base_python": "/no/such/python", "candidate_python": sys.executable}, "--base-python /no/such/python: "
+                                                                              "no such executable"),
+    ({"candidate_env": ["NOT AN ASSIGNMENT"]}, "--candidate-env 'NOT AN ASSIGNMENT': give NAME=VALUE"),
+    ({"base": "HEAD", "budget": "soon"}, "--budget 'soon': give a duration"),
+    ({"base": "HEAD", "rounds": 0}, "--rounds 0: give 1 or more"),
+])
+def test_a_request_that_cannot_run_is_refused_in_one_line_naming_the_fix(arguments, message):
+    request = {"base": None, "candidate": None, "base_python": None, "candidate_python": None, "base_env": [],
+               "candidate_env": [], "pytest_args": ["benchmarks"], "output": None, "rounds": 1, "budget": None,
+               "order": "alternate", "cwd": ROOT, **arguments}
+    with pytest.raises(ab.ABError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ab.plan(**request)
+
+
+def test_a_python_without_pytest_benchmark_is_named(tmp_path):
+    venv = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    with pytest.raises(ab.ABError, match="cannot import pytest and pytest-benchmark"):
+        ab.check_python(str(venv / "bin" / "python"), "--candidate-python")
+
+
+def test_the_command_line_without_pytest_arguments_says_what_to_add():
+    run = fitbench_cli("ab", "--base", "HEAD", cwd=ROOT)
+    assert run.returncode == 2 and "give the pytest arguments after --" in run.stderr
+
+
+# --- the sequential test: valid however often it is looked at ---------------------------------------
+
+def looks(mu: float, sd: float, rng: np.random.Generator, alpha: float = 0.05, rounds: int = 20,
+          per_round: int = 11, threshold: float = math.log(1.05), heavy: bool = False) -> str:
+    """One `fitbench ab --budget` in simulation: a round of pairs, a look, until decided."""
+    differences: list[float] = []
+    for _ in range(rounds):
+        noise = rng.standard_t(3, per_round) * sd / math.sqrt(3) if heavy else rng.normal(0, sd, per_round)
+        differences += list(mu + noise)
+        test = stats.sequential_log_shift(differences, threshold, alpha)
+        if test.p_greater < alpha:
+            return "regression"
+        if test.p_less < alpha:
+            return "improvement"
+        if -threshold < test.low and test.high < threshold:
+            return "no change"
+    return "undecided"
+
+
+@pytest.mark.parametrize("heavy", [False, True], ids=["normal", "heavy-tailed"])
+def test_optional_stopping_keeps_the_false_alarm_rate_at_alpha(heavy):
+    """A true slowdown of exactly the threshold (5%): calling it a regression is a false alarm.
+    Looking after every round of 11 pairs, up to 20 rounds, stopping at the first decision."""
+    rng = np.random.default_rng(20261129)
+    trials = 400
+    verdicts = [looks(math.log(1.05), 0.08, rng, heavy=heavy) for _ in range(trials)]
+    false_alarms = verdicts.count("regression") / trials
+    # alpha is 0.05; 400 trials put the 99% upper bound of a binomial(400, 0.05) at 0.075.
+    assert false_alarms <= 0.075, false_alarms
+    # A fixed-sample test looked at after every round would not hold: the signed-rank test
+    # at each of the 20 looks, on the same kind of data, cries wolf far more often.
+    naive = 0
+    for _ in range(200):
+        differences: list[float] = []
+        for _ in range(20):
+            differences += list(math.log(1.05) + rng.normal(0, 0.08, 11))
+            base = [1.0] * len(differences)
+            if stats.paired_p_greater(base, list(np.exp(differences)), 1.05) < 0.05:
+                naive += 1
+                break
+    assert naive / 200 > 0.10, naive
+
+
+def test_the_sequential_test_decides_an_unchanged_pair_and_a_planted_slowdown():
+    rng = np.random.default_rng(7)
+    assert [looks(0.0, 0.05, rng) for _ in range(50)].count("no change") >= 45
+    assert [looks(math.log(1.10), 0.05, rng) for _ in range(50)].count("regression") >= 45
+
+
+def test_the_confidence_sequence_only_narrows_as_pairs_are_added():
+    rng = np.random.default_rng(3)
+    differences = list(rng.normal(0.02, 0.1, 60))
+    widths = [stats.sequential_log_shift(differences[:n], math.log(1.05), 0.05) for n in range(12, 61, 4)]
+    assert all(a.low <= b.low and b.high <= a.high for a, b in zip(widths, widths[1:], strict=False))
+    assert all(w.p_greater >= v.p_greater for w, v in zip(widths, widths[1:], strict=False))
+
+
+# --- both forms, end to end ----------------------------------------------------------------------
+
+def test_two_versions_of_the_code_each_run_their_own_fitbench_and_a_changed_model_is_judged(
+        tmp_path, synthetic_data_dir):
+    repo = tmp_path / "repo"
+    throwaway_checkout(repo)
+    sample = repo / "tests" / "sample" / "bench_tiny.py"
+    sample.write_text(sample.read_text().replace('"units": (16,)', '"units": (16, 16)'))  # the candidate adds a layer
+    out = tmp_path / "out"
+    run = fitbench_cli("ab", "--base", "HEAD", "--output", str(out), "--markdown", str(tmp_path / "summary.md"),
+                       "--", *SAMPLE_ARGS, "--data-dir", str(synthetic_data_dir), cwd=repo)
+    assert run.returncode in (0, 1), run.stdout + run.stderr
+    assert "base: HEAD (" in run.stdout and "candidate: the working tree (" in run.stdout
+    assert "+ uncommitted changes" in run.stdout
+    # Compared, not incomparable: the model is the code under test, and the verdict names the change.
+    assert "INCOMPARABLE" not in run.stdout
+    assert "the model changed: workload.model_args.units: [16] != [16, 16], parameters 12,730 -> 13,002" \
+        in run.stdout, run.stdout
+    assert "the model changed" in (tmp_path / "summary.md").read_text()
+    base, candidate = (json.loads((out / f"{side}-1.json").read_text()) for side in ("base", "candidate"))
+    # Each side imported its own fitbench: the base from its worktree, the candidate from the repository.
+    assert base["fitbench"]["package"] != str(repo / "fitbench")
+    assert base["fitbench"]["package"].endswith("/fitbench") and "fitbench-ab-base-" in base["fitbench"]["package"]
+    assert candidate["fitbench"]["package"] == str((repo / "fitbench").resolve())
+    verdicts = json.loads((out / "verdicts.json").read_text())
+    assert verdicts["rounds"] == 1 and len(verdicts["runs"]["base"]) == 1
+    # The worktree is gone.
+    listed = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout
+    assert len(listed.strip().splitlines()) == 1 and not Path(base["fitbench"]["package"]).exists()
+
+
+def test_two_environments_with_a_planted_slowdown_is_a_regression(tmp_path, synthetic_data_dir):
+    """The environment form with one venv twice and an environment difference: the candidate's
+    session plants a 100% slowdown in every timed epoch."""
+    out = tmp_path / "out"
+    run = fitbench_cli("ab", "--base-python", sys.executable, "--candidate-python", sys.executable,
+                       "--candidate-env", "PYTEST_ADDOPTS=-p tests.plugins.slowdown --plant-slowdown 1.0",
+                       "--output", str(out), "--json", str(tmp_path / "verdicts.json"),
+                       "--", *SAMPLE_ARGS, "--data-dir", str(synthetic_data_dir), cwd=ROOT)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "PYTEST_ADDOPTS=-p tests.plugins.slowdown --plant-slowdown 1.0" in run.stdout  # the header names it
+    verdicts = json.loads((tmp_path / "verdicts.json").read_text())
+    (tiny,) = verdicts["verdicts"]
+    assert tiny["verdict"] == "regression" and tiny["ratio"] > 1.5
+    assert "FAILED (gate) test_tiny[cpu]: regression" in run.stdout
