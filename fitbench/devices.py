@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from fitbench import hardware
 from fitbench.cluster import Cluster
 
 KINDS = ("cpu", "gpu", "tpu")
@@ -313,4 +314,7 @@ def machine_info() -> dict:
     if build.get("is_cuda_build"):
         info["cuda_version"] = build.get("cuda_version")
         info["cudnn_version"] = build.get("cudnn_version")
+    driver = hardware.driver_version() if info["gpus"] else None
+    if driver:  # a new driver is compared like a new TensorFlow (--compare-software)
+        info["nvidia_driver"] = driver
     return info

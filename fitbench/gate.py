@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fitbench import stats
+from fitbench import hardware, stats
 from fitbench.options import GateSettings
 from fitbench.record import COMPLETED, MACHINE_KEYS, SOFTWARE_KEYS, SOFTWARE_NAMES, Record
 from fitbench.results import PEAK_KEY, Run, efficiency
@@ -90,6 +90,9 @@ class Verdict:
     differences: list[str] = field(default_factory=list)  # incomparable: the fields that differ
     # The code under test changed (model, optimizer, loss; parameters, FLOPs): judged, and named.
     code_changes: list[str] = field(default_factory=list)
+    # Epochs whose GPU clocks were held down (fitbench.hardware): 'thermal throttling in 4 of 11
+    # candidate epochs'. A time verdict then says so instead of judging the code.
+    throttling: str = ""
 
 
 @dataclass
@@ -176,6 +179,18 @@ def _code_changes(base: list[Record], cand: list[Record]) -> list[str]:
         if a and b and a != b:
             changes.append(f"{label} {a:,} -> {b:,}")
     return changes
+
+
+def _throttling(base: list[Record], cand: list[Record]) -> str:
+    """'thermal throttling in 4 of 11 candidate epochs; power ...', or '' when no epoch throttled."""
+    parts = []
+    for side, records in (("baseline", base), ("candidate", cand)):
+        epochs = [e for r in records for e in r.epochs[1:]]
+        for kind in ("thermal", "power"):
+            count = sum(hardware.throttled(e.hardware) == kind for e in epochs)
+            if count:
+                parts.append(f"{kind} throttling in {count} of {len(epochs)} {side} epochs")
+    return "; ".join(parts)
 
 
 def interleaved_pairs(base: list[Record], cand: list[Record]) -> tuple[list[float], list[float]] | None:
@@ -359,7 +374,7 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
             ratio_high=shift.ratio_high, baseline_epochs=sum(len(r.steady_seconds) for r in base),
             candidate_epochs=sum(len(r.steady_seconds) for r in cand), baseline_accuracy=base_acc,
             candidate_accuracy=cand_acc, first_epoch_ratio=first_ratio, thresholds=asdict(limits), method=method,
-            code_changes=_code_changes(base, cand),
+            code_changes=_code_changes(base, cand), throttling=_throttling(base, cand),
             baseline_efficiency=_efficiency(base, peaks_of), candidate_efficiency=_efficiency(cand, peaks_of))
     if not tested and not any(v.verdict == FAILED for v in verdicts.values()):
         reasons = [f"{v.name}: {v.verdict}" + (f" ({v.note})" if v.note else "") for v in verdicts.values()]
@@ -379,6 +394,13 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
         verdict.p_regression, verdict.p_improvement = p_reg, p_imp
         verdict.time = _time_verdict(verdict, p_reg, p_imp, settings.alpha)
         verdict.note = _why(verdict, settings.alpha, family, smallest[name])
+        if verdict.throttling and verdict.time in (REGRESSION, IMPROVEMENT):
+            # A throttled GPU runs the same code slower: not a verdict on the code.
+            verdict.note = (f"x{verdict.ratio:.3f} would be a{'n' if verdict.time == IMPROVEMENT else ''} "
+                            f"{verdict.time}, but {verdict.throttling}: the GPU's clocks, not necessarily the code")
+            verdict.time = INCONCLUSIVE
+        elif verdict.throttling:
+            verdict.note = "; ".join(filter(None, [verdict.note, verdict.throttling]))
     _first_epoch_verdicts(verdicts, first_tests, settings.alpha)
     for verdict in verdicts.values():
         if not verdict.verdict:

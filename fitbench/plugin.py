@@ -15,7 +15,7 @@ import pytest
 
 import fitbench
 from fitbench import cluster as clusters
-from fitbench import devices, durable, format, gate, peak, progress, turns
+from fitbench import devices, durable, format, gate, hardware, peak, progress, turns
 from fitbench.experiments import Case
 from fitbench.options import GateSettings
 from fitbench.record import SCHEMA_VERSION, Record, RecordError
@@ -379,6 +379,8 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
         "device_comparison": [s.as_dict() for s in device_speedups(records)],
         "variant_speedups": [s.as_dict() for s in variant_speedups(records)],
         PEAK_KEY: measured_peaks(config),
+        # The session's hardware state: driver, GPU power limits and clocks, CPU governor (fitbench.hardware).
+        "hardware": hardware.sampler("gpu" in config.fitbench_devices).session(),
         RECORDS_WITHOUT_ROUNDS: without_rounds,
     }
     # Per benchmark, for readers of the JSON: efficiency against this machine's peak.

@@ -127,6 +127,8 @@ class Epoch:
     test_loss: float = math.nan
     test_accuracy: float = math.nan
     turn: int | None = None  # the ring's turn it ran in (interleaved runs only)
+    # What the hardware did during the epoch (fitbench.hardware): joules, throttled time, clocks.
+    hardware: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -209,6 +211,15 @@ class Record:
         return self.epoch_seconds[1:]
 
     @property
+    def samples_per_joule(self) -> float:
+        """Samples trained per joule the GPUs drew (NVML's energy counter), over the timed
+        epochs; NaN where it was not measured."""
+        joules = [e.hardware.get("gpu_joules") for e in self.epochs[1:]]
+        if not joules or None in joules or not sum(joules):
+            return math.nan
+        return self.samples_per_epoch * len(joules) / sum(joules)
+
+    @property
     def first_epoch_seconds(self) -> float:
         return self.epochs[0].seconds if self.epochs else math.nan
 
@@ -280,7 +291,8 @@ class Record:
                         "accuracy": _finite_or_none(e.accuracy), "val_loss": _finite_or_none(e.val_loss),
                         "val_accuracy": _finite_or_none(e.val_accuracy),
                         "test_loss": _finite_or_none(e.test_loss), "test_accuracy": _finite_or_none(e.test_accuracy),
-                        "turn": e.turn} for e in self.epochs],
+                        "turn": e.turn, **({"hardware": e.hardware} if e.hardware else {})}
+                       for e in self.epochs],
             "test": {"loss": _finite_or_none(self.test_loss), "accuracy": _finite_or_none(self.test_accuracy)},
             "check": None if self.check is None else {
                 "metric": self.check.metric, "threshold": self.check.threshold,
@@ -297,6 +309,7 @@ class Record:
                 "samples_per_second": _finite_or_none(self.samples_per_second) if self.epochs[1:] else None,
                 "gflops_per_second": _finite_or_none(self.gflops_per_second) if self.epochs[1:] else None,
                 "time_to_accuracy": self.time_to_accuracy().as_json(),
+                "samples_per_joule": _finite_or_none(self.samples_per_joule),
             },
         }
 
@@ -326,7 +339,8 @@ class Record:
                               accuracy=_nan_if_none(e.get("accuracy")), val_loss=_nan_if_none(e.get("val_loss")),
                               val_accuracy=_nan_if_none(e.get("val_accuracy")),
                               test_loss=_nan_if_none(e.get("test_loss")),
-                              test_accuracy=_nan_if_none(e.get("test_accuracy")), turn=e.get("turn"))
+                              test_accuracy=_nan_if_none(e.get("test_accuracy")), turn=e.get("turn"),
+                              hardware=e.get("hardware") or {})
                         for e in info["epochs"]],
                 test_loss=_nan_if_none(test.get("loss")),
                 test_accuracy=_nan_if_none(test.get("accuracy")),
@@ -449,9 +463,9 @@ def migrate_v1(info: dict[str, Any]) -> dict[str, Any]:
 # --- the environment of a run: machine and software under test ----------------------------
 
 MACHINE_KEYS = ("system", "machine", "cpu_name", "gpus")
-SOFTWARE_KEYS = ("python", "tensorflow", "keras", "cuda_version", "cudnn_version")
+SOFTWARE_KEYS = ("python", "tensorflow", "keras", "cuda_version", "cudnn_version", "nvidia_driver")
 SOFTWARE_NAMES = {"python": "Python", "tensorflow": "TensorFlow", "keras": "Keras", "cuda_version": "CUDA",
-                  "cudnn_version": "cuDNN"}
+                  "cudnn_version": "cuDNN", "nvidia_driver": "NVIDIA driver"}
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fitbench import devices, memory, turns
+from fitbench import devices, hardware, memory, turns
 from fitbench.datasets import Dataset, Splits, split
 from fitbench.devices import Device
 from fitbench.flops import training_flops_per_sample
@@ -134,6 +134,7 @@ class EpochRunner:
         self.records: list[Epoch] = []
         self._last_epoch_seconds = float("nan")
         self._turn: int | None = None
+        self._hardware = hardware.sampler(device.kind == "gpu")
         self._iterator = None
 
     def build(self) -> keras.Model:
@@ -279,8 +280,10 @@ class EpochRunner:
             yield step, min(step + per_call, steps) - 1, self._iterator
 
     def take_turn(self) -> None:
-        """Before a timed epoch, untimed: in an interleaved run, wait until it is this run's turn."""
+        """Before a timed epoch, untimed: in an interleaved run, wait until it is this run's turn;
+        then read the hardware's counters (energy, throttled time), the last thing before it."""
         self._turn = turns.take()
+        self._hardware.start()
 
     def train_epoch(self) -> None:
         """The timed round: what one epoch of a multi-epoch fit() runs, then a device sync (and,
@@ -306,6 +309,7 @@ class EpochRunner:
         """Between rounds: read the epoch's training metrics (ending the epoch for the callbacks)
         and evaluate on the validation set; raise Diverged when the training loss is no longer
         finite (training stops there)."""
+        hardware_state = self._hardware.stop()  # the first thing after the epoch
         training = self.model.get_metrics_result()
         self._callbacks.on_epoch_end(len(self.records), training)
         loss = float(training["loss"])
@@ -324,6 +328,7 @@ class EpochRunner:
                 test_loss=float(test["loss"]),
                 test_accuracy=float(test[METRIC]),
                 turn=self._turn,
+                hardware=hardware_state,
             )
         )
         if self.on_epoch is not None:

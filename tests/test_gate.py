@@ -405,3 +405,57 @@ def test_runs_of_different_rings_or_far_apart_turns_are_not_paired(tmp_path):
     (tmp_path / "far.json").write_text(json.dumps(document))
     found, _ = verdicts(base, str(tmp_path / "far.json"))
     assert not any(v.method.startswith("interleaved") for v in found.values())
+
+
+# --- fitbench ab: rounds, the sequential test, a changed model ----------------------------------
+
+def test_rounds_of_several_rings_are_paired_ring_by_ring(tmp_path):
+    rounds = []
+    for number in range(2):
+        directory = tmp_path / f"round-{number}"
+        directory.mkdir()
+        rounds.append(interleaved_runs(directory, 1.2, seed=number, ring=f"ring-{number}"))
+    comparison = gate.compare([load_run(b) for b, _ in rounds], [load_run(c) for _, c in rounds])
+    assert all(v.method == "interleaved, signed-rank on 22 pairs" for v in comparison.verdicts)
+    assert comparison.overall.verdict == "regression"
+    # A candidate round whose ring has no baseline partner is not paired.
+    lone = [load_run(rounds[0][0]), load_run(rounds[1][0])]
+    unpaired = gate.compare(lone, [load_run(rounds[0][1]), load_run(rounds[0][1])])
+    assert not any(v.method.startswith("interleaved") for v in unpaired.verdicts)
+
+
+def test_the_sequential_gate_decides_with_a_confidence_sequence(tmp_path):
+    base, cand = interleaved_runs(tmp_path, 1.2)
+    comparison = gate.compare([load_run(base)], [load_run(cand)], sequential=True)
+    assert {v.time for v in comparison.verdicts} == {"regression"}
+    assert all(v.method.startswith("interleaved, sequential on 11 pairs (95% confidence sequence")
+               for v in comparison.verdicts)
+    same, other = interleaved_runs(tmp_path, 1.0)
+    unchanged = gate.compare([load_run(same)], [load_run(other)], sequential=True)
+    assert unchanged.overall.verdict == "no change"
+    assert {v.time for v in unchanged.verdicts} <= {"no change", "inconclusive"}
+
+
+def test_a_model_the_candidate_changed_is_judged_and_named(tmp_path):
+    base, cand = interleaved_runs(tmp_path, 1.2, names=("t[a]",))
+    document = json.loads(open(cand).read())
+    info = document["benchmarks"][0]["extra_info"]
+    info["measurement"]["workload"]["model_args"] = {"units": [300, 200, 100]}
+    info["model"] = {"params": 316_810, "flops_per_sample": 2}
+    baseline = json.loads(open(base).read())
+    baseline["benchmarks"][0]["extra_info"]["model"] = {"params": 266_610, "flops_per_sample": 1}
+    open(cand, "w").write(json.dumps(document))
+    open(base, "w").write(json.dumps(baseline))
+    found, comparison = verdicts(base, cand)
+    verdict = found["t[a]"]
+    assert verdict.verdict == "regression" and not verdict.differences
+    assert verdict.code_changes[0] == "workload.model_args.units: '(absent)' != [300, 200, 100]"
+    assert "parameters 266,610 -> 316,810" in verdict.code_changes
+    from fitbench import format
+
+    assert any("the model changed: " in line for line in format.verdict_lines(comparison))
+    # The schedule, by contrast, is how it was measured: incomparable.
+    info["measurement"]["schedule"]["epochs"] = 99
+    open(cand, "w").write(json.dumps(document))
+    with pytest.raises(gate.NothingComparable, match="schedule.epochs"):
+        verdicts(base, cand)
