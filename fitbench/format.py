@@ -105,7 +105,7 @@ def variant_lines(records: Sequence[Record]) -> list[str]:
     if not speedups:
         return []
     out = ["variants: epoch-time speed-up over the f32 / XLA-off / 1-step / tf.data variant of the same case "
-           "(Hodges-Lehmann, 90% interval from the epochs):"]
+           "(Hodges-Lehmann, 90% interval from epoch pairs: each variant trained in turns with its f32 twin):"]
     for speedup in speedups:
         out.append(f"  {speedup.experiment.removeprefix('test_')} {speedup.case or '-'} on {speedup.device}: "
                    f"{speedup.describe()}{_accuracy_note(speedup)}")

@@ -157,6 +157,9 @@ class Record:
     memory: dict[str, Any] = field(default_factory=dict)
     gate: dict[str, float] = field(default_factory=dict)  # the test's @pytest.mark.gate thresholds
     interleave: dict[str, Any] | None = None  # the ring this run took turns in
+    # A variant trained in turns with its reference variant in one process (test_variants):
+    # {"variant": {...}, "epoch_seconds": [...], "turns": [...], "loss": last loss}.
+    reference: dict[str, Any] | None = None
     status: str = COMPLETED  # or DIVERGED: training stopped at the epoch whose loss was not finite
     failure: str = ""  # what happened, in one line, when not completed
     # pytest-benchmark's identity of the benchmark (not stored in extra_info: it has its own).
@@ -300,6 +303,7 @@ class Record:
             "memory": self.memory,
             "gate": self.gate,
             "interleave": self.interleave,
+            **({"reference": self.reference} if self.reference else {}),
             "status": self.status,
             "failure": self.failure,
             # For readers of the JSON (jq, notebooks); fitbench recomputes them from the epochs.
@@ -352,6 +356,7 @@ class Record:
                 memory=dict(info.get("memory") or {}),
                 gate=dict(info.get("gate") or {}),
                 interleave=info.get("interleave"),
+                reference=info.get("reference"),
                 status=info.get("status", COMPLETED),
                 failure=info.get("failure", ""),
                 name=name,

@@ -174,11 +174,15 @@ class VariantSpeedup:
     low: float
     high: float
     passed: bool | None  # its accuracy check (None: none made)
+    # True: the variant and its reference took turns epoch by epoch in one test (paired
+    # epochs); False: two tests that ran apart, whose drift the interval does not contain.
+    paired: bool = False
 
     def describe(self) -> str:
+        how = "" if self.paired else ", unpaired: tests run apart"
         if self.low <= 0 or math.isinf(self.high):
-            return f"{self.ratio:.2f}x (too few timed epochs for a 90% interval)"
-        return f"{self.ratio:.2f}x [{self.low:.2f}, {self.high:.2f}]"
+            return f"{self.ratio:.2f}x (too few timed epochs for a 90% interval{how})"
+        return f"{self.ratio:.2f}x [{self.low:.2f}, {self.high:.2f}]" + (f" ({how[2:]})" if how else "")
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "high": None if math.isinf(self.high) else self.high}
@@ -194,20 +198,29 @@ def _identity_but_variant(record: Record) -> str:
 
 
 def variant_speedups(records: list[Record]) -> list[VariantSpeedup]:
-    """Each non-default variant against the default variant of the same measurement, among
-    `records` (one run; a measurement measured twice uses its last record)."""
+    """Each non-default variant against the default variant of the same measurement: its own
+    reference when it trained in turns with one (paired epochs, `Record.reference`), else the
+    default variant's record among `records` (one run; the last of a measurement measured twice)."""
     baselines = {_identity_but_variant(r): r for r in records
                  if r.variant == DEFAULT_VARIANT and len(r.steady_seconds) >= 1}
     out = []
     for record in records:
-        base = baselines.get(_identity_but_variant(record))
-        if base is None or record.variant == DEFAULT_VARIANT or not record.steady_seconds:
+        if record.variant == DEFAULT_VARIANT or not record.steady_seconds:
             continue
-        shift = stats.log_shift(base.steady_seconds, record.steady_seconds)
+        reference = record.reference or {}
+        reference_seconds = (reference.get("epoch_seconds") or [])[1:]
+        base = baselines.get(_identity_but_variant(record))
+        if reference.get("variant") == DEFAULT_VARIANT and len(reference_seconds) == len(record.steady_seconds):
+            shift, paired = stats.paired_log_shift(reference_seconds, record.steady_seconds), True
+        elif base is not None:
+            shift, paired = stats.log_shift(base.steady_seconds, record.steady_seconds), False
+        else:
+            continue
+        base_case = base.case if base is not None else "its f32 twin"
         out.append(VariantSpeedup(
-            record.experiment, record.case, base.case, record.device, variant_label(record.variant),
+            record.experiment, record.case, base_case, record.device, variant_label(record.variant),
             ratio=1 / shift.ratio, low=1 / shift.ratio_high, high=1 / shift.ratio_low if shift.ratio_low else math.inf,
-            passed=None if record.check is None else record.check.passed,
+            passed=None if record.check is None else record.check.passed, paired=paired,
         ))
     return out
 

@@ -338,26 +338,54 @@ class EpochRunner:
                 f"diverged at epoch {len(self.records)}: loss {loss} ({self.workload.name}, batch size "
                 f"{self.workload.batch_size}, {describe_optimizer(self.model.optimizer)}, {self.device.kind})")
 
-    def run(self, benchmark: Benchmark | None = None) -> Record:
-        """Train the whole schedule; epochs 2..N are `benchmark`'s rounds when it is enabled."""
-        host_reset = memory.reset(self.device.strategy)
+    def start(self) -> None:
+        """Untimed: the inputs, the model, epoch 1 (tracing included, recorded on its own)."""
         self.prepare_inputs()
         self.model = self.build()
-        try:
-            self.take_turn()
-            numpy = self.variant.pipeline == "numpy"
-            self.first_epoch(None if numpy else self.epoch_data(0))  # tracing included, recorded on its own
+        self.take_turn()
+        numpy = self.variant.pipeline == "numpy"
+        self.first_epoch(None if numpy else self.epoch_data(0))
+        self.record_epoch()
+        self.open_rounds()
+
+    def round(self) -> None:
+        """One timed epoch by the runner's own clock alone (the paired reference's)."""
+        self.before_round()
+        self.train_epoch()
+        self.record_epoch()
+
+    def run(self, benchmark: Benchmark | None = None, reference: EpochRunner | None = None) -> Record:
+        """Train the whole schedule; epochs 2..N are `benchmark`'s rounds when it is enabled.
+
+        `reference` (a variant's float32/XLA-off/1-step/tf.data twin): it trains in this process
+        too, taking turns epoch by epoch, untimed for pytest-benchmark and timed by its own
+        runner's clock, first in even rounds and second in odd ones; its epoch times go into
+        this record (`Record.reference`), so a speed-up comes from paired epochs."""
+        host_reset = memory.reset(self.device.strategy)
+        rounds = self.schedule.epochs - 1
+
+        def before() -> None:
+            if reference is not None and (len(self.records) - 1) % 2 == 0:
+                reference.round()
+            self.before_round()
+
+        def after(*_unused: Any) -> None:
             self.record_epoch()
-            self.open_rounds()
-            rounds = self.schedule.epochs - 1
+            if reference is not None and (len(self.records) - 2) % 2 == 1:
+                reference.round()
+
+        try:
+            self.start()
+            if reference is not None:
+                reference.start()
             if benchmark is not None and benchmark.enabled:
-                benchmark.pedantic(self.train_epoch, setup=self.before_round, teardown=self.record_epoch,
+                benchmark.pedantic(self.train_epoch, setup=before, teardown=after,
                                    rounds=rounds, warmup_rounds=0, iterations=1)
             else:
                 for _ in range(rounds):
-                    self.before_round()
+                    before()
                     self.train_epoch()
-                    self.record_epoch()
+                    after()
         except Diverged as diverged:
             self._iterator = None
             if benchmark is not None:
@@ -367,11 +395,18 @@ class EpochRunner:
             diverged.record = self.record(host_reset, status="diverged", failure=str(diverged))
             raise
         self._iterator = self._epochs = None
+        paired = {} if reference is None else {"reference": reference.as_reference()}
         last = self.records[-1]
         if self.track_test:  # the last epoch's evaluation is the final one
-            return self.record(host_reset, test_loss=last.test_loss, test_accuracy=last.test_accuracy)
+            return self.record(host_reset, test_loss=last.test_loss, test_accuracy=last.test_accuracy, **paired)
         test = self.evaluate(self._test_data)
-        return self.record(host_reset, test_loss=float(test["loss"]), test_accuracy=float(test[METRIC]))
+        return self.record(host_reset, test_loss=float(test["loss"]), test_accuracy=float(test[METRIC]), **paired)
+
+    def as_reference(self) -> dict[str, Any]:
+        """What a paired variant's record keeps of this reference: its variant and epochs."""
+        self._iterator = self._epochs = None
+        return {"variant": self.variant.as_dict(), "epoch_seconds": [e.seconds for e in self.records],
+                "turns": [e.turn for e in self.records], "loss": self.records[-1].loss}
 
     def record(self, host_reset: bool, **outcome: Any) -> Record:
         return Record(
@@ -501,8 +536,11 @@ def numpy_epoch_iterator(model: keras.Model, x: np.ndarray, y: np.ndarray, batch
 
 def train(workload: Workload, profile: str, device: Device, dataset: Dataset,
           benchmark: Benchmark | None = None, on_epoch: Callable[[Epoch], None] | None = None,
-          track_test: bool = False) -> Record:
+          track_test: bool = False, reference: Workload | None = None) -> Record:
     """Train `workload` under `profile` on `device`; epochs 2..N are `benchmark`'s rounds when
     given. The record goes to the benchmark's extra_info (`Record.to_json`) once the test has
-    checked its accuracy (fitbench.plugin). `track_test`: evaluate the test set every epoch."""
-    return EpochRunner(workload, profile, device, dataset, on_epoch, track_test).run(benchmark)
+    checked its accuracy (fitbench.plugin). `track_test`: evaluate the test set every epoch.
+    `reference`: the same workload under the reference variant, trained in turns with it
+    (`EpochRunner.run`), for a paired speed-up."""
+    twin = None if reference is None else EpochRunner(reference, profile, device, dataset)
+    return EpochRunner(workload, profile, device, dataset, on_epoch, track_test).run(benchmark, twin)

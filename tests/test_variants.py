@@ -227,3 +227,33 @@ def test_the_peak_is_measured_once_per_fingerprint(cpu, monkeypatch):
 
 def test_a_real_peak_is_a_positive_rate(cpu):
     assert peak.matmul_gflops(cpu, "float32", size=256) > 0
+
+
+# --- a variant and its f32 twin, in turns in one test ------------------------------------------
+
+def test_a_variant_trains_in_turns_with_its_reference_and_its_speedup_is_paired(tiny_dataset, cpu, monkeypatch):
+    order = []
+    original = runner.EpochRunner.train_epoch
+
+    def logged(self):
+        order.append(self.variant.label)
+        original(self)
+
+    monkeypatch.setattr(runner.EpochRunner, "train_epoch", logged)
+    workload = TINY.but(variant=Variant(steps_per_execution=4), schedules={
+        "default": Schedule(epochs=5, train_samples=1050, test_samples=500)})
+    benchmark = RecordingBenchmark()
+    record = runner.train(workload, "default", cpu, tiny_dataset, benchmark, reference=workload.but(variant=Variant()))
+    # The timed rounds: the reference first in even rounds and second in odd ones.
+    ref, var = "f32", Variant(steps_per_execution=4).label
+    assert order == [ref, var, var, ref, ref, var, var, ref], order
+    assert benchmark.rounds == 4  # only the variant's epochs are the benchmark's rounds
+    assert record.reference["variant"] == DEFAULT_VARIANT and len(record.reference["epoch_seconds"]) == 5
+    from fitbench.record import Record as RecordType
+
+    again = RecordType.from_json(record.to_json(), record.name)
+    assert again.reference == record.reference
+    record.name, record.case = "test_variants[cpu-tiny-spe4]", "tiny-spe4"
+    (speedup,) = variant_speedups([record])
+    assert speedup.paired and speedup.baseline_case == "its f32 twin" and speedup.ratio > 0
+    assert "unpaired" not in speedup.describe()
