@@ -123,7 +123,7 @@ def print_comparison(comparison, markdown: str | None, json_path: str | None) ->
 def ab_command(args: argparse.Namespace) -> int:
     """Exit as `fitbench compare` does (0 passes, 1 a regression or a missing benchmark, 2 the
     A/B cannot be run or compared); 130 when interrupted."""
-    from fitbench import ab, gate
+    from fitbench import ab, format, gate
     from fitbench.options import GateSettings
 
     for path in (args.json, args.markdown):
@@ -149,10 +149,11 @@ def ab_command(args: argparse.Namespace) -> int:
                    "undecided": outcome.undecided, "runs": outcome.runs}, out, indent=2, default=str)
     for verdict in comparison.verdicts + ([comparison.overall] if comparison.overall else []):
         if verdict.name in outcome.undecided:
-            print(f"UNDECIDED at the budget: {verdict.name}: epoch time x{verdict.ratio:.3f} "
-                  f"[{verdict.ratio_low:.3f}, {verdict.ratio_high:.3f}] after {verdict.candidate_epochs} pairs")
+            print(f"UNDECIDED at the budget: {verdict.name}: epoch time x{format.ratio(verdict)} "
+                  f"after {verdict.candidate_epochs} pairs")
     print(f"fitbench ab: {outcome.rounds} round{'s' if outcome.rounds > 1 else ''} in {outcome.seconds / 60:.1f} min; "
-          f"runs and verdicts in {plan.output} (fitbench report {plan.output}/*.json)")
+          f"runs and verdicts in {plan.output} (fitbench report {plan.output}/base-*.json "
+          f"{plan.output}/candidate-*.json)")
     return 1 if comparison.failures else 0
 
 

@@ -146,3 +146,17 @@ def test_replicas_that_do_not_divide_a_batch_skip_naming_the_option(synthetic_da
     assert "1 passed, 1 skipped" in run.stdout  # 60 divides over 3 replicas, 70 does not
     assert "global batch size 70 does not divide over 3 replicas (--cpu-replicas 3)" in run.stdout
     assert "cpux3" in run.stdout
+
+
+def test_results_are_readable_like_any_file_the_user_writes(tmp_path):
+    import os
+    import stat
+
+    from fitbench.durable import write_atomically
+
+    previous = os.umask(0o022)
+    try:
+        write_atomically(tmp_path / "run.json", "{}")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "run.json").stat().st_mode) == 0o644
