@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+import fitbench
 import fixtures
+from fitbench import turns
 from fitbench.datasets import DEBIAN_DATASETS
 from tests.conftest import ROOT, run_pytest
 
@@ -109,6 +111,10 @@ def test_session_summary_table_and_device_info(synthetic_data_dir, tmp_path):
     assert memory["host_peak_rss_bytes"] > 0 and memory["device_peak_memory_bytes"] is None  # no GPU here
     peaks = document["fitbench"].pop("peak_gflops")
     assert peaks["cpu"]["float32"] > 0  # measured at the start of the session
+    section = document["fitbench"]
+    assert section.pop("version") == fitbench.__version__ and section.pop("package") == str(ROOT / "fitbench")
+    hardware_state = section.pop("hardware")  # no GPU here: the reason, and the CPU's governor (or why not)
+    assert "gpu_unavailable" in hardware_state and "governor" in hardware_state["cpu"]
     assert document["fitbench"] == {"schema": 2, "profile": "smoke", "cpu_replicas": 1, "cluster": None,
                                     "partial": False, "device_comparison": [], "variant_speedups": [],
                                     "records_without_rounds": []}
@@ -165,8 +171,10 @@ def test_interleaved_sessions_take_turns_and_compare_pair_by_pair(synthetic_data
     assert "interleaved: session 2 of 2 in ring" in printed
     infos = [json.loads(p.read_text())["benchmarks"][0]["extra_info"] for p in (base, slowed)]
     turns_base, turns_slowed = ([epoch["turn"] for epoch in info["epochs"]] for info in infos)
-    # One turn per epoch, alternating (the first turn of each session is its start-up).
-    assert turns_base == [2 + 2 * k for k in range(8)] and turns_slowed == [3 + 2 * k for k in range(8)]
+    # One turn per epoch, in the ring's alternating order (the first turn of each session is its
+    # start-up): base 3 4 7 8 ..., slowed 2 5 6 9 ..., epoch k of both in round k + 1.
+    expected = [[t for t in range(2, 18) if turns.holder(t, 2, "alternate") == index] for index in (0, 1)]
+    assert [turns_base, turns_slowed] == expected and turns_base[:2] == [3, 4]
     assert cli.main(["compare", str(base), str(slowed)]) == 1
     assert "interleaved, signed-rank on 7 pairs" in capsys.readouterr().out
     # pytest-xdist workers would train at the same time: refused.
