@@ -160,8 +160,9 @@ def plan(base: str | None, candidate: str | None, base_python: str | None, candi
     args = list(pytest_args)
     if args[:1] == ["pytest"]:  # `-- pytest benchmarks ...` reads naturally too
         args = args[1:]
-    if any(a.startswith(("--benchmark-json", "--benchmark-autosave", "--benchmark-save")) for a in args):
-        raise ABError("fitbench ab writes each side's JSON itself (in --output); drop --benchmark-json/-save")
+    if any(re.fullmatch(r"--benchmark-(json|autosave|save)(=.*)?", a) for a in args):
+        raise ABError("fitbench ab writes each side's JSON itself (in --output); drop --benchmark-json, "
+                      "--benchmark-save and --benchmark-autosave")
     if any(a == "-n" or a.startswith(("-n=", "--numprocesses")) or re.fullmatch(r"-n\d+", a) for a in args):
         raise ABError("the sides take turns one epoch at a time; pytest-xdist (-n) would train several "
                       "at once: drop -n")

@@ -40,6 +40,7 @@ def test_budgets_read_as_durations(text, seconds):
     ({"base": "merge-base:no-such-remote/main"}, "no merge base of HEAD and 'no-such-remote/main'"),
     ({"base": "HEAD", "pytest_args": ["benchmarks", "-n", "2"]}, "drop -n"),
     ({"base": "HEAD", "pytest_args": ["benchmarks", "--benchmark-json=x.json"]}, "drop --benchmark-json"),
+    ({"base": "HEAD", "pytest_args": ["benchmarks", "--benchmark-autosave"]}, "drop --benchmark-json"),
     ({"base_python": "/no/such/python", "candidate_python": sys.executable}, "--base-python /no/such/python: "
                                                                               "no such executable"),
     ({"candidate_env": ["NOT AN ASSIGNMENT"]}, "--candidate-env 'NOT AN ASSIGNMENT': give NAME=VALUE"),
@@ -59,6 +60,12 @@ def test_a_python_without_pytest_benchmark_is_named(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     with pytest.raises(ab.ABError, match="cannot import pytest and pytest-benchmark"):
         ab.check_python(str(venv / "bin" / "python"), "--candidate-python")
+
+
+def test_keeping_the_rounds_data_is_allowed():
+    plan = ab.plan(None, None, None, None, [], ["A=1"], ["benchmarks", "--benchmark-save-data"], None, 1, None,
+                   "alternate", ROOT)
+    assert plan.pytest_args == ["benchmarks", "--benchmark-save-data"] and plan.sides[1].env == {"A": "1"}
 
 
 def test_the_command_line_without_pytest_arguments_says_what_to_add():
