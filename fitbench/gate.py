@@ -387,13 +387,17 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
         tested.append((overall.name, p_reg, p_imp))
         smallest[overall.name] = 0.0
 
+    # Holm over every benchmark compared; the verdict on all benchmarks at once, the question a
+    # change is asked first, starts with half of alpha (weighted Holm), the benchmarks share the rest.
     family = len(tested)
-    for (name, _, _), p_reg, p_imp in zip(tested, stats.holm([p for _, p, _ in tested]),
-                                          stats.holm([p for _, _, p in tested]), strict=True):
+    weights = [float(family - 1) if overall is not None and name == overall.name else 1.0 for name, _, _ in tested]
+    for (name, _, _), weight, p_reg, p_imp in zip(
+            tested, weights, stats.holm([p for _, p, _ in tested], weights),
+            stats.holm([p for _, _, p in tested], weights), strict=True):
         verdict = verdicts[name]
         verdict.p_regression, verdict.p_improvement = p_reg, p_imp
         verdict.time = _time_verdict(verdict, p_reg, p_imp, settings.alpha)
-        verdict.note = _why(verdict, settings.alpha, family, smallest[name])
+        verdict.note = _why(verdict, settings.alpha, family, smallest[name], sum(weights) / weight)
         if verdict.throttling and verdict.time in (REGRESSION, IMPROVEMENT):
             # A throttled GPU runs the same code slower: not a verdict on the code.
             verdict.note = (f"x{verdict.ratio:.3f} would be a{'n' if verdict.time == IMPROVEMENT else ''} "
@@ -424,15 +428,16 @@ def _time_verdict(verdict: Verdict, p_reg: float, p_imp: float, alpha: float) ->
     return INCONCLUSIVE
 
 
-def _why(verdict: Verdict, alpha: float, family: int, smallest_p: float) -> str:
-    """Why an epoch-time verdict is inconclusive, in a sentence."""
+def _why(verdict: Verdict, alpha: float, family: int, smallest_p: float, divisor: float) -> str:
+    """Why an epoch-time verdict is inconclusive, in a sentence. `divisor`: the hypothesis
+    starts with alpha / divisor (Holm's first step)."""
     if verdict.time != INCONCLUSIVE:
         return verdict.note
     factor = 1 + verdict.thresholds["time"]
     threshold = f"{verdict.thresholds['time']:.0%}"
-    if smallest_p > alpha / family:
+    if smallest_p > alpha / divisor:
         return (f"{verdict.candidate_epochs} epochs cannot reach significance over {family} comparisons "
-                f"(smallest p {smallest_p:.3g} > {alpha}/{family}); train more epochs or pool more runs")
+                f"(smallest p {smallest_p:.3g} > {alpha}/{divisor:g}); train more epochs or pool more runs")
     if verdict.ratio_low > factor or verdict.ratio_high < 1 / factor:
         side = "regression" if verdict.ratio_low > factor else "improvement"
         p = verdict.p_regression if side == "regression" else verdict.p_improvement

@@ -122,14 +122,20 @@ def smallest_p(n: int, m: int) -> float:
     return 1 / math.comb(n + m, n)
 
 
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment: controls the family-wise false-alarm rate at any alpha."""
-    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+def holm(pvalues: Sequence[float], weights: Sequence[float] | None = None) -> list[float]:
+    """Holm's step-down adjustment: controls the family-wise false-alarm rate at any alpha.
+
+    Weighted (Holm 1979's weighted form): a hypothesis of weight w starts with w / sum(w) of
+    alpha, and the share of each one rejected passes to the rest; equal weights are the usual
+    Holm (p times the number of hypotheses not yet rejected)."""
+    weights = list(weights) if weights is not None else [1.0] * len(pvalues)
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i] / weights[i])
     adjusted = [1.0] * len(pvalues)
-    running = 0.0
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[index]))
+    remaining, running = float(sum(weights)), 0.0
+    for index in order:
+        running = max(running, min(1.0, pvalues[index] * remaining / weights[index]))
         adjusted[index] = running
+        remaining -= weights[index]
     return adjusted
 
 

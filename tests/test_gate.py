@@ -116,10 +116,10 @@ def test_holm_keeps_a_lone_borderline_result_from_failing_a_large_run_and_says_s
 def test_an_interval_beyond_the_threshold_that_fails_holm_says_so():
     verdict = gate.Verdict("t[a]", "", time="inconclusive", ratio=1.12, ratio_low=1.06, ratio_high=1.2,
                            p_regression=0.2, candidate_epochs=7, thresholds={"time": 0.05})
-    note = gate._why(verdict, 0.05, 12, 1 / 2048)
+    note = gate._why(verdict, 0.05, 12, 1 / 2048, 12)
     assert "lies beyond +-5%, but after Holm's adjustment over 12 comparisons p = 0.2" in note
     verdict.ratio_low = 0.99
-    assert "reaches past +-5%: too few epochs or too much noise" in gate._why(verdict, 0.05, 12, 1 / 2048)
+    assert "reaches past +-5%: too few epochs or too much noise" in gate._why(verdict, 0.05, 12, 1 / 2048, 12)
 
 
 def test_accuracy_is_gated_with_its_own_threshold(tmp_path):

@@ -119,3 +119,12 @@ def test_mean_paired_shift_is_the_mean_of_the_benchmarks_mean_differences():
     assert test.standard_error == pytest.approx(math.sqrt(variance))
     low, high = test.interval(0.90)
     assert low < test.estimate < high
+
+
+def test_weighted_holm_gives_each_hypothesis_its_share_and_passes_it_on():
+    # Equal weights: the usual Holm.
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    # The first hypothesis starts with half of alpha (weight 3 of 6): the second, rejected first
+    # (0.001 x 6), passes its share on, so the first needs 0.02 x 5 / 3 where plain Holm asks 0.02 x 3.
+    adjusted = stats.holm([0.02, 0.001, 0.3, 0.3], [3, 1, 1, 1])
+    assert adjusted == pytest.approx([0.02 * 5 / 3, 0.006, 0.6, 0.6])
