@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import re
 import shlex
 import shutil
@@ -145,6 +146,7 @@ class Plan:
     budget: float | None = None  # seconds; rounds until decided (sequential)
     order: str = turns.DEFAULT_ORDER
     subfolder: Path = Path(".")  # where the user stands inside the checkout
+    first_side: str = ""  # the side that is session 0 in round 1 ("": drawn at random)
 
     @property
     def expects_software_change(self) -> bool:
@@ -265,27 +267,31 @@ class AB:
         runs: dict[str, list[Run]] = {name: [] for name in SIDES}
         statuses: list[list[int | None]] = []
         comparison, longest = None, 0.0
+        # Which side is session 0 (started first, first in the ring's first round): drawn for the
+        # first round, then alternated, so that nothing tied to a session's place favours one side.
+        base_first = self.plan.first_side == "base" if self.plan.first_side else random.random() < 0.5
         for number in range(1, 10_000):
             round_started = time.monotonic()
             paths = {name: plan.output / f"{name}-{number}.json" for name in SIDES}
-            commands = [side.command(plan.pytest_args, paths[side.name], plan.subfolder) for side in plan.sides]
+            order = list(plan.sides) if base_first == (number % 2 == 1) else list(reversed(plan.sides))
+            commands = [side.command(plan.pytest_args, paths[side.name], plan.subfolder) for side in order]
             logs = plan.output / f"round-{number}"
             driver = turns.Driver(commands, logs, timeout=self.timeout, join_timeout=self.join_timeout,
                                   order=plan.order)
-            outcomes = driver.run()
+            ended = dict(zip((side.name for side in order), driver.run(), strict=True))
+            outcomes = [ended[name] for name in SIDES]
             statuses.append([o.status for o in outcomes])
             longest = max(longest, time.monotonic() - round_started)
             self.say(f"round {number}: " + ", ".join(
-                f"{name} {o.describe(i).split(': ', 1)[1]}" for i, (name, o) in enumerate(zip(SIDES, outcomes,
-                                                                                              strict=True)))
-                     + f" ({time.monotonic() - round_started:.0f} s; logs in {logs})")
+                f"{name} {ended[name].describe(0).split(': ', 1)[1]}" for name in SIDES)
+                     + f" ({time.monotonic() - round_started:.0f} s; {order[0].name} was session 1; logs in {logs})")
             if driver.interrupted:
                 return self._outcome(comparison, runs, statuses, started, interrupted=True)
             for name in SIDES:
                 try:
                     runs[name].append(load_run(paths[name]))
                 except NotBenchmarkJSON as error:
-                    log = logs / f"session-{SIDES.index(name)}.log"
+                    log = logs / f"session-{[side.name for side in order].index(name)}.log"
                     raise ABError(f"the {name} session wrote no results ({error}); its output: {log}\n"
                                   + _tail(log)) from error
             comparison = gate.compare(runs["base"], runs["candidate"], self.settings,

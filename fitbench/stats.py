@@ -150,11 +150,15 @@ class MeanShiftTest:
 
     def p_greater(self, log_threshold: float) -> float:
         """One-sided p-value that the log ratio exceeds `log_threshold`."""
+        if self.standard_error == 0:  # identical runs: no spread to test against
+            return 0.0 if self.estimate > log_threshold else 1.0
         z = (self.estimate - log_threshold) / self.standard_error
         return float(scipy_stats.t.sf(z, self.degrees_of_freedom))
 
     def p_less(self, log_threshold: float) -> float:
         """One-sided p-value that the log ratio is below `log_threshold`."""
+        if self.standard_error == 0:
+            return 0.0 if self.estimate < log_threshold else 1.0
         z = (log_threshold - self.estimate) / self.standard_error
         return float(scipy_stats.t.sf(z, self.degrees_of_freedom))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +176,45 @@ def test_two_environments_with_a_planted_slowdown_is_a_regression(tmp_path, synt
     (tiny,) = verdicts["verdicts"]
     assert tiny["verdict"] == "regression" and tiny["ratio"] > 1.5
     assert "FAILED (gate) test_tiny[cpu]: regression" in run.stdout
+
+
+def test_the_side_that_starts_first_alternates_round_by_round(tmp_path, monkeypatch):
+    """Round 1 starts the side drawn (here: the candidate), round 2 the other; each side's
+    results, statuses and logs stay its own whatever its place in the ring."""
+    from fitbench import turns
+    from tests.test_gate import interleaved_runs
+
+    rings = []
+    for number in (1, 2):
+        (tmp_path / f"r{number}").mkdir()
+        rings.append(interleaved_runs(tmp_path / f"r{number}", 1.0, seed=number, ring=f"ring-{number}"))
+    started: list[list[str]] = []
+
+    class FakeDriver:
+        def __init__(self, commands, directory, **options):
+            self.commands, self.interrupted = commands, False
+
+        def run(self):
+            started.append(["candidate" if "PLANTED=1" in c else "base" for c in self.commands])
+            base_json, cand_json = rings[len(started) - 1]
+            for command in self.commands:
+                out = command.rsplit("--benchmark-json ", 1)[1]
+                shutil.copy(cand_json if "PLANTED=1" in command else base_json, out.strip("'"))
+            return [turns.Outcome(c, status=3 if "PLANTED=1" in c else 0) for c in self.commands]
+
+    monkeypatch.setattr(turns, "Driver", FakeDriver)
+    plan = ab.plan(None, None, None, None, [], ["PLANTED=1"], ["benchmarks"], str(tmp_path / "out"), 2, None,
+                   "alternate", ROOT)
+    plan.first_side = "candidate"
+    said: list[str] = []
+    outcome = ab.AB(plan, ab_settings(), say=said.append).run()
+    assert started == [["candidate", "base"], ["base", "candidate"]]
+    assert outcome.statuses == [[0, 3], [0, 3]]  # (base, candidate) in every round
+    assert "candidate was session 1" in said[-2] and "base exit 0, candidate exit 3" in said[-2]
+    assert outcome.comparison.verdicts[0].method == "interleaved, signed-rank on 22 pairs"
+
+
+def ab_settings():
+    from fitbench.gate import default_settings
+
+    return default_settings()
