@@ -88,10 +88,9 @@ def compare_command(args: argparse.Namespace) -> int:
     from fitbench.options import GateSettings
     from fitbench.results import NotBenchmarkJSON, load_run
 
-    for path in (args.json, args.markdown):
-        problem = writable(path)
-        if problem:
-            return fail("compare", problem)
+    problem = next(filter(None, (writable(path) for path in (args.json, args.markdown))), None)
+    if problem:
+        return fail("compare", problem)
     try:
         settings = GateSettings.read(lambda name: getattr(args, name))
         baseline = [load_run(path) for path in args.baseline]
@@ -126,10 +125,9 @@ def ab_command(args: argparse.Namespace) -> int:
     from fitbench import ab, format, gate
     from fitbench.options import GateSettings
 
-    for path in (args.json, args.markdown):
-        problem = writable(path)
-        if problem:
-            return fail("ab", problem)
+    problem = next(filter(None, (writable(path) for path in (args.json, args.markdown))), None)
+    if problem:
+        return fail("ab", problem)
     try:
         settings = GateSettings.read(lambda name: getattr(args, name))
         plan = ab.plan(args.base, args.candidate, args.base_python, args.candidate_python, args.base_env,
@@ -308,8 +306,17 @@ def fingerprint_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def add_verdict_options(parser: argparse.ArgumentParser) -> None:
+    """The gate's options and where its verdicts go: `fitbench compare` and `fitbench ab` alike."""
     from fitbench.options import add_gate_options
+
+    add_gate_options(parser.add_argument)
+    parser.add_argument("--markdown", default=None, metavar="FILE",
+                        help="append a markdown summary (for example $GITHUB_STEP_SUMMARY)")
+    parser.add_argument("--json", default=None, metavar="FILE", help="write the verdicts as JSON")
+
+
+def main(argv: list[str] | None = None) -> int:
 
     parser = ArgumentParser(prog="fitbench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
@@ -345,10 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     comp.add_argument("candidate", help="candidate JSON file")
     comp.add_argument("--candidate-also", nargs="*", default=[], metavar="JSON",
                       help="more candidate runs to pool with CANDIDATE")
-    add_gate_options(comp.add_argument)
-    comp.add_argument("--markdown", default=None, metavar="FILE",
-                      help="append a markdown summary (for example $GITHUB_STEP_SUMMARY)")
-    comp.add_argument("--json", default=None, metavar="FILE", help="write the verdicts as JSON")
+    add_verdict_options(comp)
     comp.set_defaults(handler=compare_command)
 
     abp = commands.add_parser(
@@ -389,10 +393,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="seconds a session may hold the turn before it counts as not answering")
     abp.add_argument("--join-timeout", type=float, default=600.0,
                      help="seconds for both sessions to start (imports, collection)")
-    add_gate_options(abp.add_argument)
-    abp.add_argument("--markdown", default=None, metavar="FILE",
-                     help="append a markdown summary (for example $GITHUB_STEP_SUMMARY)")
-    abp.add_argument("--json", default=None, metavar="FILE", help="also write the verdicts as JSON here")
+    add_verdict_options(abp)
     abp.set_defaults(handler=ab_command)
 
     rep = commands.add_parser("report", help="markdown report with tables and plots from saved runs")
