@@ -212,6 +212,10 @@ def variant_speedups(records: list[Record]) -> list[VariantSpeedup]:
         base = baselines.get(_identity_but_variant(record))
         if reference.get("variant") == DEFAULT_VARIANT and len(reference_seconds) == len(record.steady_seconds):
             shift, paired = stats.paired_log_shift(reference_seconds, record.steady_seconds), True
+            if math.isinf(shift.high) and len(reference_seconds) >= 2:
+                # Too few pairs for the signed-rank interval (fewer than 5): the paired t interval.
+                test = stats.mean_paired_shift([(reference_seconds, record.steady_seconds)])
+                shift = stats.Shift(test.estimate, *test.interval(0.90), 0.90)
         elif base is not None:
             shift, paired = stats.log_shift(base.steady_seconds, record.steady_seconds), False
         else:
