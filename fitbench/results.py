@@ -230,18 +230,27 @@ def variant_speedups(records: list[Record]) -> list[VariantSpeedup]:
 
 
 def fastest_reaching_target(records: list[Record]) -> list[tuple[Record, list[Record]]]:
-    """For each measurement with variants: the variant (default included) with the shortest
-    median epoch that passed its accuracy check, and the group it was chosen from."""
+    """For each measurement with variants: the variant (default included) that ran fastest and
+    passed its accuracy check, and the group it was chosen from. Fastest by the paired speed-up
+    over f32 when every variant of the group has one (the f32 variant itself: 1), else by
+    median epoch."""
     groups: dict[str, list[Record]] = {}
     for record in records:
         groups.setdefault(_identity_but_variant(record), []).append(record)
+    paired = {id(record): speedup for record in records for speedup in variant_speedups([record])
+              if speedup.paired}
     out = []
     for group in groups.values():
         if len(group) < 2:
             continue
         passed = [r for r in group if r.check is not None and r.check.passed and r.steady_seconds]
-        if passed:
-            out.append((min(passed, key=lambda r: r.median_epoch_seconds), group))
+        if not passed:
+            continue
+        if all(id(r) in paired for r in group if r.variant != DEFAULT_VARIANT):
+            fastest = max(passed, key=lambda r: paired[id(r)].ratio if id(r) in paired else 1.0)
+        else:
+            fastest = min(passed, key=lambda r: r.median_epoch_seconds)
+        out.append((fastest, group))
     return out
 
 
