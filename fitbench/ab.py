@@ -284,7 +284,7 @@ class AB:
             longest = max(longest, time.monotonic() - round_started)
             self.say(f"round {number}: " + ", ".join(
                 f"{name} {ended[name].describe(0).split(': ', 1)[1]}" for name in SIDES)
-                     + f" ({time.monotonic() - round_started:.0f} s; {order[0].name} was session 1; logs in {logs})")
+                     + f" ({time.monotonic() - round_started:.0f} s; {order[0].name} started first; logs in {logs})")
             if driver.interrupted:
                 return self._outcome(comparison, runs, statuses, started, interrupted=True)
             for name in SIDES:

@@ -210,7 +210,7 @@ def test_the_side_that_starts_first_alternates_round_by_round(tmp_path, monkeypa
     outcome = ab.AB(plan, ab_settings(), say=said.append).run()
     assert started == [["candidate", "base"], ["base", "candidate"]]
     assert outcome.statuses == [[0, 3], [0, 3]]  # (base, candidate) in every round
-    assert "candidate was session 1" in said[-2] and "base exit 0, candidate exit 3" in said[-2]
+    assert "candidate started first" in said[-2] and "base exit 0, candidate exit 3" in said[-2]
     assert outcome.comparison.verdicts[0].method == "interleaved, signed-rank on 22 pairs"
 
 
