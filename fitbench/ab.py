@@ -175,6 +175,8 @@ def plan(base: str | None, candidate: str | None, base_python: str | None, candi
                       "--candidate-python (two environments), or --base-env/--candidate-env")
     if rounds < 1:
         raise ABError(f"--rounds {rounds}: give 1 or more")
+    if budget is not None and rounds != 1:
+        raise ABError("give --rounds (a fixed number of rounds) or --budget (rounds until decided), not both")
     if order not in turns.ORDERS:
         raise ABError(f"--order {order}: one of {', '.join(turns.ORDERS)}")
     seconds = parse_duration(budget) if budget is not None else None

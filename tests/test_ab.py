@@ -47,6 +47,7 @@ def test_budgets_read_as_durations(text, seconds):
     ({"candidate_env": ["NOT AN ASSIGNMENT"]}, "--candidate-env 'NOT AN ASSIGNMENT': give NAME=VALUE"),
     ({"base": "HEAD", "budget": "soon"}, "--budget 'soon': give a duration"),
     ({"base": "HEAD", "rounds": 0}, "--rounds 0: give 1 or more"),
+    ({"base": "HEAD", "rounds": 3, "budget": "20m"}, "give --rounds .* or --budget .*, not both"),
 ])
 def test_a_request_that_cannot_run_is_refused_in_one_line_naming_the_fix(arguments, message):
     request = {"base": None, "candidate": None, "base_python": None, "candidate_python": None, "base_env": [],
