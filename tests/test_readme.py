@@ -49,12 +49,12 @@ SAMPLE_SELECTION = ("tests/sample/bench_tiny.py -o python_files=bench_*.py --pro
 def as_run_here(command: str, data: Path) -> str:
     """The README's command with this test's stand-ins: the tiny sample benchmark on synthetic
     data for the selection after --, this venv for both Pythons (so an environment variable
-    makes the environment difference), and a 1-minute budget for the 20."""
+    makes the environment difference), and a 30-second budget for the 20 (one round)."""
     head, _, _ = command.partition(" -- ")
     head = re.sub(r"(--(?:base|candidate)-python) \S+", rf"\1 {sys.executable}", head)
     if "--base-python" in head:
         head += " --candidate-env FITBENCH_README_SIDE=candidate"
-    head = head.replace("--budget 20m", "--budget 1m")
+    head = head.replace("--budget 20m", "--budget 30s")
     return f"{head} -- {SAMPLE_SELECTION.format(data=data)}"
 
 
