@@ -6,9 +6,7 @@ images are the validation set, the other 55,000 the training set; 5 epochs. The 
 run reached test accuracy 0.8513, 0.8229, 0.8218, 0.8067, 0.7736 for batch sizes 32..512.
 """
 
-from fitbench import models
-from fitbench.experiments import Experiment, Plot
-from fitbench.workloads import Schedule, Workload
+from fitbench import Experiment, Plot, Schedule, Workload, models
 
 BATCH_SIZES = [32, 64, 128, 256, 512]
 
@@ -37,7 +35,7 @@ EXPERIMENT = Experiment(
     title="Fashion-MNIST MLP: batch size",
     workload=WORKLOAD,
     grid={case: {"batch_size": b} for case, b in CASES.items()},
-    metric="test_accuracy",
+    split="test",
     targets={  # minimum test accuracy per profile and case
         "full": {"batch_size-32": 0.83, "batch_size-64": 0.82, "batch_size-128": 0.80, "batch_size-256": 0.78,
                  "batch_size-512": 0.74},
@@ -53,4 +51,4 @@ EXPERIMENT = Experiment(
 
 def test_batch_size(train, case):
     result = train(case.workload)
-    result.assert_accuracy(case.metric, case.threshold)
+    result.assert_target(case.split, case.threshold)

@@ -7,9 +7,7 @@ did; test accuracy is recorded too. Groups put each family side by side
 (`--benchmark-group-by=group`).
 """
 
-from fitbench import models
-from fitbench.experiments import Experiment, Plot
-from fitbench.workloads import Schedule, Workload
+from fitbench import Experiment, Plot, Schedule, Workload, models
 
 SCHEDULES = {
     "full": Schedule(epochs=10),
@@ -82,7 +80,7 @@ EXPERIMENT = Experiment(
     title="MNIST MLP: width, depth, activations, batch size",
     workload=WORKLOAD,
     grid={case: changes for case, (_, changes, _) in GRID.items()},
-    metric="val_accuracy",
+    split="validation",
     targets=TARGETS,
     groups={case: group for case, (group, _, _) in GRID.items()},
     notes={case: f"the notebook saw {seen}" for case, (_, _, seen) in GRID.items() if seen},
@@ -97,4 +95,4 @@ EXPERIMENT = Experiment(
 
 def test_mnist_architecture(train, case):
     result = train(case.workload)
-    result.assert_accuracy(case.metric, case.threshold, note=f"{case.id}; {case.note}" if case.note else case.id)
+    result.assert_target(case.split, case.threshold, note=f"{case.id}; {case.note}" if case.note else case.id)

@@ -29,9 +29,8 @@ accuracy.
 
 from pathlib import Path
 
-from fitbench import experiments
-from fitbench.experiments import Experiment
-from fitbench.workloads import Variant
+from fitbench import Experiment, Variant
+from fitbench.measure import experiments
 
 HERE = Path(__file__).parent
 BATCH_SIZE = experiments.load(HERE / "test_batch_size.py")
@@ -83,7 +82,7 @@ EXPERIMENT = Experiment(
     workload=CASES["mlp-b32"],
     grid={f"{case}-{name}": workload.but(variant=variant)
           for case, workload in CASES.items() for name, variant in VARIANTS.items()},
-    metric="test_accuracy",
+    split="test",
     targets={profile: {f"{case}-{name}": target for case, by_variant in cases.items()
                        for name, target in by_variant.items()}
              for profile, cases in TARGETS.items()},
@@ -93,4 +92,4 @@ EXPERIMENT = Experiment(
 
 def test_variants(train, case):
     result = train(case.workload, reference=Variant())
-    result.assert_accuracy(case.metric, case.threshold)
+    result.assert_target(case.split, case.threshold)

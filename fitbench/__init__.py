@@ -1,3 +1,41 @@
-"""fitbench: how fast, and how well, TensorFlow/Keras trains across hyperparameters and devices."""
+"""fitbench: how fast, and how well, TensorFlow/Keras trains across hyperparameters and devices.
 
-__version__ = "0.1.0"
+A benchmark file needs only this package's top level::
+
+    from fitbench import Experiment, Plot, Schedule, Workload, models
+
+The package is grouped by concern (docs/internals.md shows the floors):
+
+* `fitbench.measure`: workloads, datasets, models, devices, the runner, peaks, memory, FLOPs;
+* `fitbench.compare`: the record, statistics, thresholds, the gate, results read back, history;
+* `fitbench.plugin`: the pytest plugin (options, hooks, fixtures), registered by an entry point;
+* `fitbench.present`: every text and the report;
+* `fitbench.processes`: process groups, the ring of sessions taking turns, local workers;
+* `fitbench.cli`: the `fitbench` command.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.2.0"
+
+# The public names, imported on first use: importing fitbench does not import TensorFlow.
+_PUBLIC = {
+    "Experiment": "fitbench.measure.experiments",
+    "Plot": "fitbench.measure.experiments",
+    "Schedule": "fitbench.measure.workloads",
+    "Workload": "fitbench.measure.workloads",
+    "Variant": "fitbench.measure.workloads",
+    "models": "fitbench.measure.models",
+    "datasets": "fitbench.measure.datasets",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'fitbench' has no attribute {name!r}")
+    module = importlib.import_module(_PUBLIC[name])
+    return module if module.__name__.endswith(f".{name}") else getattr(module, name)

@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from fitbench import cluster, datasets, devices, runner
-from fitbench.workloads import Schedule, Variant
+from fitbench.measure import cluster, datasets, devices, runner
+from fitbench.measure.workloads import Schedule, Variant
 from tests.test_runner import TINY, RecordingBenchmark
 
 
@@ -30,9 +30,9 @@ def main(data_dir: str, batch: str, steps_per_execution: str, out: str) -> None:
                             "global_batch": record.measurement.global_batch,
                             "per_replica_batch": record.measurement.per_replica_batch},
             "loss": [epoch.loss for epoch in record.epochs],
-            "accuracy": [epoch.accuracy for epoch in record.epochs],
+            "accuracy": [epoch.metric for epoch in record.epochs],
             "val_loss": [epoch.val_loss for epoch in record.epochs],
-            "test_accuracy": record.test_accuracy,
+            "test_accuracy": record.test_metric,
         }))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fitbench.datasets import DIRECTORY_NAMES, IDX_FILES
+from fitbench.measure.datasets import DIRECTORY_NAMES, IDX_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,9 +73,9 @@ def run_pytest(*args: str, env: dict[str, str] | None = None, timeout: int = 600
 def throwaway_checkout(destination: Path) -> Path:
     """The files a benchmark session needs, copied from this checkout into a git repository of
     their own with one commit on `main` (and origin/main pointing at it): for `fitbench ab`."""
-    for name in ("fitbench", "fixtures", "tests/sample", "tests/plugins"):
+    for name in ("fitbench", "tests/sample", "tests/plugins"):
         shutil.copytree(ROOT / name, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("conftest.py", "pyproject.toml", "tests/__init__.py"):
+    for name in ("pyproject.toml", "tests/__init__.py"):
         shutil.copy(ROOT / name, destination / name)
     for command in (["init", "-q", "-b", "main"], ["add", "-A"],
                     ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"],
@@ -88,26 +88,27 @@ def make_record(name: str, device: str = "cpu", epoch_seconds: list[float] | Non
                 accuracy: float = 0.85, threshold: float | None = 0.8, profile: str = "smoke",
                 batch_size: int = 32, replicas: int = 1, case: str = "", epochs: int | None = None):
     """A Record as the runner would make it, with chosen figures (for summary, report and gate tests)."""
-    from fitbench.record import Check, Epoch, Measurement, Record
+    from fitbench.compare.record import Check, Epoch, Measurement, Record
 
     seconds = epoch_seconds or [2.0, 1.0, 1.0, 1.0]
     measurement = Measurement(
-        workload={"name": name.split("[")[0], "dataset": "fashion_mnist", "model": "mlp", "optimizer": {"name": "SGD"}},
+        workload={"name": name.split("[")[0], "dataset": "fashion_mnist", "model": "mlp", "optimizer": {"name": "SGD"},
+                  "metric": "accuracy", "goal": ">="},
         schedule={"epochs": epochs or len(seconds), "train_samples": samples, "samples_per_epoch": samples,
                   "bound": ""},
         profile=profile, device=device, replicas=replicas, global_batch=batch_size,
         per_replica_batch=batch_size // replicas)
-    record = Record(measurement, [Epoch(s, 1.0, 0.5, 1.0, accuracy) for s in seconds], test_accuracy=accuracy,
+    record = Record(measurement, [Epoch(s, 1.0, 0.5, 1.0, accuracy) for s in seconds], test_metric=accuracy,
                     name=name, case=case)
     if threshold is not None:
-        record.check = Check("test_accuracy", threshold, accuracy)
+        record.check = Check("test", "accuracy", ">=", threshold, accuracy)
     return record
 
 
 @pytest.fixture(scope="session")
 def tiny_dataset(synthetic_data_dir):
     """The synthetic Fashion-MNIST, loaded through fitbench's own loader."""
-    from fitbench import datasets
+    from fitbench.measure import datasets
 
     return datasets.load("fashion_mnist", synthetic_data_dir, allow_download=False)
 
@@ -115,6 +116,6 @@ def tiny_dataset(synthetic_data_dir):
 @pytest.fixture(scope="session")
 def cpu():
     """This machine's cpu device (its strategy), as the `device` fixture resolves it."""
-    from fitbench import devices
+    from fitbench.measure import devices
 
     return devices.resolve("cpu")

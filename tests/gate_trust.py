@@ -30,8 +30,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from fitbench import gate, turns
-from fitbench.results import load_run
+from fitbench.compare import gate
+from fitbench.compare.results import load_run
+from fitbench.processes import turns
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fitbench import ab, stats
+from fitbench.cli import ab
+from fitbench.compare import stats
 from tests.conftest import ROOT, throwaway_checkout
 
 SAMPLE_ARGS = ["tests/sample/bench_tiny.py", "-o", "python_files=bench_*.py", "--profile", "smoke",
@@ -182,7 +183,7 @@ def test_two_environments_with_a_planted_slowdown_is_a_regression(tmp_path, synt
 def test_the_side_that_starts_first_alternates_round_by_round(tmp_path, monkeypatch):
     """Round 1 starts the side drawn (here: the candidate), round 2 the other; each side's
     results, statuses and logs stay its own whatever its place in the ring."""
-    from fitbench import turns
+    from fitbench.processes import turns
     from tests.test_gate import interleaved_runs
 
     rings = []
@@ -216,6 +217,6 @@ def test_the_side_that_starts_first_alternates_round_by_round(tmp_path, monkeypa
 
 
 def ab_settings():
-    from fitbench.gate import default_settings
+    from fitbench.compare.gate import default_settings
 
     return default_settings()

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from fitbench import cluster, launch, scaling
-from fitbench.cluster import ClusterError
+from fitbench.compare import scaling
+from fitbench.measure import cluster
+from fitbench.measure.cluster import ClusterError
+from fitbench.processes import launch
 from tests.conftest import ROOT, make_record, run_pytest
 
 PYTHON = sys.executable

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fitbench import datasets
-from fitbench.datasets import CorruptDataset, DatasetNotFound
+from fitbench.measure import datasets
+from fitbench.measure.datasets import CorruptDataset, DatasetNotFound
 from tests.conftest import idx_bytes, synthetic_images, write_dataset, write_idx
 
 SHARED = Path(os.environ.get("FITBENCH_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
@@ -204,7 +204,7 @@ def test_real_datasets(name):
 
 
 def test_uncompressed_idx_files_are_read_as_well(tmp_path):
-    from fitbench.datasets import DIRECTORY_NAMES, IDX_FILES, load
+    from fitbench.measure.datasets import DIRECTORY_NAMES, IDX_FILES, load
     from tests.conftest import synthetic_images, write_idx
 
     directory = tmp_path / DIRECTORY_NAMES["mnist"]
@@ -221,7 +221,7 @@ def test_uncompressed_idx_files_are_read_as_well(tmp_path):
 def test_an_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from fitbench.datasets import UnreadableDataset, read_idx
+    from fitbench.measure.datasets import UnreadableDataset, read_idx
     from tests.conftest import write_idx
 
     path = write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(10, np.uint8))

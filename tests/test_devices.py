@@ -7,8 +7,8 @@ import os
 import pytest
 import tensorflow as tf
 
-from fitbench import devices
-from fitbench.devices import DeviceUnavailable, UnknownDevice
+from fitbench.measure import devices
+from fitbench.measure.devices import DeviceUnavailable, UnknownDevice
 
 
 def test_parse_kinds():

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from fitbench import cli
-from fitbench.results import load_run
+from fitbench.compare.results import load_run
 from tests.conftest import ROOT
 
 MANY = "tests/sample/bench_many.py"
@@ -152,7 +152,7 @@ def test_results_are_readable_like_any_file_the_user_writes(tmp_path):
     import os
     import stat
 
-    from fitbench.durable import write_atomically
+    from fitbench.compare.results import write_atomically
 
     previous = os.umask(0o022)
     try:

@@ -3,7 +3,7 @@
 import keras
 import pytest
 
-from fitbench import flops, models
+from fitbench.measure import flops, models
 
 
 def test_mlp_flops_by_hand():

@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from fitbench import cli, gate
-from fitbench import thresholds as thresholds_module
-from fitbench.results import NotBenchmarkJSON, load_run
+from fitbench import cli
+from fitbench.compare import gate
+from fitbench.compare import thresholds as thresholds_module
+from fitbench.compare.results import NotBenchmarkJSON, load_run
 from tests.conftest import make_record
 
 MACHINE = {"system": "Linux", "machine": "x86_64", "python": "3.11.7", "cpu_name": "Test CPU", "gpus": [],
@@ -122,12 +123,12 @@ def test_an_interval_beyond_the_threshold_that_fails_holm_says_so():
     assert "reaches past +-5%: too few epochs or too much noise" in gate._why(verdict, 0.05, 12, 1 / 2048, 12)
 
 
-def test_accuracy_is_gated_with_its_own_threshold(tmp_path):
+def test_the_checked_metric_is_gated_with_its_own_threshold(tmp_path):
     base, cand = runs(tmp_path, [benchmark("t[a]", epochs(1), accuracy=0.85), benchmark("t[b]", epochs(2))],
                       [benchmark("t[a]", epochs(3), accuracy=0.82), benchmark("t[b]", epochs(4))])
     found, _ = verdicts(base, cand, run_noise=0)
-    assert found["t[a]"].accuracy == "regression" and found["t[a]"].verdict == "regression"
-    found, _ = verdicts(base, cand, run_noise=0, defaults=gate.Thresholds(accuracy=0.05))
+    assert found["t[a]"].metric == "regression" and found["t[a]"].verdict == "regression"
+    found, _ = verdicts(base, cand, run_noise=0, defaults=gate.Thresholds(metric=0.05))
     assert {v.verdict for v in found.values()} == {"no change"}
 
 
@@ -304,8 +305,8 @@ def test_a_file_that_is_not_benchmark_json_is_a_clear_error(tmp_path, content, m
     (lambda info: info["epochs"][3].update(seconds=None), "epoch 4: nan"),
     (lambda info: info["epochs"][2].update(seconds=0.0), "epoch 3: 0.0"),
     (lambda info: info["epochs"][2].update(seconds=-1.0), "epoch 3: -1.0"),
-    (lambda info: info["check"].update(value=None), "checked test_accuracy is nan"),
-    (lambda info: info["test"].update(accuracy=None), "test accuracy is nan"),
+    (lambda info: info["check"].update(value=None), "checked test accuracy is nan"),
+    (lambda info: info["test"].update(metric=None), "test accuracy is nan"),
 ])
 def test_bad_numbers_are_refused_naming_the_file_and_the_benchmark(tmp_path, damage, message, capsys):
     entry = benchmark("t[a]", epochs(1, scale=2.0))
@@ -320,9 +321,9 @@ def test_bad_numbers_are_refused_naming_the_file_and_the_benchmark(tmp_path, dam
 def test_a_nan_literal_in_the_file_is_refused_too(tmp_path, capsys):
     entry = benchmark("t[a]", epochs(1))
     text = json.dumps({"machine_info": MACHINE, "benchmarks": [entry]}).replace(
-        '"accuracy": 0.85, "val_loss"', '"accuracy": NaN, "val_loss"', 1)
+        '"metric": 0.85, "val_loss"', '"metric": NaN, "val_loss"', 1)
     (tmp_path / "nan.json").write_text(text.replace('"value": 0.85', '"value": NaN'))
-    with pytest.raises(NotBenchmarkJSON, match="checked test_accuracy is nan"):
+    with pytest.raises(NotBenchmarkJSON, match="checked test accuracy is nan"):
         load_run(tmp_path / "nan.json")
 
 
@@ -451,7 +452,7 @@ def test_a_model_the_candidate_changed_is_judged_and_named(tmp_path):
     assert verdict.verdict == "regression" and not verdict.differences
     assert verdict.code_changes[0] == "workload.model_args.units: '(absent)' != [300, 200, 100]"
     assert "parameters 266,610 -> 316,810" in verdict.code_changes
-    from fitbench import format
+    from fitbench.present import format
 
     assert any("the model changed: " in line for line in format.verdict_lines(comparison))
     # The schedule, by contrast, is how it was measured: incomparable.

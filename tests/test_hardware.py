@@ -8,9 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from fitbench import gate, hardware
-from fitbench.record import Environment, Record
-from fitbench.results import load_run
+from fitbench.compare import gate
+from fitbench.compare.record import Environment, Record
+from fitbench.compare.results import load_run
+from fitbench.measure import hardware
 from tests.test_gate import interleaved_runs
 
 

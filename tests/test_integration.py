@@ -7,17 +7,12 @@ import json
 import pytest
 
 import fitbench
-import fixtures
-from fitbench import turns
-from fitbench.datasets import DEBIAN_DATASETS
+from fitbench.measure.datasets import DEBIAN_DATASETS
+from fitbench.processes import turns
 from tests.conftest import ROOT, run_pytest
 
 SAMPLE = "tests/sample/bench_tiny.py"
 SAMPLE_OPTIONS = ("-o", "python_files=bench_*.py", "--offline", "--require-data")
-
-
-def test_our_fixtures_package_is_imported():
-    assert fixtures.__file__.startswith(str(ROOT / "fixtures"))
 
 
 def test_benchmark_json_has_a_round_per_epoch_after_the_first(synthetic_data_dir, tmp_path):
@@ -32,7 +27,7 @@ def test_benchmark_json_has_a_round_per_epoch_after_the_first(synthetic_data_dir
     assert bench["name"] == "test_tiny[cpu]" and bench["group"] == "tiny"
     assert bench["stats"]["rounds"] == 3 and len(bench["stats"]["data"]) == 3
     info = bench["extra_info"]
-    assert info["fitbench_schema"] == 2 and report["fitbench"]["profile"] == "default"
+    assert info["fitbench_schema"] == 3 and report["fitbench"]["profile"] == "default"
     measurement = info["measurement"]
     assert measurement["profile"] == "default" and measurement["schedule"]["bound"] == "default: 2,000 images"
     assert measurement["schedule"]["epochs"] == 4 and len(info["epochs"]) == 4
@@ -100,13 +95,13 @@ def test_session_summary_table_and_device_info(synthetic_data_dir, tmp_path):
     summary = run.stdout.split("fitbench summary", 1)[1].splitlines()
     start = next(i for i, line in enumerate(summary) if line.startswith("experiment"))
     header, _, row = summary[start: start + 3]
-    assert header.split()[:4] == ["experiment", "case", "dev", "accuracy"]
+    assert header.split()[:4] == ["experiment", "case", "dev", "target"]
     assert row.split()[0] == "tiny" and row.split()[2] == "cpu" and ">=0.500 " in row
     assert max(len(line) for line in summary[start: start + 3]) <= 120
     document = json.loads(out.read_text())
     info = document["benchmarks"][0]["extra_info"]
-    assert info["check"] == {"metric": "test_accuracy", "threshold": 0.5, "value": info["test"]["accuracy"],
-                             "passed": True}
+    assert info["check"] == {"split": "test", "metric": "accuracy", "goal": ">=", "threshold": 0.5,
+                             "value": info["test"]["metric"], "passed": True}
     memory = info["memory"]
     assert memory["host_peak_rss_bytes"] > 0 and memory["device_peak_memory_bytes"] is None  # no GPU here
     peaks = document["fitbench"].pop("peak_gflops")
@@ -117,11 +112,11 @@ def test_session_summary_table_and_device_info(synthetic_data_dir, tmp_path):
     assert "gpu_unavailable" in hardware_state and "governor" in hardware_state["cpu"]
     assert document["fitbench"] == {"schema": 2, "profile": "smoke", "cpu_replicas": 1, "cluster": None,
                                     "partial": False, "device_comparison": [], "variant_speedups": [],
-                                    "records_without_rounds": []}
+                                    "records_without_rounds": [], "scaling": []}
     assert info["measurement"]["workers"] == 1 and info["measurement"]["cluster"] == {}
     derived = info["derived"]
     assert 0 < derived["efficiency"] < 1.5
-    assert derived["time_to_accuracy"]["metric"] == "test_accuracy" and derived["time_to_accuracy"]["epochs"] >= 1
+    assert derived["time_to_target"]["metric"] == "test accuracy" and derived["time_to_target"]["epochs"] >= 1
 
 
 def test_gate_inside_pytest_names_the_regressed_benchmark(synthetic_data_dir, tmp_path):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fitbench import experiments
-from fitbench.devices import KINDS
-from fitbench.experiments import Experiment
-from fitbench.workloads import PROFILES, Schedule, Workload
+from fitbench.measure import experiments
+from fitbench.measure.devices import KINDS
+from fitbench.measure.experiments import Experiment
+from fitbench.measure.workloads import PROFILES, Schedule, Workload
 
 EXPERIMENTS = experiments.discover()
 
@@ -60,8 +60,8 @@ def test_a_target_per_device_kind_and_a_subset_per_profile():
     grid = Experiment("grid", workload, grid={"a": {"batch_size": 8}, "b": {}}, targets={"full": {"a": 0.5}})
     assert grid.resolve("a", "full", "cpu").workload.batch_size == 8
     assert grid.resolve("b", "full", "cpu") is None  # not in the subset
-    with pytest.raises(ValueError, match="metric"):
-        Experiment("bad", workload, targets={}, metric="loss")
+    with pytest.raises(ValueError, match="split 'train'"):
+        Experiment("bad", workload, targets={}, split="train")
 
 
 def test_a_schedule_per_device_kind():

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from fitbench import progress, startup
-from fitbench.record import Epoch
+from fitbench.compare.record import Epoch
+from fitbench.measure import startup
+from fitbench.present import progress
 from tests.conftest import ROOT, run_pytest
 
 SAMPLE = "tests/sample/bench_tiny.py"
@@ -18,7 +19,7 @@ SAMPLE_OPTIONS = ("-o", "python_files=bench_*.py", "--offline", "--require-data"
 
 
 def epoch(seconds: float, val: float = 0.5) -> Epoch:
-    return Epoch(seconds=seconds, loss=1.0, accuracy=0.5, val_loss=1.0, val_accuracy=val)
+    return Epoch(seconds=seconds, loss=1.0, metric=0.5, val_loss=1.0, val_metric=val)
 
 
 @pytest.mark.parametrize("seconds, text", [(0.4, "0 s"), (45, "45 s"), (125, "2 min 05 s"), (3720, "1 h 02 min")])
@@ -88,7 +89,7 @@ def test_the_users_log_level_is_honoured():
 
 @pytest.mark.skipif(startup.nvidia_driver_present(), reason="this machine has an NVIDIA driver")
 def test_no_tensorflow_start_up_line_reaches_a_cpu_only_user():
-    code = "from fitbench import startup; tf = startup.load(); print(len(tf.config.list_physical_devices()))"
+    code = "from fitbench.measure import startup; tf = startup.load(); print(len(tf.config.list_physical_devices()))"
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout.strip() >= "1"
     assert run.stderr == "", run.stderr

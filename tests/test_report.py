@@ -8,8 +8,9 @@ import struct
 
 import pytest
 
-from fitbench import cli, scaling
-from fitbench.results import device_speedups, load_run
+from fitbench import cli
+from fitbench.compare import scaling
+from fitbench.compare.results import device_speedups, load_run
 from tests.conftest import make_record, run_pytest
 
 SAMPLE = "tests/sample/bench_batch.py"
@@ -49,7 +50,7 @@ def test_report_tables_each_profile_from_its_newest_run_and_says_which(three_run
     assert f"From run {smoke.label}." in smoke_section and f"From run {default.label}." in default_section
     for run, section in ((smoke, smoke_section), (default, default_section)):
         for record in run.records:
-            assert (f"| {record.case} | cpu | {record.accuracy:.4f} (test) | 0.3000 | "
+            assert (f"| {record.case} | cpu | {record.target_value:.4f} (test accuracy) | >= 0.3000 | "
                     f"{record.median_epoch_seconds:.3f} |") in section
     # grid order, not alphabetical: batch_size-50 before batch_size-100
     assert smoke_section.index("| batch_size-50 |") < smoke_section.index("| batch_size-100 |")
@@ -95,7 +96,7 @@ def test_device_speedups_are_per_sample():
 
 
 def test_the_readme_results_section_is_rewritten_from_a_run_and_names_its_origin(three_runs, tmp_path, capsys):
-    from fitbench.report import RESULTS_END, RESULTS_START
+    from fitbench.present.report import RESULTS_END, RESULTS_START
 
     readme = tmp_path / "README.md"
     readme.write_text(f"# intro\n\n{RESULTS_START}\nstale figures\n{RESULTS_END}\n\n## after\n")
@@ -105,7 +106,7 @@ def test_the_readme_results_section_is_rewritten_from_a_run_and_names_its_origin
     body = text.split(RESULTS_START, 1)[1].split(RESULTS_END, 1)[0]
     assert body.lstrip().startswith("Machine: ") and "measured 20" in body
     assert f"Written by `fitbench report {three_runs[2]} --update-readme {readme}`" in body
-    assert "profile default" in body and "| case | device | accuracy |" in body
+    assert "profile default" in body and "| case | device | checked metric |" in body
     # No markers: refused with the fix, nothing written.
     bare = tmp_path / "BARE.md"
     bare.write_text("# no section\n")
@@ -114,7 +115,7 @@ def test_the_readme_results_section_is_rewritten_from_a_run_and_names_its_origin
 
 
 def test_this_readme_has_a_generated_results_section():
-    from fitbench.report import RESULTS_END, RESULTS_START
+    from fitbench.present.report import RESULTS_END, RESULTS_START
     from tests.conftest import ROOT
 
     text = (ROOT / "README.md").read_text()

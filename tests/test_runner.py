@@ -7,11 +7,12 @@ from types import SimpleNamespace
 import keras
 import pytest
 
-from fitbench import devices, runner, turns
-from fitbench.experiments import load_module
-from fitbench.record import Record
-from fitbench.runner import EpochRunner
-from fitbench.workloads import Schedule
+from fitbench.compare.record import Record
+from fitbench.measure import devices, runner
+from fitbench.measure.experiments import load_module
+from fitbench.measure.runner import EpochRunner
+from fitbench.measure.workloads import Schedule
+from fitbench.processes import turns
 from tests.conftest import ROOT
 
 # The sample benchmark's workload, in batches of 100 so the last batch is partial (1,050 samples).
@@ -97,7 +98,7 @@ def test_a_timed_round_holds_training_and_nothing_else(tiny_dataset, cpu, monkey
 
 
 class CountingRing:
-    """Stands in for fitbench.turns.Ring: hands out turns 10, 11, ... and checks when."""
+    """Stands in for fitbench.processes.turns.Ring: hands out turns 10, 11, ... and checks when."""
 
     def __init__(self, benchmark: RecordingBenchmark):
         self.benchmark, self.turn = benchmark, 9
@@ -149,14 +150,14 @@ def test_disabled_benchmark_trains_the_whole_schedule(tiny_dataset, cpu):
     result = runner.train(TINY, "default", cpu, tiny_dataset, benchmark)
     assert benchmark.pedantic_calls == 0
     assert len(result.epochs) == 4
-    assert result.test_accuracy > 0.5  # synthetic classes are easy; an untrained model gets ~0.1
+    assert result.test_metric > 0.5  # synthetic classes are easy; an untrained model gets ~0.1
 
 
 def test_training_learns_and_records_every_epoch(tiny_dataset, cpu):
     result = runner.train(TINY, "default", cpu, tiny_dataset)
     assert len(result.epochs) == 4
     assert result.epochs[-1].loss < result.epochs[0].loss
-    assert all(0 < e.val_accuracy <= 1 and e.seconds > 0 for e in result.epochs)
+    assert all(0 < e.val_metric <= 1 and e.seconds > 0 for e in result.epochs)
     assert result.params == 784 * 16 + 16 + 16 * 10 + 10
     measurement = result.measurement
     assert measurement.schedule["train_samples"] == 1050 and measurement.schedule["test_samples"] == 500

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fitbench import format
+from fitbench.present import format
 from tests.conftest import make_record
 
 

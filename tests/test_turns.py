@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from fitbench import turns
+from fitbench.processes import turns
 from tests.conftest import ROOT
 
 
@@ -107,7 +107,7 @@ def test_a_bad_ring_specification_is_a_clear_error(tmp_path):
 
 SESSION = """
 import json, os, sys, time
-from fitbench import turns
+from fitbench.processes import turns
 ring = turns.Ring.join(os.environ[turns.ENV])
 seen = []
 for _ in range(3):
@@ -146,7 +146,8 @@ def test_the_driver_alternates_the_order_and_skips_the_turns_of_a_session_that_n
 def test_the_driver_forwards_a_token_sent_to_a_session_that_died_without_leaving(tmp_path):
     script, dying = tmp_path / "session.py", tmp_path / "dying.py"
     script.write_text(SESSION)
-    dying.write_text("import os\nfrom fitbench import turns\nturns.Ring.join(os.environ[turns.ENV])\nos._exit(5)\n")
+    dying.write_text("import os\nfrom fitbench.processes import turns\n"
+                     "turns.Ring.join(os.environ[turns.ENV])\nos._exit(5)\n")
     commands = [f"{sys.executable} {script} {tmp_path / '0.json'}", f"{sys.executable} {dying}",
                 f"{sys.executable} {script} {tmp_path / '2.json'}"]
     assert turns.run(commands, tmp_path, timeout=20) == [0, 5, 0]
@@ -157,7 +158,7 @@ def test_the_driver_forwards_a_token_sent_to_a_session_that_died_without_leaving
 
 HANG = """
 import os, time
-from fitbench import turns
+from fitbench.processes import turns
 ring = turns.Ring.join(os.environ[turns.ENV])
 ring.take()
 time.sleep(600)

@@ -1,6 +1,6 @@
 """Training variants: parsed and checked, honoured by the runner (precision policy set and
 restored, XLA explicit, k steps per call, the NumPy pipeline), part of the measurement; speed-ups
-against the f32 baseline; time to accuracy; efficiency against a measured peak."""
+against the f32 baseline; time to target; efficiency against a measured peak."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import math
 import keras
 import pytest
 
-from fitbench import devices, peak, runner
-from fitbench.experiments import load_module
-from fitbench.record import DEFAULT_VARIANT, Check, Epoch, Measurement, Record
-from fitbench.results import efficiency, fastest_reaching_target, variant_speedups
-from fitbench.workloads import Schedule, Variant
+from fitbench.compare.record import DEFAULT_VARIANT, Check, Epoch, Measurement, Record
+from fitbench.compare.results import efficiency, fastest_reaching_target, variant_speedups
+from fitbench.measure import devices, peak, runner
+from fitbench.measure.experiments import load_module
+from fitbench.measure.workloads import Schedule, Variant
 from tests.conftest import ROOT, make_record
 from tests.test_runner import RecordingBenchmark
 
@@ -145,19 +145,19 @@ def test_numpy_pipeline_trains_from_the_arrays_through_fits_adapter(tiny_dataset
     record = runner.EpochRunner(numpy, "default", cpu, tiny_dataset).run(benchmark)
     assert fits == ["ndarray"]  # epoch 1; the rounds run fit's epoch loop
     assert benchmark.rounds == 2 and len(record.epochs) == 3
-    assert record.measurement.variant["pipeline"] == "numpy" and record.test_accuracy > 0.5
+    assert record.measurement.variant["pipeline"] == "numpy" and record.test_metric > 0.5
 
 
-# --- speed-ups, time to accuracy, efficiency ------------------------------------------------------
+# --- speed-ups, time to target, efficiency ------------------------------------------------------
 
 def _record(case: str, seconds: list[float], variant: dict | None = None, accuracy: float = 0.9,
             threshold: float = 0.8) -> Record:
     measurement = Measurement("default", "cpu", 1, 32, 32, {"epochs": len(seconds)}, {"name": "w"},
                               dict(variant or DEFAULT_VARIANT))
-    epochs = [Epoch(s, 0.5, 0.9, test_accuracy=accuracy) for s in seconds]
-    record = Record(measurement, epochs, test_accuracy=accuracy, name=f"test_variants[cpu-{case}]", case=case,
+    epochs = [Epoch(s, 0.5, 0.9, test_metric=accuracy) for s in seconds]
+    record = Record(measurement, epochs, test_metric=accuracy, name=f"test_variants[cpu-{case}]", case=case,
                     flops_per_sample=1_000_000)
-    record.check = Check("test_accuracy", threshold, accuracy)
+    record.check = Check("test", "accuracy", ">=", threshold, accuracy)
     return record
 
 
@@ -186,20 +186,30 @@ def test_different_measurements_are_not_paired():
     assert variant_speedups([base, other]) == []
 
 
-def test_time_to_accuracy_counts_training_seconds_until_the_target():
+def test_time_to_target_counts_training_seconds_until_the_target():
     record = _record("w-f32", [3.0, 1.0, 1.0, 1.0])
     for epoch, value in zip(record.epochs, [0.5, 0.7, 0.85, 0.9], strict=True):
-        epoch.test_accuracy = value
-    reached = record.time_to_accuracy()
+        epoch.test_metric = value
+    reached = record.time_to_target()
     assert (reached.seconds, reached.epochs) == (5.0, 3)
-    assert record.to_json()["derived"]["time_to_accuracy"]["seconds"] == 5.0
+    assert record.to_json()["derived"]["time_to_target"]["seconds"] == 5.0
 
 
-def test_time_to_accuracy_is_null_with_the_reason_when_never_reached():
+def test_time_to_target_of_an_error_metric_counts_until_it_falls_below():
+    record = _record("w-f32", [3.0, 1.0, 1.0, 1.0])
+    record.measurement.workload.update(metric="mae", goal="<=")
+    record.check = Check("test", "mae", "<=", 40.0, 38.0)
+    for epoch, value in zip(record.epochs, [90.0, 55.0, 39.0, 38.0], strict=True):
+        epoch.test_metric = value
+    reached = record.time_to_target()
+    assert (reached.seconds, reached.epochs, reached.metric) == (5.0, 3, "test mae")
+
+
+def test_time_to_target_is_null_with_the_reason_when_never_reached():
     record = _record("w-f32", [3.0, 1.0], accuracy=0.7)
-    never = record.time_to_accuracy()
-    assert never.seconds is None and "never reached 0.8 in 2 epochs (best 0.7000)" in never.reason
-    assert Record.from_json(record.to_json()).time_to_accuracy().reason == never.reason
+    never = record.time_to_target()
+    assert never.seconds is None and "never reached >= 0.8 in 2 epochs (best 0.7000)" in never.reason
+    assert Record.from_json(record.to_json()).time_to_target().reason == never.reason
 
 
 def test_efficiency_is_achieved_over_the_peak_of_the_variants_precision():
@@ -250,7 +260,7 @@ def test_a_variant_trains_in_turns_with_its_reference_and_its_speedup_is_paired(
     assert order == [ref, var, var, ref, ref, var, var, ref], order
     assert benchmark.rounds == 4  # only the variant's epochs are the benchmark's rounds
     assert record.reference["variant"] == DEFAULT_VARIANT and len(record.reference["epoch_seconds"]) == 5
-    from fitbench.record import Record as RecordType
+    from fitbench.compare.record import Record as RecordType
 
     again = RecordType.from_json(record.to_json(), record.name)
     assert again.reference == record.reference

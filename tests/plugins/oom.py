@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from fitbench.runner import EpochRunner
+from fitbench.measure.runner import EpochRunner
 
 
 def pytest_addoption(parser):

@@ -3,7 +3,7 @@ the sample workload of bench_tiny.py over two batch sizes."""
 
 from pathlib import Path
 
-from fitbench.experiments import Experiment, Plot, load_module
+from fitbench.measure.experiments import Experiment, Plot, load_module
 
 BATCH_SIZES = {"batch_size-50": 50, "batch_size-100": 100}
 
@@ -19,4 +19,4 @@ EXPERIMENT = Experiment(
 
 def test_batch_size(train, case):
     result = train(case.workload)
-    result.assert_accuracy(case.metric, case.threshold)
+    result.assert_target(case.split, case.threshold)

@@ -4,7 +4,7 @@ in the thousands), and a well-behaved one after it."""
 
 from pathlib import Path
 
-from fitbench.experiments import Experiment, load_module
+from fitbench.measure.experiments import Experiment, load_module
 
 TINY = load_module(Path(__file__).with_name("bench_tiny.py")).WORKLOAD
 
@@ -21,4 +21,4 @@ EXPERIMENT = Experiment(
 
 def test_learning_rate(train, case):
     result = train(case.workload)
-    result.assert_accuracy(case.metric, case.threshold)
+    result.assert_target(case.split, case.threshold)

@@ -3,7 +3,7 @@ in the middle (tests/test_durable.py)."""
 
 from pathlib import Path
 
-from fitbench.experiments import Experiment, load_module
+from fitbench.measure.experiments import Experiment, load_module
 
 BATCHES = {f"batch_size-{b}": b for b in (50, 60, 70, 80, 90, 100)}
 
@@ -17,4 +17,4 @@ EXPERIMENT = Experiment(
 
 def test_many(train, case):
     result = train(case.workload)
-    result.assert_accuracy(case.metric, case.threshold)
+    result.assert_target(case.split, case.threshold)

@@ -1,8 +1,6 @@
 """A tiny benchmark in the shape of those in benchmarks/, run by tests/test_integration.py."""
 
-from fitbench import models
-from fitbench.experiments import Experiment
-from fitbench.workloads import Schedule, Workload
+from fitbench import Experiment, Schedule, Workload, models
 
 WORKLOAD = Workload(
     name="tiny",
@@ -25,4 +23,4 @@ EXPERIMENT = Experiment(title="Tiny MLP", workload=WORKLOAD, targets={"full": 0.
 
 def test_tiny(train, case):
     result = train(case.workload)
-    result.assert_accuracy(case.metric, case.threshold)
+    result.assert_target(case.split, case.threshold)

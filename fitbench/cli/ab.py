@@ -1,0 +1,345 @@
+"""`fitbench ab`: did this change make training slower? Two versions of the code, or two
+environments, measured in one job on one machine, taking turns.
+
+Each side is a pytest session of the same selection: its own checkout (a temporary git
+worktree of a ref, or the working tree), its own Python (a venv with another TensorFlow,
+Keras, CUDA or driver stack) and its own environment variables. The sides run as one ring
+(fitbench.processes.turns): they take turns, one timed epoch each, in an order that alternates every
+round, so neither side always follows the other. A round is one ring: both sides run the
+whole selection once. The verdicts are `fitbench compare`'s (fitbench.compare.gate), from the epoch
+pairs of every round:
+
+* `--rounds N` (default 1): N rounds, then the gate's signed-rank test on the pairs;
+* `--budget 20m`: rounds until every benchmark is decided (regression, improvement or no
+  change at its threshold) or the next round would not fit in the budget. Looking again
+  after every round would inflate a fixed-sample test's false alarms, so the pairs are
+  tested with an anytime-valid confidence sequence (stats.sequential_log_shift).
+
+Each side imports its own `fitbench`: its checkout comes first on PYTHONPATH (an editable
+install's finder comes after sys.path). Both runs' JSON, each round's session logs and the
+verdicts stay in the output directory, for `fitbench report`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fitbench.compare import gate
+from fitbench.compare.options import GateSettings
+from fitbench.compare.results import NotBenchmarkJSON, Run, load_run
+from fitbench.processes import turns
+
+SIDES = ("base", "candidate")
+DECIDED = (gate.REGRESSION, gate.IMPROVEMENT, gate.NO_CHANGE)
+
+
+class ABError(ValueError):
+    """The A/B cannot be run as asked; the message names the problem and the fix."""
+
+
+@dataclass
+class Side:
+    """One side of the A/B: where its code is, which Python runs it, what it adds to the environment."""
+
+    name: str  # base or candidate
+    checkout: Path  # the checkout's top; the session runs in the same sub-folder as the user
+    python: str
+    env: dict[str, str] = field(default_factory=dict)
+    ref: str = ""  # the git ref asked for ("" for the working tree)
+    commit: str = ""  # what it resolved to (the working tree: its HEAD)
+    dirty: bool = False  # the working tree has uncommitted changes
+    worktree: bool = False  # a temporary worktree, removed at the end
+
+    def describe(self) -> str:
+        code = f"{self.ref} ({self.commit[:10]})" if self.ref else "the working tree" + (
+            f" ({self.commit[:10]}{' + uncommitted changes' if self.dirty else ''})" if self.commit else "")
+        extras = [f"python {self.python}"] + [f"{key}={value}" for key, value in self.env.items()]
+        return f"{self.name}: {code}; {', '.join(extras)}"
+
+    def command(self, pytest_args: Sequence[str], json_path: Path, subfolder: Path) -> str:
+        """The shell command line of this side's pytest session."""
+        env = {**self.env, "PYTHONPATH": os.pathsep.join(
+            [str(self.checkout), *filter(None, [os.environ.get("PYTHONPATH", "")])])}
+        assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
+        return (f"cd {shlex.quote(str(self.checkout / subfolder))} && env {assignments} "
+                f"{shlex.quote(self.python)} -m pytest {shlex.join(pytest_args)} "
+                f"--benchmark-json {shlex.quote(str(json_path))}")
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo`; its output, or ABError with git's own message."""
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    if done.returncode:
+        raise ABError(f"git {' '.join(args)}: {done.stderr.strip() or f'exit {done.returncode}'}")
+    return done.stdout.strip()
+
+
+def resolve_ref(repo: Path, ref: str) -> str:
+    """The commit `ref` names: a branch, a tag, a commit, or 'merge-base:OTHER' (the merge
+    base of HEAD and OTHER, what a pull request is compared with)."""
+    if ref.startswith("merge-base:"):
+        other = ref.split(":", 1)[1]
+        try:
+            return git(repo, "merge-base", "HEAD", other)
+        except ABError as error:
+            raise ABError(f"--base {ref}: no merge base of HEAD and {other!r} ({error}); "
+                          "fetch it first (git fetch origin main)") from error
+    try:
+        return git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    except ABError as error:
+        raise ABError(f"{ref!r} names no commit of {repo}; give a branch, a tag, a commit or "
+                      "merge-base:origin/main") from error
+
+
+def parse_env(assignments: Sequence[str], option: str) -> dict[str, str]:
+    env = {}
+    for assignment in assignments:
+        key, equals, value = assignment.partition("=")
+        if not equals or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ABError(f"{option} {assignment!r}: give NAME=VALUE")
+        env[key] = value
+    return env
+
+
+def check_python(path: str, option: str) -> str:
+    """The Python at `path`, checked: it exists, runs, and has pytest-benchmark."""
+    resolved = path if os.sep in path else (shutil.which(path) or path)
+    if not os.path.isfile(resolved) or not os.access(resolved, os.X_OK):
+        raise ABError(f"{option} {path}: no such executable; give the python of a venv (for example "
+                      ".venv-tf220/bin/python)")
+    done = subprocess.run([resolved, "-c", "import pytest_benchmark, pytest"], capture_output=True, text=True)
+    if done.returncode:
+        raise ABError(f"{option} {path} cannot import pytest and pytest-benchmark "
+                      f"({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}); "
+                      "install fitbench in that environment (pip install -e .)")
+    return resolved
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of '20m', '1h30m', '90s' or '600'."""
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not text.strip() or not match or not any(match.groups()):
+        raise ABError(f"--budget {text!r}: give a duration such as 20m, 1h30m or 900s")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+@dataclass
+class Plan:
+    """What `fitbench ab` was asked to do, checked."""
+
+    sides: list[Side]
+    pytest_args: list[str]
+    output: Path
+    rounds: int = 1
+    budget: float | None = None  # seconds; rounds until decided (sequential)
+    order: str = turns.DEFAULT_ORDER
+    subfolder: Path = Path(".")  # where the user stands inside the checkout
+    first_side: str = ""  # the side that is session 0 in round 1 ("": drawn at random)
+
+    @property
+    def expects_software_change(self) -> bool:
+        """Two Pythons or two environments: the software difference is the question."""
+        base, candidate = self.sides
+        return base.python != candidate.python or base.env != candidate.env
+
+
+def plan(base: str | None, candidate: str | None, base_python: str | None, candidate_python: str | None,
+         base_env: Sequence[str], candidate_env: Sequence[str], pytest_args: Sequence[str],
+         output: str | None, rounds: int, budget: str | None, order: str, cwd: Path) -> Plan:
+    """Check the request and resolve its refs (no worktree is made yet)."""
+    args = list(pytest_args)
+    if args[:1] == ["pytest"]:  # `-- pytest benchmarks ...` reads naturally too
+        args = args[1:]
+    if any(re.fullmatch(r"--benchmark-(json|autosave|save)(=.*)?", a) for a in args):
+        raise ABError("fitbench ab writes each side's JSON itself (in --output); drop --benchmark-json, "
+                      "--benchmark-save and --benchmark-autosave")
+    if any(a == "-n" or a.startswith(("-n=", "--numprocesses")) or re.fullmatch(r"-n\d+", a) for a in args):
+        raise ABError("the sides take turns one epoch at a time; pytest-xdist (-n) would train several "
+                      "at once: drop -n")
+    base_env_vars, candidate_env_vars = parse_env(base_env, "--base-env"), parse_env(candidate_env, "--candidate-env")
+    if base is None and candidate is None and base_python is None and candidate_python is None \
+            and not base_env_vars and not candidate_env_vars:
+        raise ABError("nothing to compare: give --base REF (two versions of the code), or --base-python and "
+                      "--candidate-python (two environments), or --base-env/--candidate-env")
+    if rounds < 1:
+        raise ABError(f"--rounds {rounds}: give 1 or more")
+    if budget is not None and rounds != 1:
+        raise ABError("give --rounds (a fixed number of rounds) or --budget (rounds until decided), not both")
+    if order not in turns.ORDERS:
+        raise ABError(f"--order {order}: one of {', '.join(turns.ORDERS)}")
+    seconds = parse_duration(budget) if budget is not None else None
+    python = sys.executable
+    pythons = [check_python(p, o) if p else python
+               for p, o in ((base_python, "--base-python"), (candidate_python, "--candidate-python"))]
+    top, subfolder = cwd, Path(".")
+    if base is not None or candidate is not None or _inside_git(cwd):
+        top = Path(git(cwd, "rev-parse", "--show-toplevel")) if _inside_git(cwd) else cwd
+        if (base is not None or candidate is not None) and not _inside_git(cwd):
+            raise ABError(f"--base/--candidate name git refs, but {cwd} is not in a git repository")
+        subfolder = Path(os.path.relpath(cwd.resolve(), top.resolve()))
+    head = git(top, "rev-parse", "HEAD") if _inside_git(cwd) else ""
+    dirty = bool(head) and bool(git(top, "status", "--porcelain", "--untracked-files=no"))
+    sides = []
+    for name, ref, python_path, env in (("base", base, pythons[0], base_env_vars),
+                                        ("candidate", candidate, pythons[1], candidate_env_vars)):
+        if ref is None:
+            sides.append(Side(name, top, python_path, env, commit=head, dirty=dirty))
+        else:
+            sides.append(Side(name, top, python_path, env, ref=ref, commit=resolve_ref(top, ref), worktree=True))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(output) if output else cwd / ".benchmarks" / "ab" / stamp
+    return Plan(sides, args, out.resolve(), rounds, seconds, order, subfolder)
+
+
+def _inside_git(path: Path) -> bool:
+    done = subprocess.run(["git", "-C", str(path), "rev-parse", "--is-inside-work-tree"], capture_output=True,
+                          text=True)
+    return done.returncode == 0 and done.stdout.strip() == "true"
+
+
+@dataclass
+class Outcome:
+    """What `fitbench ab` measured."""
+
+    comparison: gate.Comparison | None
+    rounds: int
+    seconds: float
+    statuses: list[list[int | None]]  # per round: (base, candidate) exit statuses
+    interrupted: bool = False
+    undecided: list[str] = field(default_factory=list)  # names still inconclusive at the budget
+    runs: dict[str, list[str]] = field(default_factory=dict)  # side -> its JSON files
+
+
+class AB:
+    """Runs a plan: worktrees, rounds of turns, verdicts (see the module docstring)."""
+
+    def __init__(self, plan: Plan, settings: GateSettings, say: Callable[[str], None] = print,
+                 timeout: float = turns.DEFAULT_TIMEOUT, join_timeout: float = turns.DEFAULT_JOIN_TIMEOUT):
+        self.plan, self.settings, self.say = plan, settings, say
+        self.timeout, self.join_timeout = timeout, join_timeout
+        if plan.expects_software_change and not settings.compare_software:
+            # Two environments: the software difference is the question, compared across.
+            self.settings = GateSettings(**{**settings.__dict__, "compare_software": True})
+        self.worktrees: list[Path] = []
+
+    def run(self) -> Outcome:
+        plan = self.plan
+        plan.output.mkdir(parents=True, exist_ok=True)
+        try:
+            self._make_worktrees()
+            for side in plan.sides:
+                self.say(f"fitbench ab: {side.describe()}")
+            how = (f"rounds until decided, budget {_duration(plan.budget)}" if plan.budget
+                   else f"{plan.rounds} round{'s' if plan.rounds > 1 else ''}")
+            self.say(f"fitbench ab: pytest {shlex.join(plan.pytest_args)}; {how}; turns in {plan.order} order; "
+                     f"results in {plan.output}")
+            return self._rounds()
+        finally:
+            self._remove_worktrees()
+
+    def _make_worktrees(self) -> None:
+        for side in self.plan.sides:
+            if side.worktree:
+                directory = Path(tempfile.mkdtemp(prefix=f"fitbench-ab-{side.name}-"))
+                git(side.checkout, "worktree", "add", "--detach", "--force", str(directory), side.commit)
+                self.worktrees.append(directory)
+                side.checkout = directory
+
+    def _remove_worktrees(self) -> None:
+        for directory in self.worktrees:
+            try:
+                git(directory, "worktree", "remove", "--force", str(directory))
+            except ABError as error:
+                self.say(f"fitbench ab: could not remove the worktree {directory}: {error}")
+
+    def _rounds(self) -> Outcome:
+        plan, started = self.plan, time.monotonic()
+        runs: dict[str, list[Run]] = {name: [] for name in SIDES}
+        statuses: list[list[int | None]] = []
+        comparison, longest = None, 0.0
+        # Which side is session 0 (started first, first in the ring's first round): drawn for the
+        # first round, then alternated, so that nothing tied to a session's place favours one side.
+        base_first = self.plan.first_side == "base" if self.plan.first_side else random.random() < 0.5
+        for number in range(1, 10_000):
+            round_started = time.monotonic()
+            paths = {name: plan.output / f"{name}-{number}.json" for name in SIDES}
+            order = list(plan.sides) if base_first == (number % 2 == 1) else list(reversed(plan.sides))
+            commands = [side.command(plan.pytest_args, paths[side.name], plan.subfolder) for side in order]
+            logs = plan.output / f"round-{number}"
+            driver = turns.Driver(commands, logs, timeout=self.timeout, join_timeout=self.join_timeout,
+                                  order=plan.order)
+            ended = dict(zip((side.name for side in order), driver.run(), strict=True))
+            outcomes = [ended[name] for name in SIDES]
+            statuses.append([o.status for o in outcomes])
+            longest = max(longest, time.monotonic() - round_started)
+            self.say(f"round {number}: " + ", ".join(
+                f"{name} {ended[name].describe(0).split(': ', 1)[1]}" for name in SIDES)
+                     + f" ({time.monotonic() - round_started:.0f} s; {order[0].name} started first; logs in {logs})")
+            if driver.interrupted:
+                return self._outcome(comparison, runs, statuses, started, interrupted=True)
+            for name in SIDES:
+                try:
+                    runs[name].append(load_run(paths[name]))
+                except NotBenchmarkJSON as error:
+                    log = logs / f"session-{[side.name for side in order].index(name)}.log"
+                    raise ABError(f"the {name} session wrote no results ({error}); its output: {log}\n"
+                                  + _tail(log)) from error
+            comparison = gate.compare(runs["base"], runs["candidate"], self.settings,
+                                      sequential=plan.budget is not None)
+            if plan.budget is None:
+                if number >= plan.rounds:
+                    break
+                continue
+            undecided = _undecided(comparison)
+            elapsed = time.monotonic() - started
+            if not undecided:
+                self.say(f"round {number}: every benchmark decided")
+                break
+            if elapsed + longest > plan.budget:
+                self.say(f"round {number}: the budget of {_duration(plan.budget)} leaves no room for another "
+                         f"round ({_duration(longest)} each); {len(undecided)} undecided")
+                break
+            self.say(f"round {number}: {len(undecided)} undecided ({', '.join(undecided[:3])}"
+                     f"{', ...' if len(undecided) > 3 else ''}); another round")
+        outcome = self._outcome(comparison, runs, statuses, started)
+        if comparison is not None and plan.budget is not None:
+            outcome.undecided = _undecided(comparison)
+        return outcome
+
+    def _outcome(self, comparison: gate.Comparison | None, runs: dict[str, list[Run]],
+                 statuses: list[list[int | None]], started: float, interrupted: bool = False) -> Outcome:
+        return Outcome(comparison, len(statuses), time.monotonic() - started, statuses, interrupted,
+                       runs={name: [run.path for run in side_runs] for name, side_runs in runs.items()})
+
+
+def _undecided(comparison: gate.Comparison) -> list[str]:
+    """Benchmarks (and the overall verdict) whose epoch time is not yet decided."""
+    every = [v for v in comparison.verdicts if v.method] + ([comparison.overall] if comparison.overall else [])
+    return [v.name for v in every if v.time not in DECIDED]
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no output)"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"

@@ -1,0 +1,313 @@
+"""Distribution-free statistics for comparing two samples of epoch times.
+
+Epoch times are compared on a log scale, so a shift is a ratio. The test is Mann-Whitney's
+(exact for small samples without ties): it assumes neither normality nor equal variances, a
+single slow epoch (a scheduling hiccup) moves it by one rank only, and it is valid for the
+handful of rounds a benchmark has. Its confidence interval is the Hodges-Lehmann one: the
+order statistics of all pairwise differences, cut where the exact U distribution puts its
+tails, so test and interval always agree.
+
+When the two runs were interleaved (`fitbench.processes.turns`: epoch k of the baseline, then epoch k
+of the candidate, on a machine whose speed drifts from one second to the next), epochs come
+in pairs that saw the same machine; the paired test is Wilcoxon's signed-rank test on the log
+differences, with the Hodges-Lehmann interval of their Walsh averages, cut by the exact
+signed-rank distribution.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+EXACT_LIMIT = 50  # exact U distribution up to this many observations a side
+
+
+@cache
+def _u_null_cdf(n: int, m: int) -> np.ndarray:
+    """P(U <= u), u = 0..n*m, for Mann-Whitney's U with sample sizes n and m, no ties.
+
+    The count of arrangements with U = u satisfies c(n, m) = c(n-1, m) shifted by m + c(n, m-1).
+    """
+    counts = [[None] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        for j in range(m + 1):
+            if i == 0 or j == 0:
+                counts[i][j] = np.ones(1)
+                continue
+            size = i * j + 1
+            total = np.zeros(size)
+            left = counts[i - 1][j]
+            total[j: j + len(left)] += left
+            right = counts[i][j - 1]
+            total[: len(right)] += right
+            counts[i][j] = total
+    pmf = counts[n][m] / math.comb(n + m, n)
+    return np.cumsum(pmf)
+
+
+def _tail_count(cdf: np.ndarray | None, mean: float, sd: float, tail: float) -> int:
+    """Largest k with P(S < k) <= tail for a rank statistic S: from its exact null `cdf`
+    (P(S <= s), s = 0, 1, ...) when given, else from its normal approximation."""
+    if cdf is not None:
+        below = np.nonzero(cdf <= tail)[0]  # P(S <= s) <= tail for s in below
+        return int(below[-1]) + 1 if len(below) else 0
+    return max(0, int(math.floor(mean + scipy_stats.norm.ppf(tail) * sd)))
+
+
+def _tail_rank(n: int, m: int, tail: float) -> int:
+    """Largest k with P(U < k) <= tail: the interval drops k pairwise differences a side."""
+    exact = n <= EXACT_LIMIT and m <= EXACT_LIMIT
+    return _tail_count(_u_null_cdf(n, m) if exact else None, n * m / 2,
+                       math.sqrt(n * m * (n + m + 1) / 12), tail)
+
+
+@dataclass(frozen=True)
+class Shift:
+    """Candidate vs baseline on a log scale; `ratio*` are the same as time ratios."""
+
+    estimate: float  # Hodges-Lehmann: median of pairwise log differences (paired: Walsh averages)
+    low: float
+    high: float
+    confidence: float
+
+    @property
+    def ratio(self) -> float:
+        return math.exp(self.estimate)
+
+    @property
+    def ratio_low(self) -> float:
+        return math.exp(self.low)
+
+    @property
+    def ratio_high(self) -> float:
+        return math.exp(self.high)
+
+
+def _cut(estimates: np.ndarray, k: int, confidence: float) -> Shift:
+    """The Hodges-Lehmann shift: the median of the sorted `estimates`, and the interval that
+    drops `k` of them a side ((-inf, inf) when k is 0: too few to reach `confidence`)."""
+    estimate = float(np.median(estimates))
+    if k == 0:
+        return Shift(estimate, -math.inf, math.inf, confidence)
+    return Shift(estimate, float(estimates[k - 1]), float(estimates[len(estimates) - k]), confidence)
+
+
+def log_shift(baseline: Sequence[float], candidate: Sequence[float], confidence: float = 0.90) -> Shift:
+    """Ratio candidate/baseline with a two-sided distribution-free confidence interval.
+
+    The interval is (-inf, inf) when the samples are too small to reach `confidence`
+    (for example 2 against 2 epochs).
+    """
+    base, cand = np.log(np.asarray(baseline, float)), np.log(np.asarray(candidate, float))
+    differences = np.sort(np.subtract.outer(cand, base).ravel())
+    return _cut(differences, _tail_rank(len(cand), len(base), (1 - confidence) / 2), confidence)
+
+
+def p_greater(baseline: Sequence[float], candidate: Sequence[float], factor: float = 1.0) -> float:
+    """One-sided p-value that candidate times exceed baseline times x `factor` (Mann-Whitney)."""
+    base = np.log(np.asarray(baseline, float)) + math.log(factor)
+    cand = np.log(np.asarray(candidate, float))
+    method = "exact" if max(len(base), len(cand)) <= EXACT_LIMIT and \
+        len(np.unique(np.concatenate([base, cand]))) == len(base) + len(cand) else "asymptotic"
+    return float(scipy_stats.mannwhitneyu(cand, base, alternative="greater", method=method).pvalue)
+
+
+def smallest_p(n: int, m: int) -> float:
+    """The smallest one-sided p-value Mann-Whitney can give for n against m observations."""
+    return 1 / math.comb(n + m, n)
+
+
+def holm(pvalues: Sequence[float], weights: Sequence[float] | None = None) -> list[float]:
+    """Holm's step-down adjustment: controls the family-wise false-alarm rate at any alpha.
+
+    Weighted (Holm 1979's weighted form): a hypothesis of weight w starts with w / sum(w) of
+    alpha, and the share of each one rejected passes to the rest; equal weights are the usual
+    Holm (p times the number of hypotheses not yet rejected)."""
+    weights = list(weights) if weights is not None else [1.0] * len(pvalues)
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i] / weights[i])
+    adjusted = [1.0] * len(pvalues)
+    remaining, running = float(sum(weights)), 0.0
+    for index in order:
+        running = max(running, min(1.0, pvalues[index] * remaining / weights[index]))
+        adjusted[index] = running
+        remaining -= weights[index]
+    return adjusted
+
+
+@dataclass(frozen=True)
+class MeanShiftTest:
+    """A t-test of a log shift: run medians when whole runs shift (`run_level`), or the mean
+    over benchmarks of interleaved pairs (`mean_paired_shift`)."""
+
+    estimate: float  # log ratio, candidate over baseline
+    standard_error: float
+    degrees_of_freedom: float  # inf when the run noise is given rather than estimated
+
+    def p_greater(self, log_threshold: float) -> float:
+        """One-sided p-value that the log ratio exceeds `log_threshold`."""
+        if self.standard_error == 0:  # identical runs: no spread to test against
+            return 0.0 if self.estimate > log_threshold else 1.0
+        z = (self.estimate - log_threshold) / self.standard_error
+        return float(scipy_stats.t.sf(z, self.degrees_of_freedom))
+
+    def p_less(self, log_threshold: float) -> float:
+        """One-sided p-value that the log ratio is below `log_threshold`."""
+        if self.standard_error == 0:
+            return 0.0 if self.estimate < log_threshold else 1.0
+        z = (log_threshold - self.estimate) / self.standard_error
+        return float(scipy_stats.t.sf(z, self.degrees_of_freedom))
+
+    def interval(self, confidence: float) -> tuple[float, float]:
+        half = scipy_stats.t.ppf(0.5 + confidence / 2, self.degrees_of_freedom) * self.standard_error
+        return self.estimate - half, self.estimate + half
+
+
+def run_level(baseline_runs: Sequence[Sequence[float]], candidate_runs: Sequence[Sequence[float]],
+              run_noise: float | None = None) -> MeanShiftTest:
+    """Test on the mean log run medians, with run-to-run noise `run_noise` (sd of a run's log
+    median), or, when it is None, the pooled sd of the runs' log medians (needs 3+ runs)."""
+    base = np.log([np.median(run) for run in baseline_runs])
+    cand = np.log([np.median(run) for run in candidate_runs])
+    estimate = float(cand.mean() - base.mean())
+    if run_noise is None:
+        dof = len(base) + len(cand) - 2
+        if dof < 1:
+            raise ValueError("estimating run-to-run noise needs 3 runs or more; give --run-noise")
+        squares = ((base - base.mean()) ** 2).sum() + ((cand - cand.mean()) ** 2).sum()
+        sd = math.sqrt(squares / dof)
+    else:
+        sd, dof = run_noise, math.inf
+    return MeanShiftTest(estimate, sd * math.sqrt(1 / len(base) + 1 / len(cand)), dof)
+
+
+@cache
+def _signed_rank_null_cdf(n: int) -> np.ndarray:
+    """P(T+ <= t), t = 0..n(n+1)/2, for Wilcoxon's signed-rank statistic of n pairs, no ties:
+    each rank 1..n is in T+ with probability 1/2, so the counts are those of subset sums."""
+    counts = np.zeros(n * (n + 1) // 2 + 1)
+    counts[0] = 1
+    for rank in range(1, n + 1):
+        counts[rank:] = counts[rank:] + counts[:-rank].copy()
+    return np.cumsum(counts / 2.0 ** n)
+
+
+def _signed_rank_tail(n: int, tail: float) -> int:
+    """Largest k with P(T+ < k) <= tail: the interval drops k Walsh averages a side."""
+    return _tail_count(_signed_rank_null_cdf(n) if n <= EXACT_LIMIT else None, n * (n + 1) / 4,
+                       math.sqrt(n * (n + 1) * (2 * n + 1) / 24), tail)
+
+
+def _paired_log_differences(baseline: Sequence[float], candidate: Sequence[float]) -> np.ndarray:
+    if len(baseline) != len(candidate):
+        raise ValueError(f"paired samples need equal sizes, got {len(baseline)} and {len(candidate)}")
+    return np.log(np.asarray(candidate, float)) - np.log(np.asarray(baseline, float))
+
+
+def paired_log_shift(baseline: Sequence[float], candidate: Sequence[float],
+                     confidence: float = 0.90) -> Shift:
+    """Ratio candidate/baseline of paired samples (pair i ran next to pair i), with the
+    distribution-free interval of the Walsh averages of the log differences."""
+    differences = _paired_log_differences(baseline, candidate)
+    n = len(differences)
+    upper = np.triu_indices(n)
+    walsh = np.sort(((differences[:, None] + differences[None, :]) / 2)[upper])
+    return _cut(walsh, _signed_rank_tail(n, (1 - confidence) / 2), confidence)
+
+
+def paired_p_greater(baseline: Sequence[float], candidate: Sequence[float], factor: float = 1.0) -> float:
+    """One-sided p-value that paired candidate times exceed baseline times x `factor`
+    (Wilcoxon's signed-rank test on the log differences)."""
+    differences = _paired_log_differences(baseline, candidate) - math.log(factor)
+    exact = len(differences) <= EXACT_LIMIT and np.all(differences != 0) and \
+        len(np.unique(np.abs(differences))) == len(differences)
+    return float(scipy_stats.wilcoxon(differences, alternative="greater",
+                                      method="exact" if exact else "approx").pvalue)
+
+
+def smallest_paired_p(n: int) -> float:
+    """The smallest one-sided p-value the signed-rank test can give for n pairs."""
+    return 0.5 ** n
+
+
+def mean_paired_shift(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]) -> MeanShiftTest:
+    """All benchmarks at once: the mean over benchmarks (equal weights) of each one's mean
+    paired log difference, with Welch-Satterthwaite degrees of freedom; its ratio is the
+    geometric mean of the benchmarks' ratios. `pairs` holds (baseline, candidate) per benchmark."""
+    means, variances, dofs = [], [], []
+    for baseline, candidate in pairs:
+        differences = _paired_log_differences(baseline, candidate)
+        if len(differences) < 2:
+            raise ValueError("each benchmark needs 2 or more paired epochs")
+        means.append(differences.mean())
+        variances.append(differences.var(ddof=1) / len(differences))
+        dofs.append(len(differences) - 1)
+    if not means:
+        raise ValueError("no paired benchmarks")
+    variance = sum(variances) / len(means) ** 2
+    denominator = sum(v ** 2 / d for v, d in zip(variances, dofs, strict=True))
+    dof = sum(variances) ** 2 / denominator if denominator > 0 else math.inf
+    return MeanShiftTest(float(np.mean(means)), math.sqrt(variance), dof)
+
+
+# --- sequential: decided when the evidence is there, valid however often it is looked at ----------
+
+@dataclass(frozen=True)
+class SequentialShift:
+    """An anytime-valid test of a mean paired log ratio (`sequential_log_shift`): its
+    confidence sequence and p-values stay valid however many times more pairs are added and
+    the test looked at again, and whenever the looking stops (optional stopping)."""
+
+    estimate: float  # mean log ratio, candidate over baseline
+    low: float  # the confidence sequence, intersected over every look so far
+    high: float
+    p_greater: float  # H0: log ratio <= log_threshold (a regression is its rejection)
+    p_less: float  # H0: log ratio >= -log_threshold (an improvement)
+    pairs: int
+    confidence: float
+
+
+# Pairs before the first look: the variance is estimated from the pairs, and the boundary's
+# time-uniform guarantee is asymptotic, so a handful of pairs is not looked at.
+FIRST_LOOK = 10
+PLANNED_PAIRS = 40  # where the confidence sequence is tightest (its mixing parameter)
+
+
+def sequential_log_shift(differences: Sequence[float], log_threshold: float, alpha: float,
+                         first: int = FIRST_LOOK, planned: int = PLANNED_PAIRS) -> SequentialShift:
+    """The asymptotic confidence sequence (normal mixture, Waudby-Smith et al., "Time-uniform
+    central limit theory and asymptotic confidence sequences", Annals of Statistics 2024) for
+    the mean of paired log `differences` (candidate over baseline, in the order they were
+    measured), looked at after every pair from the `first` on.
+
+    The boundary for a look at n pairs is mean +- sd * sqrt(2 (n r + 1) / (n^2 r) * log(sqrt(n r
+    + 1) / alpha)), r = rho^2 tuned to `planned` pairs; each side is crossed at any look with
+    probability at most alpha (a crossing of one side implies that the one-sided half-normal
+    mixture martingale exceeds 1/alpha; Ville's inequality). The p-values are the smallest
+    1 / mixture over the looks, so they can only fall as pairs are added."""
+    d = np.asarray(differences, dtype=float)
+    log_alpha = math.log(1 / alpha)
+    rho2 = (2 * log_alpha + math.log(2 * log_alpha + 1)) / planned
+    low, high, p_greater, p_less = -math.inf, math.inf, 1.0, 1.0
+    sums, squares = np.cumsum(d), np.cumsum(d ** 2)
+    for n in range(max(first, 2), len(d) + 1):
+        mean = sums[n - 1] / n
+        sd = math.sqrt(max((squares[n - 1] - n * mean ** 2) / (n - 1), 1e-24))
+        spread = n * rho2 + 1
+        radius = sd * math.sqrt(2 * spread / (n * n * rho2) * (log_alpha + 0.5 * math.log(spread)))
+        low, high = max(low, mean - radius), min(high, mean + radius)
+        for shift, side in ((log_threshold, 1), (-log_threshold, -1)):
+            s = n * (mean - shift) / sd  # the standardized sum against the null's edge
+            if s * side > 0:
+                log_mixture = rho2 * s * s / (2 * spread) - 0.5 * math.log(spread)
+                p = math.exp(-min(log_mixture, 700.0))
+                if side > 0:
+                    p_greater = min(p_greater, p)
+                else:
+                    p_less = min(p_less, p)
+    estimate = float(d.mean()) if len(d) else math.nan
+    return SequentialShift(estimate, low, high, min(1.0, p_greater), min(1.0, p_less), len(d), 1 - alpha)

@@ -1,0 +1,177 @@
+"""An experiment is data: a workload, a grid of cases, targets and what to plot.
+
+Each benchmark file (benchmarks/test_*.py) exports one ``EXPERIMENT``; its test function
+takes the ``case`` fixture, which fitbench's plugin parametrizes over the grid. The report,
+the profile tests and ``fitbench overhead`` read the same object, so a new benchmark file
+needs no edit anywhere else.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from fitbench.measure.devices import KINDS
+from fitbench.measure.workloads import Workload
+
+BENCHMARKS = Path("benchmarks")  # where the tools look by default: the current directory's benchmarks/
+SPLITS = ("test", "validation")  # where a target is checked
+# Metrics that live in [0, 1]: a target outside it is a typo.
+UNIT_METRICS = {"accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+                "top_k_categorical_accuracy", "auc", "precision", "recall"}
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One plot of seconds per epoch and the checked metric against a hyperparameter, a line per device."""
+
+    name: str  # the PNG's file name, without .png
+    title: str
+    xlabel: str
+    x: Mapping[str, float]  # case id -> x value; only these cases are plotted
+    log_x: bool = False
+
+
+@dataclass(frozen=True)
+class Case:
+    """One point of an experiment's grid, resolved for a profile and a device kind."""
+
+    id: str
+    workload: Workload
+    group: str
+    split: str  # where the target is checked: test or validation
+    threshold: float  # the target: the workload's metric must meet it in the direction of its goal
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    title: str
+    workload: Workload
+    # Target of the workload's metric per profile: a number, a number per device kind ({"cpu": 0.8, "gpu": 0.88}),
+    # or, for a grid, one of those per case id; a case absent from a profile, or whose target for
+    # a device kind is None, is not in that profile's subset (on that device).
+    targets: Mapping[str, Any]
+    # Case id -> changes to the workload (`Workload.but`), or a whole Workload; {"": {}} is the
+    # experiment's one case.
+    grid: Mapping[str, Mapping[str, Any] | Workload] = field(default_factory=lambda: {"": {}})
+    split: str = "test"  # the split the target is checked on: test or validation
+    groups: Mapping[str, str] = field(default_factory=dict)  # case id -> pytest-benchmark group
+    notes: Mapping[str, str] = field(default_factory=dict)  # case id -> what the notebook saw
+    plots: tuple[Plot, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"{self.title}: split {self.split!r} is not one of {', '.join(SPLITS)}")
+        for plot in self.plots:
+            unknown = set(plot.x) - set(self.grid)
+            if unknown:
+                raise ValueError(f"{self.title}: plot {plot.name} names cases not in the grid: {sorted(unknown)}")
+
+    @property
+    def cases(self) -> list[str]:
+        """Case ids in the grid's order."""
+        return list(self.grid)
+
+    @property
+    def parametrized(self) -> bool:
+        return list(self.grid) != [""]
+
+    def group(self, case: str) -> str:
+        return self.groups.get(case, self.workload.name)
+
+    def workload_of(self, case: str) -> Workload:
+        if case not in self.grid:
+            raise KeyError(f"{self.title}: no case {case!r}; the grid has {', '.join(self.cases)}")
+        changes = self.grid[case]
+        if isinstance(changes, Workload):  # a case that is another workload altogether
+            return changes
+        return self.workload.but(**changes) if changes else self.workload
+
+    def target(self, profile: str, case: str, device: str) -> float | None:
+        """The target of `case` on a `device` kind under `profile`; None when the case
+        is not in that profile's subset."""
+        if profile not in self.targets:
+            raise KeyError(f"{self.title}: no targets for profile {profile!r}; "
+                           f"it has {', '.join(self.targets)}")
+        value = self.targets[profile]
+        if self.parametrized:
+            if case not in value:
+                return None
+            value = value[case]
+        if isinstance(value, Mapping):
+            if device not in value:
+                raise KeyError(f"{self.title}: profile {profile!r} has no target for device {device!r}; "
+                               f"it has {', '.join(value)}")
+            value = value[device]
+        return None if value is None else float(value)
+
+    def resolve(self, case: str, profile: str, device: str) -> Case | None:
+        threshold = self.target(profile, case, device)
+        if threshold is None:
+            return None
+        return Case(case, self.workload_of(case), self.group(case), self.split, threshold,
+                    self.notes.get(case, ""))
+
+    def check(self) -> list[str]:
+        """What is wrong with this experiment's declaration (empty when nothing)."""
+        problems = []
+        for profile in self.targets:
+            for case in self.cases:
+                for kind in KINDS:
+                    try:
+                        threshold = self.target(profile, case, kind)
+                        self.workload_of(case).schedule(profile, kind)
+                    except (KeyError, ValueError) as error:
+                        problems.append(str(error))
+                        continue
+                    metric = self.workload_of(case).metric
+                    if threshold is not None and metric in UNIT_METRICS and not 0 < threshold <= 1:
+                        problems.append(f"{profile}/{case or '-'}/{kind}: {metric} target {threshold} is not in (0, 1]")
+        return problems
+
+
+def load_module(path: str | os.PathLike) -> ModuleType:
+    """Import a benchmark file by path."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no benchmark file at {path}")
+    spec = importlib.util.spec_from_file_location(f"fitbench_benchmark_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load(path: str | os.PathLike) -> Experiment:
+    """The EXPERIMENT a benchmark file exports; ValueError saying what to add when it has none."""
+    module = load_module(path)
+    experiment = getattr(module, "EXPERIMENT", None)
+    if not isinstance(experiment, Experiment):
+        raise ValueError(f"{path} exports no EXPERIMENT (fitbench.measure.experiments.Experiment); "
+                         "see the README's 'Your own benchmark' for the shape of a benchmark file")
+    return experiment
+
+
+def discover(*places: str | os.PathLike) -> dict[str, Experiment]:
+    """Test function name -> its experiment, for every benchmark file in `places` (files, or
+    directories of test_*.py; default: benchmarks/ in the current directory)."""
+    files: list[Path] = []
+    for place in places or (BENCHMARKS,):
+        place = Path(place)
+        files += sorted(place.glob("test_*.py")) if place.is_dir() else [place]
+    found: dict[str, Experiment] = {}
+    for path in files:
+        module = load_module(path)
+        experiment = getattr(module, "EXPERIMENT", None)
+        if not isinstance(experiment, Experiment):
+            continue
+        for name, function in vars(module).items():
+            if name.startswith("test_") and inspect.isfunction(function):
+                found[name] = experiment
+    return found

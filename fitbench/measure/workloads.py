@@ -1,0 +1,172 @@
+"""A workload is data: dataset, model, optimizer, loss and checked metric, split, batch size and
+one schedule per profile."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PROFILES = ("smoke", "default", "full")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PIPELINES = ("tf.data", "numpy")
+DEFAULT_PROFILE = "default"
+# Keras metric names whose direction is known; any other needs Workload.higher_is_better.
+HIGHER_IS_BETTER = {
+    "accuracy": True, "binary_accuracy": True, "categorical_accuracy": True,
+    "sparse_categorical_accuracy": True, "top_k_categorical_accuracy": True, "auc": True,
+    "precision": True, "recall": True, "f1_score": True, "r2_score": True,
+    "mae": False, "mse": False, "mape": False, "msle": False, "mean_absolute_error": False,
+    "mean_squared_error": False, "root_mean_squared_error": False, "mean_absolute_percentage_error": False,
+    "mean_squared_logarithmic_error": False, "log_cosh_error": False,
+}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long a workload trains under one profile, and on how much data.
+
+    `bound` says why the schedule differs from the notebook's (it is recorded in the
+    benchmark JSON); an empty bound means this is the notebook's exact schedule.
+    """
+
+    epochs: int
+    train_samples: int | None = None
+    validation_samples: int | None = None
+    test_samples: int | None = None
+    bound: str = ""
+
+    def __post_init__(self) -> None:
+        if self.epochs < 2:
+            # Epoch 1 is timed on its own (tracing); the rounds are epochs 2..N.
+            raise ValueError(f"a schedule needs at least 2 epochs to have a timed round, got {self.epochs}")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How a workload is trained, not what: precision policy, XLA, steps per execution and input
+    pipeline. The default is the suite's plain training (float32, no XLA, 1 step per call of the
+    train function, a tf.data pipeline); `jit_compile` is always explicit, because Keras'
+    "auto" resolves to off on CPUs and under every tf.distribute strategy."""
+
+    precision: str = "float32"  # a Keras dtype policy: float32, mixed_bfloat16, mixed_float16
+    jit_compile: bool = False  # XLA
+    steps_per_execution: int = 1  # training steps per call of the compiled train function
+    pipeline: str = "tf.data"  # or "numpy": the notebooks' arrays through fit's own adapter
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"pipeline {self.pipeline!r} is not one of {', '.join(PIPELINES)}")
+        if not isinstance(self.jit_compile, bool):
+            raise ValueError(f"jit_compile must be True or False, got {self.jit_compile!r}")
+        if not (isinstance(self.steps_per_execution, int) and self.steps_per_execution >= 1):
+            raise ValueError(f"steps_per_execution must be a whole number >= 1, got {self.steps_per_execution!r}")
+
+    @property
+    def is_default(self) -> bool:
+        return self == Variant()
+
+    @property
+    def label(self) -> str:
+        """Short, for test ids and tables: 'bf16-xla-spe32-numpy'; 'f32' for the default."""
+        parts = [{"float32": "f32", "mixed_bfloat16": "bf16", "mixed_float16": "fp16"}[self.precision]]
+        if self.jit_compile:
+            parts.append("xla")
+        if self.steps_per_execution > 1:
+            parts.append(f"spe{self.steps_per_execution}")
+        if self.pipeline != "tf.data":
+            parts.append(self.pipeline)
+        return "-".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def parse(cls, settings: list[str], base: Variant | None = None) -> Variant:
+        """From 'key=value' strings (--variant precision=mixed_bfloat16 --variant jit_compile=on)."""
+        changes: dict[str, Any] = {}
+        names = [f.name for f in dataclasses.fields(cls)]
+        for setting in settings:
+            key, sep, value = setting.partition("=")
+            key, value = key.strip(), value.strip()
+            if not sep or key not in names:
+                raise ValueError(f"--variant {setting!r}: give KEY=VALUE with KEY one of {', '.join(names)}")
+            if key == "jit_compile":
+                if value.lower() not in ("on", "off", "true", "false", "1", "0"):
+                    raise ValueError(f"--variant {setting!r}: jit_compile is on or off")
+                changes[key] = value.lower() in ("on", "true", "1")
+            elif key == "steps_per_execution":
+                if not value.isdigit():
+                    raise ValueError(f"--variant {setting!r}: steps_per_execution is a whole number >= 1")
+                changes[key] = int(value)
+            else:
+                changes[key] = value
+        return dataclasses.replace(base or cls(), **changes)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One training experiment. Hyperparameters are fields, so a grid is `workload.but(...)`."""
+
+    name: str
+    # A registered dataset ("mnist", "fashion_mnist") or a function returning the data
+    # (fitbench.measure.datasets.load), called with dataset_args.
+    dataset: str | Callable[..., Any]
+    model: Callable[..., Any]
+    # Per profile: one Schedule for every device, or one per device kind ({"cpu": ..., "gpu": ...}).
+    schedules: Mapping[str, Schedule | Mapping[str, Schedule]]
+    model_args: Mapping[str, Any] = field(default_factory=dict)
+    # The model's input shape; None: each sample's shape in the data.
+    input_shape: tuple[int, ...] | None = None
+    optimizer: str = "sgd"
+    loss: str = "sparse_categorical_crossentropy"
+    # The metric the test checks against its target (a Keras metric name: accuracy, auc, mae, ...)
+    # and its direction (None: known for Keras' metrics, see HIGHER_IS_BETTER).
+    metric: str = "accuracy"
+    higher_is_better: bool | None = None
+    dataset_args: Mapping[str, Any] = field(default_factory=dict)
+    batch_size: int = 32
+    # A count or fraction of the training images held out, or "test" to validate on the test set.
+    # A count or fraction of the training samples held out, "test" to validate on the test set, or
+    # None for the data's own validation split (a dataset function's "validation").
+    validation: int | float | str | None = None
+    validation_at: str = "start"
+    pixel_scale: float = 1 / 255  # the CNN guide feeds raw 0..255 pixels (scale 1.0)
+    seed: int = 42
+    variant: Variant = Variant()
+
+    def __post_init__(self) -> None:
+        if self.higher_is_better is None and self.metric not in HIGHER_IS_BETTER:
+            raise ValueError(f"workload {self.name!r}: metric {self.metric!r} has no known direction; give "
+                             "higher_is_better=True (a score) or False (an error)")
+
+    @property
+    def goal(self) -> str:
+        """'>=' when a higher metric is better, '<=' when lower is."""
+        higher = HIGHER_IS_BETTER.get(self.metric) if self.higher_is_better is None else self.higher_is_better
+        return ">=" if higher else "<="
+
+    def but(self, **changes: Any) -> Workload:
+        """A copy with some hyperparameters changed: `WORKLOAD.but(batch_size=512)`."""
+        return dataclasses.replace(self, **changes)
+
+    def schedule(self, profile: str, device: str = "cpu") -> Schedule:
+        """The schedule of `profile` on a `device` kind (cpu, gpu, tpu)."""
+        if profile not in self.schedules:
+            raise KeyError(
+                f"workload {self.name!r} has no schedule for profile {profile!r}; "
+                f"it has {', '.join(self.schedules)}"
+            )
+        return per_device(self.schedules[profile], device, f"workload {self.name!r}, profile {profile!r}")
+
+
+def per_device(value: Any, device: str, what: str) -> Any:
+    """`value` itself, or its entry for `device` when it is a mapping by device kind."""
+    if not isinstance(value, Mapping):
+        return value
+    if device not in value:
+        raise KeyError(f"{what} has no entry for device {device!r}; it has {', '.join(value)}")
+    return value[device]

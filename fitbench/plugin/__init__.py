@@ -1,0 +1,25 @@
+"""fitbench's pytest plugin, registered by the package's ``pytest11`` entry point: `pip install
+fitbench` and `pytest` in any repository with a benchmark file runs it.
+
+By concern: `options` (command-line options and markers), `hooks` (the session's start and
+end), `collect` (parametrization over devices and each experiment's grid), `fixtures`
+(`train`, `case`, `device`, `load_dataset`), `results` (records to pytest-benchmark's JSON),
+`gating` (--gate), `summary` (the terminal), `durable` (nothing lost), `session` (its state).
+"""
+
+from fitbench.measure import startup
+
+# Before anything imports TensorFlow: its C++ start-up lines (CUDA probing on CPU-only
+# machines) are filtered, its real errors kept.
+startup.load()
+
+# Each after the modules it imports (pytest can rewrite asserts only in a module it imports itself).
+pytest_plugins = [
+    "fitbench.plugin.options",
+    "fitbench.plugin.results",
+    "fitbench.plugin.gating",
+    "fitbench.plugin.summary",
+    "fitbench.plugin.collect",
+    "fitbench.plugin.hooks",
+    "fitbench.plugin.fixtures",
+]

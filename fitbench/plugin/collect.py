@@ -1,0 +1,112 @@
+"""Collection: parametrization over the selected devices and each experiment's grid, the
+profile's subset, the peaks and epochs to come, and --variant applied to a case."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from fitbench.measure import devices
+from fitbench.measure.experiments import Case
+from fitbench.measure.workloads import Variant
+from fitbench.plugin.results import measured_peaks
+from fitbench.plugin.session import state
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses `device` runs once per selected device, marked cpu/gpu/tpu; every
+    test that takes `case` runs once per case of its module's EXPERIMENT, in the grid's order."""
+    if "device" in metafunc.fixturenames:
+        kinds = state(metafunc.config).devices
+        params = [pytest.param(kind, marks=getattr(pytest.mark, kind), id=kind) for kind in kinds]
+        metafunc.parametrize("device", params, indirect=True, scope="session")
+    experiment = getattr(metafunc.module, "EXPERIMENT", None)
+    if "case" not in metafunc.fixturenames or experiment is None:
+        return
+    # Under --variant the id says so: its results never share a name with the plain run's.
+    override = state(metafunc.config).variant
+    suffix = f"variant-{'-'.join(metafunc.config.getoption('variant'))}" if override else ""
+    if experiment.parametrized:
+        ids = {case: "-".join(part for part in (case, suffix) if part) for case in experiment.cases}
+        metafunc.parametrize("case", [pytest.param(case, id=ids[case]) for case in experiment.cases], indirect=True)
+    elif suffix:
+        metafunc.parametrize("case", [pytest.param("", id=suffix)], indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Name each experiment's pytest-benchmark group; deselect the cases a profile leaves out
+    (the smoke subset), with one line saying so."""
+    profile = config.getoption("profile")
+    kept, left_out = [], []
+    for item in items:
+        experiment = getattr(getattr(item, "module", None), "EXPERIMENT", None)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if experiment is None or "case" not in getattr(item, "fixturenames", ()):
+            kept.append(item)
+            continue
+        case = params.get("case", "")
+        if experiment.target(profile, case, params.get("device", "cpu")) is None:
+            left_out.append(item)
+            continue
+        item.add_marker(pytest.mark.benchmark(group=experiment.group(case)))
+        kept.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+        cases = "1 case is" if len(left_out) == 1 else f"{len(left_out)} cases are"
+        state(config).left_out = f"{cases} not in the {profile} profile's subset (deselected)"
+    state(config).order = {item.name: index for index, item in enumerate(items)}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """At the start: the selected devices' matmul peaks; the epochs each selected test will
+    train, for the session's time left (live progress)."""
+    kinds = {getattr(getattr(item, "callspec", None), "params", {}).get("device") for item in session.items
+             if getattr(getattr(item, "module", None), "EXPERIMENT", None) is not None}
+    state(session.config).peak_kinds = sorted(kind for kind in kinds if kind)
+    if state(session.config).peak_kinds and not hasattr(session.config, "workerinput"):
+        measured_peaks(session.config)
+    session_progress = state(session.config).progress
+    if session_progress is None or session_progress.pending is None:
+        return
+    profile = session.config.getoption("profile")
+    # Tests on a device kind this machine lacks will be skipped: they are not time to come.
+    present = {"cpu"} | ({"gpu"} if devices.gpu_names() else set()) | (
+        {"tpu"} if devices.tpu_address(session.config.getoption("tpu")) else set())
+    for item in session.items:
+        experiment = getattr(getattr(item, "module", None), "EXPERIMENT", None)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if experiment is None or "case" not in getattr(item, "fixturenames", ()):
+            continue
+        device = params.get("device", "cpu")
+        case = experiment.resolve(params.get("case", ""), profile, device)
+        if case is None or device not in present:
+            continue
+        case = under_variant_option(session.config, case)
+        if not skipped_variant(session.config, device, case.workload.variant):
+            session_progress.pending[item.nodeid] = case.workload.schedule(profile, device).epochs
+
+
+def under_variant_option(config: pytest.Config, case: Case) -> Case:
+    """The case under --variant (its settings on top of the case's own variant), else as it is."""
+    settings = config.getoption("variant")
+    if not settings:
+        return case
+    variant = Variant.parse(settings, base=case.workload.variant)
+    return dataclasses.replace(case, workload=case.workload.but(variant=variant))
+
+
+def skipped_variant(config: pytest.Config, kind: str, variant: Variant) -> str | None:
+    """Why `variant` is skipped on `kind`: no fast path for its precision there, and the user
+    asked for neither --slow-variants nor --variant precision=...; or it cannot train in a
+    cluster (the numpy pipeline needs fit); None to run it."""
+    if variant.pipeline == "numpy" and state(config).cluster is not None:
+        from fitbench.measure.runner import NUMPY_IN_CLUSTER
+
+        return NUMPY_IN_CLUSTER
+    slow = devices.slow_precision(kind, variant.precision)
+    asked = any(setting.replace(" ", "").startswith("precision=") for setting in config.getoption("variant"))
+    if slow and not (asked or config.getoption("slow_variants")):
+        return f"{slow}; run it anyway with --slow-variants"
+    return None

@@ -1,0 +1,126 @@
+"""Nothing lost: the session's JSON is on disk after every benchmark, and SIGTERM ends a session
+as Ctrl-C does.
+
+pytest-benchmark writes its JSON once, when the session ends; a session killed before then
+(SIGKILL, the OOM killer, a cancelled CI job) would leave nothing. So when the session saves
+(``--benchmark-json``, ``--benchmark-autosave``, ``--benchmark-save``), this plugin rewrites
+that file after each test, through pytest-benchmark's own hooks (``generate_json``,
+``update_json``: the same format, with fitbench's section), atomically (a temporary file
+renamed over the old one), marked ``"partial": true`` in its ``fitbench`` section. At the end
+of the session pytest-benchmark writes the final file as usual (the saved run's partial copy
+is removed first, so that its number is reused); a session that was interrupted says so in
+that file too. SIGTERM (``timeout``, Slurm, Kubernetes, CI runners cancelling) is turned into
+a KeyboardInterrupt, so the session ends as with Ctrl-C: the summary, and the JSON of every
+benchmark it finished.
+
+Under pytest-xdist pytest-benchmark disables itself and writes nothing. The controller then
+writes the same JSON from the records its workers report (their epochs 2..N as the rounds,
+statistics by pytest-benchmark's own `Stats`), after each test and at the end; the records
+say how many trainings shared the machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fitbench.compare import run_info
+from fitbench.compare.results import write_atomically
+from fitbench.plugin.session import state
+
+
+class DurableResults:
+    """Rewrites the session's JSON after each test (see the module docstring)."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.saved_copy: Path | None = None  # the autosave file's partial copy
+        self.machine_info: dict | None = None
+        self.commit_info: dict | None = None
+
+    @property
+    def session(self):
+        return getattr(self.config, "_benchmarksession", None)
+
+    @property
+    def distributed(self) -> bool:
+        """pytest-xdist's controller: pytest-benchmark is disabled, the workers train."""
+        return bool(self.config.getoption("numprocesses", None)) and not hasattr(self.config, "workerinput")
+
+    def targets(self) -> list[Path]:
+        session = self.session
+        if session is None or (session.disabled and not self.distributed):
+            return []
+        paths = [Path(session.json)] if session.json else []
+        name = session.save or session.autosave
+        if name and hasattr(session.storage, "get"):  # file storage (not elasticsearch)
+            if self.saved_copy is None:
+                self.saved_copy = Path(session.storage.get(f"{session.storage._next_num}_{name}.json"))
+            paths.append(self.saved_copy)
+        return paths
+
+    def pytest_runtest_logfinish(self, nodeid: str, location) -> None:
+        self.write(partial=True)
+
+    def write(self, partial: bool) -> None:
+        targets = self.targets()
+        entries = self.worker_entries() if self.distributed else None
+        if not targets or not state(self.config).records.entries:
+            return
+        text = self.render(partial, entries)
+        for path in targets:
+            write_atomically(path, text)
+
+    def worker_entries(self) -> list[dict]:
+        """pytest-benchmark's entries for the benchmarks pytest-xdist's workers ran."""
+        from pytest_benchmark.stats import Stats
+
+        entries = []
+        for entry in state(self.config).records.entries:
+            stats = Stats()
+            rounds = [epoch["seconds"] for epoch in entry["extra_info"]["epochs"][1:]]
+            if not rounds:
+                continue  # ended before a timed round: in the fitbench section, not a benchmark
+            for seconds in rounds:
+                stats.update(seconds)
+            entries.append({"group": entry["group"], "name": entry["name"], "fullname": entry["fullname"],
+                            "params": entry["params"], "param": entry["param"], "extra_info": entry["extra_info"],
+                            "options": {"rounds": len(rounds), "source": "pytest-xdist worker, the runner's clock"},
+                            "stats": {**stats.as_dict(), "data": rounds, "iterations": 1}})
+        return entries
+
+    def render(self, partial: bool, entries: list[dict] | None = None) -> str:
+        from pytest_benchmark.utils import safe_dumps
+
+        config, session = self.config, self.session
+        if self.machine_info is None:  # once: both are slow (CPU probing, git)
+            self.machine_info = session.get_machine_info()
+            self.commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
+            config.hook.pytest_benchmark_update_commit_info(config=config, commit_info=self.commit_info)
+        benchmarks = [] if entries is not None else session.benchmarks
+        output = config.hook.pytest_benchmark_generate_json(
+            config=config, benchmarks=benchmarks, include_data=True,
+            machine_info=self.machine_info, commit_info=self.commit_info)
+        if entries is not None:
+            output["benchmarks"] = entries
+        config.hook.pytest_benchmark_update_json(config=config, benchmarks=benchmarks, output_json=output)
+        run_info.update(output, partial=partial)
+        return safe_dumps(output, ensure_ascii=True, indent=4)
+
+    def pytest_keyboard_interrupt(self, excinfo) -> None:
+        # Ctrl-C or SIGTERM: the final JSON holds the benchmarks that finished, marked partial.
+        state(self.config).interrupted = True
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session):
+        if self.distributed:  # pytest-benchmark writes nothing under xdist: the final file is ours
+            self.write(partial=bool(state(self.config).interrupted))
+        elif self.session is not None and not self.session.benchmarks:
+            # No timed round anywhere (every test ended in epoch 1): pytest-benchmark writes
+            # nothing, so the records are kept here.
+            self.write(partial=bool(state(self.config).interrupted))
+        elif self.saved_copy is not None:
+            # pytest-benchmark saves the final run now, under the next free number: this one.
+            self.saved_copy.unlink(missing_ok=True)
+        yield

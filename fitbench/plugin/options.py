@@ -1,0 +1,111 @@
+"""The plugin's command-line options and markers, declared once (the gate's options come from
+fitbench.compare.options, shared with the CLI)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fitbench.compare.options import add_gate_options
+from fitbench.measure.devices import KINDS
+from fitbench.measure.workloads import DEFAULT_PROFILE, PROFILES
+
+MARKERS = (
+    "cpu: runs on the CPU",
+    "gpu: runs on a GPU (skipped when none is visible)",
+    "tpu: runs on a TPU (skipped when none is reachable)",
+    "gate(time, metric, first_epoch): this benchmark's regression thresholds (fitbench compare, --gate)",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fitbench")
+    group.addoption(
+        "--data-dir",
+        default=None,
+        help="directory with fashion-mnist/ and mnist/ IDX .gz files (default: $FITBENCH_DATA_DIR, "
+        "then the Keras cache, then /usr/share/datasets, then Keras' download)",
+    )
+    group.addoption(
+        "--require-data",
+        action="store_true",
+        help="fail, rather than skip, the tests whose dataset cannot be found (for CI)",
+    )
+    group.addoption(
+        "--offline",
+        action="store_true",
+        help="never try Keras' download when a dataset is not found locally",
+    )
+    group.addoption(
+        "--devices",
+        default=",".join(KINDS),
+        help=f"comma-separated devices to run on, from {', '.join(KINDS)} (default: all; "
+        "absent ones are skipped with the reason)",
+    )
+    group.addoption(
+        "--tpu",
+        default=None,
+        help="TPU name or grpc:// address for TPUClusterResolver ('local' on a Cloud TPU VM; "
+        "default: $TPU_NAME, then Colab's $COLAB_TPU_ADDR)",
+    )
+    group.addoption(
+        "--cpu-replicas",
+        type=int,
+        default=1,
+        help="split the CPU into N logical devices and train the cpu case with MirroredStrategy "
+        "over them (exercises the multi-replica path without GPUs)",
+    )
+    group.addoption(
+        "--cluster",
+        choices=("auto", "tf_config", "slurm", "none"),
+        default="auto",
+        help="train as one worker of a cluster (MultiWorkerMirroredStrategy): 'auto' (default) when "
+        "TF_CONFIG is set or in a Slurm job step of 2+ tasks (srun -n N); 'none' never; on one machine "
+        "`fitbench workers N -- pytest ...` starts the workers",
+    )
+    group.addoption(
+        "--batch-per-worker",
+        action="store_true",
+        help="in a cluster, each case's batch size is per worker (global batch = batch x workers: weak "
+        "scaling, as `fitbench workers N --scaling` runs it); default: it is the global batch",
+    )
+    group.addoption(
+        "--profile",
+        choices=PROFILES,
+        default=DEFAULT_PROFILE,
+        help="schedule to train: 'full' is the notebooks' exact schedule, 'default' bounds cases "
+        "too slow for a laptop CPU, 'smoke' is a small subset for CI (default: %(default)s)",
+    )
+    group.addoption(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="train every selected benchmark under this training variant (repeatable): "
+        "precision=float32|mixed_bfloat16|mixed_float16, jit_compile=on|off, steps_per_execution=K, "
+        "pipeline=tf.data|numpy; the variant is part of the test id and of what the record measured",
+    )
+    group.addoption(
+        "--slow-variants",
+        action="store_true",
+        help="also run variants this device has no fast path for (float16 on a CPU, bfloat16 on a CPU "
+        "without AVX512_BF16/AMX), which are skipped with the reason otherwise",
+    )
+    group.addoption(
+        "--remeasure-peak",
+        action="store_true",
+        help="measure the devices' matmul peak again instead of reading it from the pytest cache",
+    )
+    group.addoption(
+        "--gate",
+        action="append",
+        default=[],
+        metavar="BASELINE.json",
+        help="gate this session against a saved pytest-benchmark JSON (repeat to pool several runs): "
+        "a benchmark that regressed is named at the end and the session fails (see fitbench compare)",
+    )
+    add_gate_options(group.addoption, prefix="gate-")

@@ -1,0 +1,53 @@
+"""The plugin's state for one pytest session: one typed object in ``config.stash``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pytest
+
+from fitbench.compare.record import Record
+
+if TYPE_CHECKING:
+    from fitbench.compare.gate import Comparison
+    from fitbench.compare.options import GateSettings
+    from fitbench.compare.results import Run
+    from fitbench.measure.cluster import Cluster
+    from fitbench.measure.workloads import Variant
+    from fitbench.plugin.results import SessionRecords
+    from fitbench.present.progress import Progress
+
+# The runner's Record of a test, stored by the `train` fixture; written when its report is made.
+RESULT_KEY = pytest.StashKey[Record]()
+
+
+@dataclass
+class Session:
+    """What the plugin knows about the running session (set in pytest_configure, then by the hooks)."""
+
+    devices: list[str] = field(default_factory=list)  # --devices, parsed
+    variant: Variant | None = None  # --variant, parsed
+    cluster: Cluster | None = None  # this session's place in a cluster (None: not in one)
+    records: SessionRecords | None = None  # every benchmark's record, as reported
+    progress: Progress | None = None  # live epoch lines (None under -q)
+    interrupted: bool = False  # SIGTERM or Ctrl-C: the results are partial
+    order: dict[str, int] = field(default_factory=dict)  # test name -> place in the collection
+    left_out: str = ""  # the cases the profile deselected, in words
+    peak_kinds: list[str] | None = None  # the device kinds whose peaks the session needs
+    peaks: dict[str, dict[str, float]] | None = None  # {kind: {precision: GFLOP/s}}, once measured
+    compare_notes: list[str] = field(default_factory=list)  # --benchmark-compare: which run, or why none
+    not_compared: list[str] = field(default_factory=list)  # saved benchmarks that measured something else
+    gate_settings: GateSettings | None = None
+    gate_baseline: list[Run] = field(default_factory=list)  # --gate's runs, read before any training
+    gate: Comparison | Exception | None = None  # the gate's outcome, or why it could not run
+
+
+STATE_KEY = pytest.StashKey[Session]()
+
+
+def state(config: pytest.Config) -> Session:
+    """The session's state (made on first use)."""
+    if STATE_KEY not in config.stash:
+        config.stash[STATE_KEY] = Session()
+    return config.stash[STATE_KEY]
