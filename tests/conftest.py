@@ -16,6 +16,8 @@ import pytest
 from fitbench.measure.datasets import DIRECTORY_NAMES, IDX_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
+# A user's project, run by test_outside.py from a fresh environment, never by this session.
+collect_ignore = ["outside"]
 
 
 def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:

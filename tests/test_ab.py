@@ -52,10 +52,16 @@ def test_budgets_read_as_durations(text, seconds):
 ])
 def test_a_request_that_cannot_run_is_refused_in_one_line_naming_the_fix(arguments, message):
     request = {"base": None, "candidate": None, "base_python": None, "candidate_python": None, "base_env": [],
-               "candidate_env": [], "pytest_args": ["benchmarks"], "output": None, "rounds": 1, "budget": None,
+               "candidate_env": [], "pytest_args": ["benchmarks"], "output": None, "rounds": None, "budget": None,
                "order": "alternate", "cwd": ROOT, **arguments}
     with pytest.raises(ab.ABError, match=message.replace("(", r"\(").replace(")", r"\)")):
         ab.plan(**request)
+
+
+def test_by_default_two_rounds_and_each_side_measures_its_own_peak():
+    plan = ab.plan(None, None, None, None, [], ["X=1"], ["benchmarks"], None, None, None, "alternate", ROOT)
+    assert plan.rounds == ab.DEFAULT_ROUNDS == 2 and plan.budget is None
+    assert plan.pytest_args == ["benchmarks", "--remeasure-peak"]
 
 
 def test_a_python_without_pytest_benchmark_is_named(tmp_path):
@@ -68,7 +74,8 @@ def test_a_python_without_pytest_benchmark_is_named(tmp_path):
 def test_keeping_the_rounds_data_is_allowed():
     plan = ab.plan(None, None, None, None, [], ["A=1"], ["benchmarks", "--benchmark-save-data"], None, 1, None,
                    "alternate", ROOT)
-    assert plan.pytest_args == ["benchmarks", "--benchmark-save-data"] and plan.sides[1].env == {"A": "1"}
+    assert plan.pytest_args == ["benchmarks", "--benchmark-save-data", "--remeasure-peak"]
+    assert plan.sides[1].env == {"A": "1"}
 
 
 def test_the_command_line_without_pytest_arguments_says_what_to_add():
@@ -142,8 +149,9 @@ def test_two_versions_of_the_code_each_run_their_own_fitbench_and_a_changed_mode
     sample = repo / "tests" / "sample" / "bench_tiny.py"
     sample.write_text(sample.read_text().replace('"units": (16,)', '"units": (16, 16)'))  # the candidate adds a layer
     out = tmp_path / "out"
-    run = fitbench_cli("ab", "--base", "HEAD", "--output", str(out), "--markdown", str(tmp_path / "summary.md"),
-                       "--", *SAMPLE_ARGS, "--data-dir", str(synthetic_data_dir), cwd=repo)
+    run = fitbench_cli("ab", "--base", "HEAD", "--rounds", "1", "--output", str(out),
+                       "--markdown", str(tmp_path / "summary.md"), "--", *SAMPLE_ARGS,
+                       "--data-dir", str(synthetic_data_dir), cwd=repo)
     assert run.returncode in (0, 1), run.stdout + run.stderr
     assert "base: HEAD (" in run.stdout and "candidate: the working tree (" in run.stdout
     assert "+ uncommitted changes" in run.stdout
@@ -168,7 +176,7 @@ def test_two_environments_with_a_planted_slowdown_is_a_regression(tmp_path, synt
     """The environment form with one venv twice and an environment difference: the candidate's
     session plants a 100% slowdown in every timed epoch."""
     out = tmp_path / "out"
-    run = fitbench_cli("ab", "--base-python", sys.executable, "--candidate-python", sys.executable,
+    run = fitbench_cli("ab", "--rounds", "1", "--base-python", sys.executable, "--candidate-python", sys.executable,
                        "--candidate-env", "PYTEST_ADDOPTS=-p tests.plugins.slowdown --plant-slowdown 1.0",
                        "--output", str(out), "--json", str(tmp_path / "verdicts.json"),
                        "--", *SAMPLE_ARGS, "--data-dir", str(synthetic_data_dir), cwd=ROOT)
@@ -212,7 +220,10 @@ def test_the_side_that_starts_first_alternates_round_by_round(tmp_path, monkeypa
     outcome = ab.AB(plan, ab_settings(), say=said.append).run()
     assert started == [["candidate", "base"], ["base", "candidate"]]
     assert outcome.statuses == [[0, 3], [0, 3]]  # (base, candidate) in every round
-    assert "candidate started first" in said[-2] and "base exit 0, candidate exit 3" in said[-2]
+    first, second = (next(line for line in said if line.startswith(f"round {n}: ")) for n in (1, 2))
+    assert "candidate started first" in first and "base started first" in second
+    assert "base exit 0, candidate exit 3" in second
+    assert any(line.startswith("round 2 alone: all benchmarks x") for line in said)
     assert outcome.comparison.verdicts[0].method == "interleaved, signed-rank on 22 pairs"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -233,3 +234,55 @@ def test_an_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
     monkeypatch.setattr("gzip.open", lambda *a, **k: denied(path))
     with pytest.raises(UnreadableDataset, match="permission denied; make it readable"):
         read_idx(path)
+
+
+# --- a user's dataset function ---------------------------------------------------------------------
+
+def _regression(n: int = 40, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(n, 3)), rng.normal(size=n)
+    return {"train": (x[:30], y[:30]), "validation": (x[30:35], y[30:35]), "test": (x[35:], y[35:])}
+
+
+def test_a_dataset_function_gives_its_own_splits_shapes_and_identity():
+    dataset = datasets.load(_regression, args={"seed": 1})
+    assert dataset.identity["function"].endswith("test_datasets._regression")
+    assert dataset.identity["args"] == {"seed": 1}
+    assert dataset.classes is None and not dataset.images
+    splits = datasets.split(dataset, validation=None)
+    assert splits.sizes == {"train": 30, "validation": 5, "test": 5}
+    assert splits.x_train.dtype == np.float32 and splits.y_train.dtype == np.float32  # float64 in, float32 out
+    # Another seed is other data: another fingerprint, so the two never compare as alike.
+    assert datasets.load(_regression, args={"seed": 2}).identity["fingerprint"] != dataset.identity["fingerprint"]
+
+
+def test_a_dataset_function_may_return_tf_data_and_integer_labels_give_the_classes():
+    import tensorflow as tf
+
+    def classes() -> dict:
+        x, y = np.arange(24, dtype=np.float32).reshape(12, 2), np.arange(12) % 3
+        return {"train": tf.data.Dataset.from_tensor_slices((x, y)), "test": (x, y)}
+
+    dataset = datasets.load(classes)
+    assert dataset.classes == 3 and dataset.x_train.shape == (12, 2)
+    with pytest.raises(ValueError, match="no validation split of its own"):
+        datasets.split(dataset, validation=None)
+    assert datasets.split(dataset, validation=4).sizes == {"train": 8, "validation": 4, "test": 12}
+
+
+@pytest.mark.parametrize("returned, message", [
+    ((1, 2), "returned tuple; it must return {'train': (x, y)"),
+    ({"train": ([[1.0]], [1.0])}, "returned ['train']; it must return"),
+    ({"train": ([[1.0], [2.0]], [1.0]), "test": ([[1.0]], [1.0])}, "train has 2 inputs and 1 targets"),
+    ({"train": ([[np.nan]], [1.0]), "test": ([[1.0]], [1.0])}, "train inputs hold NaN"),
+    ({"train": ([["a"]], [1.0]), "test": ([[1.0]], [1.0])}, "train inputs are <U1"),
+    ({"train": ([[1.0]], [1.0]), "test": ([[1.0, 2.0]], [1.0])}, "test inputs have shape (2,) per sample"),
+])
+def test_a_dataset_function_that_returns_the_wrong_thing_is_named_with_the_fix(returned, message):
+    with pytest.raises(datasets.DatasetError, match=re.escape(message)):
+        datasets.load(lambda: returned)
+
+
+def test_a_dataset_function_called_with_arguments_it_does_not_take_says_so():
+    with pytest.raises(datasets.DatasetError, match=r"cannot be called with dataset_args \{'size': 3\}"):
+        datasets.load(_regression, args={"size": 3})

@@ -12,6 +12,7 @@ from fitbench import cli
 from fitbench.compare import gate
 from fitbench.compare import thresholds as thresholds_module
 from fitbench.compare.results import NotBenchmarkJSON, load_run
+from fitbench.present import format as text_format
 from tests.conftest import make_record
 
 MACHINE = {"system": "Linux", "machine": "x86_64", "python": "3.11.7", "cpu_name": "Test CPU", "gpus": [],
@@ -130,6 +131,23 @@ def test_the_checked_metric_is_gated_with_its_own_threshold(tmp_path):
     assert found["t[a]"].metric == "regression" and found["t[a]"].verdict == "regression"
     found, _ = verdicts(base, cand, run_noise=0, defaults=gate.Thresholds(metric=0.05))
     assert {v.verdict for v in found.values()} == {"no change"}
+
+
+def error_benchmark(name, seconds, mae):
+    """A benchmark whose checked metric is an error (MAE, goal <=), with a tolerance of 3."""
+    entry = benchmark(name, seconds, accuracy=mae, gate_marker={"metric": 3.0})
+    entry["extra_info"]["measurement"]["workload"].update(metric="mae", goal="<=")
+    entry["extra_info"]["check"].update(metric="mae", goal="<=", threshold=60.0, passed=True)
+    return entry
+
+
+@pytest.mark.parametrize("candidate_mae, expected", [(49.0, "regression"), (41.0, "improvement"), (46.0, "no change")])
+def test_an_error_metric_is_gated_in_its_own_direction(tmp_path, candidate_mae, expected):
+    base, cand = runs(tmp_path, [error_benchmark("t[a]", epochs(1), 45.0)],
+                      [error_benchmark("t[a]", epochs(2), candidate_mae)])
+    found, comparison = verdicts(base, cand, run_noise=0)
+    assert found["t[a]"].metric == expected and found["t[a]"].metric_name == "test mae"
+    assert "test mae" in "\n".join(text_format.verdict_lines(comparison))
 
 
 def test_first_epoch_is_informational_with_one_run_a_side(tmp_path):
@@ -452,9 +470,7 @@ def test_a_model_the_candidate_changed_is_judged_and_named(tmp_path):
     assert verdict.verdict == "regression" and not verdict.differences
     assert verdict.code_changes[0] == "workload.model_args.units: '(absent)' != [300, 200, 100]"
     assert "parameters 266,610 -> 316,810" in verdict.code_changes
-    from fitbench.present import format
-
-    assert any("the model changed: " in line for line in format.verdict_lines(comparison))
+    assert any("the model changed: " in line for line in text_format.verdict_lines(comparison))
     # The schedule, by contrast, is how it was measured: incomparable.
     info["measurement"]["schedule"]["epochs"] = 99
     open(cand, "w").write(json.dumps(document))

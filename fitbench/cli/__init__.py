@@ -55,7 +55,9 @@ def overhead_command(args: argparse.Namespace) -> int:
     if unknown:
         return fail("overhead", f"no case {', '.join(unknown)} in {args.benchmark_file}; "
                     f"its grid has {', '.join(experiment.cases)}")
-    dataset = datasets.load(experiment.workload.dataset, args.data_dir, allow_download=not args.offline)
+    workload = experiment.workload
+    dataset = datasets.load(workload.dataset, args.data_dir, allow_download=not args.offline,
+                            args=workload.dataset_args)
     device = devices.resolve(args.device)
     schedule = experiment.workload.schedule(args.profile, device.kind)
     print(f"{experiment.title} ({args.profile}: {schedule.epochs} epochs) on {device.description}; "
@@ -320,6 +322,7 @@ def add_verdict_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fitbench.cli import ab  # its defaults are in the help
 
     parser = ArgumentParser(prog="fitbench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
@@ -382,8 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     abp.add_argument("--candidate-env", action="append", default=[], metavar="NAME=VALUE",
                      help="an environment variable for the candidate's session only (repeatable), for example "
                      "TF_ENABLE_ONEDNN_OPTS=0")
-    abp.add_argument("--rounds", type=int, default=1,
-                     help="rounds of the selection, each a ring of both sessions (default %(default)s)")
+    abp.add_argument("--rounds", type=int, default=None,
+                     help="rounds of the selection, each a ring of a fresh session a side; the side started "
+                     f"first alternates (default {ab.DEFAULT_ROUNDS}: one round cannot tell a per-session effect "
+                     "from a change)")
     abp.add_argument("--budget", default=None, metavar="DURATION",
                      help="instead of --rounds: rounds until every benchmark is decided or the next would not "
                      "fit in DURATION (20m, 1h); sequential test, valid at every look")

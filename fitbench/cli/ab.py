@@ -9,7 +9,7 @@ round, so neither side always follows the other. A round is one ring: both sides
 whole selection once. The verdicts are `fitbench compare`'s (fitbench.compare.gate), from the epoch
 pairs of every round:
 
-* `--rounds N` (default 1): N rounds, then the gate's signed-rank test on the pairs;
+* `--rounds N` (default 2): N rounds, then the gate's signed-rank test on the pairs;
 * `--budget 20m`: rounds until every benchmark is decided (regression, improvement or no
   change at its threshold) or the next round would not fit in the budget. Looking again
   after every round would inflate a fixed-sample test's false alarms, so the pairs are
@@ -42,6 +42,10 @@ from fitbench.compare.results import NotBenchmarkJSON, Run, load_run
 from fitbench.processes import turns
 
 SIDES = ("base", "candidate")
+# Two rounds, each a fresh pair of sessions, the side started first swapped between them: a
+# session's own speed differs from another's by 1-3% on these VMs (more on some), and more
+# against the one started first; one round cannot tell that from a change (docs/gating.md).
+DEFAULT_ROUNDS = 2
 DECIDED = (gate.REGRESSION, gate.IMPROVEMENT, gate.NO_CHANGE)
 
 
@@ -158,11 +162,15 @@ class Plan:
 
 def plan(base: str | None, candidate: str | None, base_python: str | None, candidate_python: str | None,
          base_env: Sequence[str], candidate_env: Sequence[str], pytest_args: Sequence[str],
-         output: str | None, rounds: int, budget: str | None, order: str, cwd: Path) -> Plan:
+         output: str | None, rounds: int | None, budget: str | None, order: str, cwd: Path) -> Plan:
     """Check the request and resolve its refs (no worktree is made yet)."""
     args = list(pytest_args)
     if args[:1] == ["pytest"]:  # `-- pytest benchmarks ...` reads naturally too
         args = args[1:]
+    if "--remeasure-peak" not in args:
+        # Each side measures the matmul peak in its own turn, alone: a peak cached by an earlier
+        # session (perhaps beside other work) would make the efficiencies unlike.
+        args.append("--remeasure-peak")
     if any(re.fullmatch(r"--benchmark-(json|autosave|save)(=.*)?", a) for a in args):
         raise ABError("fitbench ab writes each side's JSON itself (in --output); drop --benchmark-json, "
                       "--benchmark-save and --benchmark-autosave")
@@ -174,10 +182,11 @@ def plan(base: str | None, candidate: str | None, base_python: str | None, candi
             and not base_env_vars and not candidate_env_vars:
         raise ABError("nothing to compare: give --base REF (two versions of the code), or --base-python and "
                       "--candidate-python (two environments), or --base-env/--candidate-env")
+    if budget is not None and rounds is not None:
+        raise ABError("give --rounds (a fixed number of rounds) or --budget (rounds until decided), not both")
+    rounds = DEFAULT_ROUNDS if rounds is None else rounds
     if rounds < 1:
         raise ABError(f"--rounds {rounds}: give 1 or more")
-    if budget is not None and rounds != 1:
-        raise ABError("give --rounds (a fixed number of rounds) or --budget (rounds until decided), not both")
     if order not in turns.ORDERS:
         raise ABError(f"--order {order}: one of {', '.join(turns.ORDERS)}")
     seconds = parse_duration(budget) if budget is not None else None
@@ -299,6 +308,8 @@ class AB:
                                   + _tail(log)) from error
             comparison = gate.compare(runs["base"], runs["candidate"], self.settings,
                                       sequential=plan.budget is not None)
+            if plan.budget is not None or plan.rounds > 1:
+                self.say(f"round {number} alone: {self._round_alone(runs, number)}")
             if plan.budget is None:
                 if number >= plan.rounds:
                     break
@@ -318,6 +329,18 @@ class AB:
         if comparison is not None and plan.budget is not None:
             outcome.undecided = _undecided(comparison)
         return outcome
+
+    def _round_alone(self, runs: dict[str, list[Run]], number: int) -> str:
+        """One round's verdict on all benchmarks by itself: rounds that disagree more than their
+        intervals allow show a per-session effect (the pooled verdict averages it out)."""
+        try:
+            alone = gate.compare(runs["base"][number - 1:number], runs["candidate"][number - 1:number],
+                                 self.settings).overall
+        except (gate.MachineMismatch, gate.SoftwareMismatch, gate.NothingComparable):
+            alone = None
+        if alone is None:
+            return "no verdict on all benchmarks"
+        return f"all benchmarks x{alone.ratio:.3f} [{alone.ratio_low:.3f}, {alone.ratio_high:.3f}]"
 
     def _outcome(self, comparison: gate.Comparison | None, runs: dict[str, list[Run]],
                  statuses: list[list[int | None]], started: float, interrupted: bool = False) -> Outcome:

@@ -46,7 +46,7 @@ def ratio(verdict: Verdict) -> str:
 # --- the session summary ----------------------------------------------------------------------
 
 COLUMNS = [  # (title, width, right-aligned)
-    ("experiment", 18, False), ("case", 22, False), ("dev", 7, False), ("target", 13, True),
+    ("experiment", 18, False), ("case", 22, False), ("dev", 7, False), ("target", 15, True),
     ("s/epoch", 8, True), ("samples/s", 9, True), ("1st ep s", 8, True), ("to tgt s", 8, True),
     ("eff", 5, True), ("speedup", 7, True),
 ]
