@@ -1,3 +1,5 @@
+"""`python -m fitbench`: the fitbench command."""
+
 import sys
 
 from fitbench.cli import main

@@ -11,8 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from fitbench.measure import cluster, datasets, devices, runner
+from fitbench.measure import datasets, devices, runner
 from fitbench.measure.workloads import Schedule, Variant
+from fitbench.processes import cluster
 from tests.test_runner import TINY, RecordingBenchmark
 
 

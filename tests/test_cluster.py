@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from fitbench.compare import scaling
-from fitbench.measure import cluster
-from fitbench.measure.cluster import ClusterError
-from fitbench.processes import launch
+from fitbench.processes import cluster, launch
+from fitbench.processes.cluster import ClusterError
 from tests.conftest import ROOT, make_record, run_pytest
 
 PYTHON = sys.executable

@@ -35,10 +35,11 @@ def installed(tmp_path_factory) -> Path:
     shutil.copytree(ROOT / "fitbench", source / "fitbench", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, source / name)
-    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(work / "dist"),
-                 str(source)], cwd=work)
+    # The README's command, in the copy.
+    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", "dist", "."], cwd=source)
     assert built.returncode == 0, built.stdout + built.stderr
-    (wheel,) = (work / "dist").glob("fitbench-*.whl")
+    (wheel,) = (source / "dist").glob("fitbench-*.whl")
+    assert f"pip install dist/{wheel.name}" in (ROOT / "README.md").read_text()  # the name the README gives
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     installed = run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel), "scikit-learn"],

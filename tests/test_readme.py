@@ -1,4 +1,4 @@
-"""The README's "Adding a benchmark" example works as written."""
+"""The README's example benchmark and its A/B recipes work as written."""
 
 from __future__ import annotations
 
@@ -10,29 +10,32 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.conftest import ROOT, run_pytest, throwaway_checkout
+from tests.conftest import ROOT, throwaway_checkout
 
 
 def readme_example() -> str:
-    section = (ROOT / "README.md").read_text().split("## Adding a benchmark for your own model", 1)[1]
+    section = (ROOT / "README.md").read_text().split("## Your own benchmark, in your own repository", 1)[1]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-def test_the_readme_example_benchmark_runs(synthetic_data_dir):
-    # Inside the checkout, so that its conftest.py (the plugin and fixtures) applies, as it
-    # would to a file a user adds to benchmarks/.
-    directory = Path(tempfile.mkdtemp(prefix=".readme-example-", dir=ROOT))
+def test_the_readme_example_benchmark_runs_outside_the_checkout(tmp_path):
+    # A repository of the user's own: only the installed plugin, no conftest.py.
+    project = Path(tempfile.mkdtemp(prefix="fitbench-readme-example-"))
     try:
-        (directory / "test_my_cnn.py").write_text(readme_example())
-        run = run_pytest(str(directory / "test_my_cnn.py"), "--profile", "smoke", "--devices", "cpu", "--offline",
-                         "--require-data", "--data-dir", str(synthetic_data_dir))
+        (project / "benchmarks").mkdir()
+        (project / "benchmarks" / "test_my_regressor.py").write_text(readme_example())
+        clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+        run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                              "benchmarks/test_my_regressor.py", "--profile", "smoke", "--devices", "cpu"],
+                             cwd=project, env=clean, capture_output=True, text=True, timeout=600)
     finally:
-        shutil.rmtree(directory)
+        shutil.rmtree(project)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "1 passed, 1 deselected" in run.stdout  # filters-8 is not in the smoke subset
+    assert "1 passed, 1 deselected" in run.stdout  # units-16 is not in the smoke subset
     assert "1 case is not in the smoke profile's subset" in run.stdout
-    assert "my_cnn             filters-32" in run.stdout  # the summary row
-    assert "test_my_cnn[cpu-filters-32] epoch 6/6:" in run.stdout  # the live progress
+    row = next(line for line in run.stdout.splitlines() if line.startswith("my_regressor "))
+    assert "units-64" in row and "<=60.000" in row  # the summary row: MAE against its target
+    assert "test_my_regressor[cpu-units-64] epoch 15/15:" in run.stdout and ", mae " in run.stdout
 
 
 def readme_ab_commands() -> list[str]:
@@ -75,3 +78,22 @@ def test_the_readme_ab_recipes_run_as_written(tmp_path, synthetic_data_dir):
     assert "## fitbench gate" in summary.read_text()  # the pull-request recipe's job summary
     assert "FITBENCH_README_SIDE=candidate" in run.stdout  # the environment form names the difference
     assert "round 1:" in run.stdout
+
+
+def test_the_readme_compare_and_gate_recipe_runs_as_written(tmp_path, synthetic_data_dir):
+    section = (ROOT / "README.md").read_text().split("## Comparing saved runs and gating", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    commands = [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+    assert [c.split()[:2] for c in commands] == [["pytest", "benchmarks"]] * 2 + [["fitbench", "compare"],
+                                                                                  ["pytest", "benchmarks"],
+                                                                                  ["fitbench", "report"]]
+    repo = throwaway_checkout(tmp_path / "repo")
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    env = {**clean, "PATH": f"{Path(sys.executable).parent}:{clean['PATH']}"}
+    selection = SAMPLE_SELECTION.format(data=synthetic_data_dir).replace(" --profile smoke", "")
+    for command in commands:
+        # The tiny sample benchmark on synthetic data stands in for the suite.
+        here = command.replace("pytest benchmarks", f"{sys.executable} -m pytest -p no:cacheprovider {selection}")
+        run = subprocess.run(here, shell=True, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+        assert run.returncode in (0, 1), command + "\n" + run.stdout + run.stderr  # 1: a verdict, not an error
+    assert (repo / "reports" / "report.md").exists()

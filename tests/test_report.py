@@ -114,11 +114,11 @@ def test_the_readme_results_section_is_rewritten_from_a_run_and_names_its_origin
     assert "has no generated results section" in capsys.readouterr().err and bare.read_text() == "# no section\n"
 
 
-def test_this_readme_has_a_generated_results_section():
+def test_the_docs_have_a_generated_results_section():
     from fitbench.present.report import RESULTS_END, RESULTS_START
     from tests.conftest import ROOT
 
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "results.md").read_text()
     body = text.split(RESULTS_START, 1)[1].split(RESULTS_END, 1)[0]
     assert body.lstrip().startswith("Machine: ") and "Written by `fitbench report " in body
 

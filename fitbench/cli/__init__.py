@@ -43,7 +43,8 @@ def writable(path: str | None) -> str | None:
 
 
 def overhead_command(args: argparse.Namespace) -> int:
-    from fitbench.measure import datasets, devices, experiments, overhead
+    from fitbench.cli import overhead
+    from fitbench.measure import datasets, devices, experiments
 
     devices.configure()
     try:

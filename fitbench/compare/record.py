@@ -27,6 +27,7 @@ accuracy. Both are migrated when read. A newer version is refused with a message
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from dataclasses import asdict, dataclass, field, fields
@@ -96,6 +97,18 @@ class Measurement:
     def identity(self) -> dict[str, Any]:
         """How it was measured: every field but the code under test (CODE_FIELDS)."""
         return {key: value for key, value in self.flat().items() if not _is_code(key)}
+
+    def key(self, but: tuple[str, ...] = (), keep: tuple[str, ...] = ()) -> str:
+        """The one test of "measured the same thing", as a string: two measurements are alike
+        when their keys are equal. `but` names fields (or dotted prefixes: "variant", "cluster")
+        allowed to differ, `keep` exceptions to it ("cluster.cores_per_worker"): the variant
+        speed-ups leave out the variant, the device comparison the device, scaling the workers."""
+        def named(field: str, names: tuple[str, ...]) -> bool:
+            return any(field == name or field.startswith(name + ".") for name in names)
+
+        kept = {field: value for field, value in self.identity().items()
+                if not named(field, but) or named(field, keep)}
+        return json.dumps(kept, sort_keys=True, default=str)
 
     def differences(self, other: Measurement) -> list[str]:
         """'field: mine != other' for each field of the identity that differs (a field only one

@@ -14,7 +14,7 @@ import math
 import os
 import re
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from fitbench.compare.run_info import RunInfo, RunInfoError
 from fitbench.measure.workloads import Variant
 
 BASELINE_DEVICE = "cpu"
+# What may differ between two devices' records of one case: the device and what follows from it.
+DEVICE_FIELDS = ("device", "replicas", "per_replica_batch", "schedule", "workers", "cluster")
 
 
 class NotBenchmarkJSON(ValueError):
@@ -145,8 +147,7 @@ def device_speedups(rows: list[Record]) -> list[Speedup]:
     for row in rows:
         if row.samples_per_epoch and row.steady_seconds:
             # Only the device (and what follows from it: replicas, a bounded schedule) may differ.
-            same = (row.experiment, row.case, row.profile, json.dumps(row.measurement.workload, sort_keys=True),
-                    json.dumps(row.measurement.variant, sort_keys=True), str(row.batch_size))
+            same = (row.experiment, row.case, row.measurement.key(but=DEVICE_FIELDS))
             by_case.setdefault(same, {})[row.device] = row
     pairs = [(device, BASELINE_DEVICE) for device in ("gpu", "tpu")] + [("tpu", "gpu")]
     speedups = []
@@ -197,16 +198,11 @@ def variant_label(variant: dict[str, Any]) -> str:
     return Variant(**{key: variant[key] for key in DEFAULT_VARIANT if key in variant}).label
 
 
-def _identity_but_variant(record: Record) -> str:
-    fields = {key: value for key, value in asdict(record.measurement).items() if key != "variant"}
-    return json.dumps(fields, sort_keys=True, default=str)
-
-
 def variant_speedups(records: list[Record]) -> list[VariantSpeedup]:
     """Each non-default variant against the default variant of the same measurement: its own
     reference when it trained in turns with one (paired epochs, `Record.reference`), else the
     default variant's record among `records` (one run; the last of a measurement measured twice)."""
-    baselines = {_identity_but_variant(r): r for r in records
+    baselines = {r.measurement.key(but=("variant",)): r for r in records
                  if r.variant == DEFAULT_VARIANT and len(r.steady_seconds) >= 1}
     out = []
     for record in records:
@@ -214,7 +210,7 @@ def variant_speedups(records: list[Record]) -> list[VariantSpeedup]:
             continue
         reference = record.reference or {}
         reference_seconds = (reference.get("epoch_seconds") or [])[1:]
-        base = baselines.get(_identity_but_variant(record))
+        base = baselines.get(record.measurement.key(but=("variant",)))
         if reference.get("variant") == DEFAULT_VARIANT and len(reference_seconds) == len(record.steady_seconds):
             shift, paired = stats.paired_log_shift(reference_seconds, record.steady_seconds), True
             if math.isinf(shift.high) and len(reference_seconds) >= 2:
@@ -241,7 +237,7 @@ def fastest_reaching_target(records: list[Record]) -> list[tuple[Record, list[Re
     median epoch."""
     groups: dict[str, list[Record]] = {}
     for record in records:
-        groups.setdefault(_identity_but_variant(record), []).append(record)
+        groups.setdefault(record.measurement.key(but=("variant",)), []).append(record)
     paired = {id(record): speedup for record in records for speedup in variant_speedups([record])
               if speedup.paired}
     out = []

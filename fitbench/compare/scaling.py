@@ -59,9 +59,7 @@ class WeakScaling:
 
 
 def _identity(record: Record) -> str:
-    fields = {key: value for key, value in asdict(record.measurement).items() if key not in CLUSTER_FIELDS}
-    fields["cores_per_worker"] = record.measurement.cluster.get("cores_per_worker")
-    return json.dumps(fields, sort_keys=True, default=str)
+    return record.measurement.key(but=CLUSTER_FIELDS, keep=("cluster.cores_per_worker",))
 
 
 def weak_scaling(one: list[Record], many: list[Record]) -> list[WeakScaling]:

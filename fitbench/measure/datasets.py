@@ -19,10 +19,10 @@ Lookup order for a dataset (first hit wins):
 4. Keras' own download, when the machine is online and downloads are allowed.
 
 In a directory, a dataset is the four IDX files in a sub-directory named after the dataset
-(``fashion-mnist/``, ``mnist/``): the layout of Keras' cache, of Debian's package and of
-``../shared/datasets``. Each file may be gzip-compressed (``train-images-idx3-ubyte.gz``,
-as distributed) or not (``train-images-idx3-ubyte``, or ``train-images.idx3-ubyte`` as
-some mirrors and tools ship them). The Keras cache may also hold MNIST as
+(``fashion-mnist/``, ``mnist/``): the layout of Keras' cache and of Debian's package. Each
+file may be gzip-compressed (``train-images-idx3-ubyte.gz``, as distributed) or not
+(``train-images-idx3-ubyte``, or ``train-images.idx3-ubyte`` as some mirrors and tools ship
+them). The Keras cache may also hold MNIST as
 ``mnist.npz``, which Keras itself writes.
 """
 
@@ -66,7 +66,7 @@ IMAGE_SHAPE = (28, 28)  # the registered datasets' images
 NUM_CLASSES = 10
 HOW_TO_PROVIDE = (
     "Point fitbench at a directory holding the IDX .gz files with --data-dir DIR or "
-    f"{DATA_DIR_ENV}=DIR (for example ../shared/datasets), put them in the Keras cache "
+    f"{DATA_DIR_ENV}=DIR (DIR/fashion-mnist/, DIR/mnist/), put them in the Keras cache "
     "(~/.keras/datasets/fashion-mnist/), install Debian's dataset-fashion-mnist, "
     "or run once online so Keras can download them."
 )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from fitbench.measure import hardware
-from fitbench.measure.cluster import Cluster
+from fitbench.processes.cluster import Cluster
 
 KINDS = ("cpu", "gpu", "tpu")
 TPU_ENV_VARS = ("TPU_NAME", "COLAB_TPU_ADDR")

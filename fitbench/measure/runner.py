@@ -28,7 +28,7 @@ through Keras' own adapter: epoch 1 is ``fit(x, y)``, and each round runs ``fit`
 over the same ``TFEpochIterator`` that ``fit`` builds (shuffling, batching and distributing in
 Keras' code, inside the round, as in a notebook's ``fit``).
 
-In a cluster session (``MultiWorkerMirroredStrategy``, fitbench.measure.cluster) every worker runs the
+In a cluster session (``MultiWorkerMirroredStrategy``, fitbench.processes.cluster) every worker runs the
 same schedule in step. Keras 3's ``fit``, ``evaluate`` and train function cannot run under that
 strategy (they reduce each step's scalar logs over axis 0 across workers and fail;
 keras-team/keras#20585), so there the runner calls Keras' own ``train_step`` and
@@ -189,6 +189,11 @@ class EpochRunner:
         if self.multi_worker:
             distribute = self.device.strategy.experimental_distribute_dataset
             self._val_data, self._test_data = distribute(self._val_data), distribute(self._test_data)
+
+    @property
+    def validation_data(self) -> tf.data.Dataset:
+        """The validation set as the runner evaluates it between rounds (after prepare_inputs)."""
+        return self._val_data
 
     def evaluate(self, data) -> dict[str, float]:
         """Loss and metric on `data` (validation or test), untimed."""

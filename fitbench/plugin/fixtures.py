@@ -15,7 +15,6 @@ import pytest
 import tensorflow as tf
 
 from fitbench.compare.record import Record
-from fitbench.measure import cluster as clusters
 from fitbench.measure import datasets, devices, memory, runner
 from fitbench.measure.datasets import Dataset, DatasetError, DatasetNotFound
 from fitbench.measure.devices import Device, DeviceUnavailable
@@ -23,6 +22,7 @@ from fitbench.measure.experiments import Case, Experiment
 from fitbench.measure.workloads import Variant, Workload
 from fitbench.plugin.collect import skipped_variant, under_variant_option
 from fitbench.plugin.session import RESULT_KEY, state
+from fitbench.processes import cluster as clusters
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ import sys
 
 import pytest
 
-from fitbench.measure import cluster as clusters
 from fitbench.measure import devices
 from fitbench.measure.workloads import Variant
 from fitbench.plugin import durable
@@ -17,6 +16,7 @@ from fitbench.plugin.gating import configure_gate
 from fitbench.plugin.results import SessionRecords, choose_compared_run, is_chief, name_saved_run
 from fitbench.plugin.session import state
 from fitbench.present import progress
+from fitbench.processes import cluster as clusters
 from fitbench.processes import groups, turns
 
 

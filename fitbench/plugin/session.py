@@ -13,10 +13,10 @@ if TYPE_CHECKING:
     from fitbench.compare.gate import Comparison
     from fitbench.compare.options import GateSettings
     from fitbench.compare.results import Run
-    from fitbench.measure.cluster import Cluster
     from fitbench.measure.workloads import Variant
     from fitbench.plugin.results import SessionRecords
     from fitbench.present.progress import Progress
+    from fitbench.processes.cluster import Cluster
 
 # The runner's Record of a test, stored by the `train` fixture; written when its report is made.
 RESULT_KEY = pytest.StashKey[Record]()

@@ -9,7 +9,6 @@ with the reason. Titles, grids and plots come from the benchmark files' EXPERIME
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -44,7 +43,7 @@ class Entry:
 
     @property
     def measurement_key(self) -> tuple[str, str]:
-        return self.record.name, json.dumps(self.record.measurement.identity(), sort_keys=True, default=str)
+        return self.record.name, self.record.measurement.key()
 
 
 def newest_per_measurement(runs: Sequence[Run]) -> dict[tuple[str, str], list[Entry]]:

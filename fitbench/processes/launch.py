@@ -28,8 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fitbench.measure.cluster import TF_CONFIG, free_ports, tf_config
 from fitbench.processes import groups, turns
+from fitbench.processes.cluster import TF_CONFIG, free_ports, tf_config
 
 HOST = "127.0.0.1"
 NORMAL_EXITS = (0, 1, 5)  # pytest: all passed, some tests failed, none collected

@@ -1,10 +1,12 @@
 """How much the per-epoch runner adds to an epoch, against a plain ``model.fit(epochs=N)``.
 
-The reference is one ``fit`` call for the whole schedule with a callback that reads the clock
-at the start and end of each epoch (no validation data, so the callback's epoch is training
-only, like the runner's rounds), on the same input pipeline the runner uses (samples gathered
-by batches of indices from tensors converted once), repeated and given ``steps_per_epoch``,
-the form Keras documents for a tf.data pipeline: one iterator serves every epoch.
+The reference is one ``fit`` call for the whole schedule, with the runner's validation set as
+``validation_data`` (so that, as in the runner, each epoch's training is followed by an
+evaluation that the clock leaves out), and a callback that reads the clock when each epoch
+begins and when its training ends (``on_test_begin``: fit validates after the epoch's metrics
+are read), on the same input pipeline the runner uses (samples gathered by batches of indices
+from tensors converted once), repeated and given ``steps_per_epoch``, the form Keras documents
+for a tf.data pipeline: one iterator serves every epoch.
 
 Two more references show what else an epoch of ``fit`` can cost. On the same pipeline *not*
 repeated, Keras' EpochIterator opens a new iterator at the end of every epoch (inside the
@@ -35,17 +37,27 @@ from fitbench.present import progress
 
 
 class EpochClock(keras.callbacks.Callback):
-    """Reads the clock at each epoch's start and end; nothing else."""
+    """Reads the clock when each epoch begins and when its training ends: at the validation's
+    start when fit validates (it reads the epoch's metrics first), else at the epoch's end."""
 
     def __init__(self) -> None:
         super().__init__()
         self.seconds: list[float] = []
+        self._start: float | None = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
+    def on_test_begin(self, logs=None):
+        self._stop()
+
     def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._start is not None:
+            self.seconds.append(time.perf_counter() - self._start)
+            self._start = None
 
 
 @dataclass
@@ -109,10 +121,11 @@ def plain_fit_epoch_seconds(workload: Workload, profile: str, device: Device, da
                   verbose=0, callbacks=[clock])
     elif repeat:
         epoch_runner.prepare_inputs()
-        # The runner's pipeline in one fixed order (the order changes no cost of a gather).
+        # The runner's pipeline in one fixed order (the order changes no cost of a gather), and
+        # its validation set: an evaluation between epochs, as the runner's, outside the clock.
         data = device.strategy.experimental_distribute_dataset(epoch_runner.batches(0).repeat())
         model.fit(data, epochs=epochs, steps_per_epoch=epoch_runner.steps_per_epoch, shuffle=False,
-                  verbose=0, callbacks=[clock])
+                  validation_data=epoch_runner.validation_data, verbose=0, callbacks=[clock])
     else:
         epoch_runner.prepare_inputs()
         model.fit(epoch_runner.epoch_data(), epochs=epochs, shuffle=False, verbose=0, callbacks=[clock])

@@ -1,0 +1,1 @@
+"""Comparing: the one record, the run's section, statistics, thresholds, the gate, runs read back, scaling."""

@@ -1,0 +1,1 @@
+"""Presenting: every text fitbench prints (one formatter), live progress, and the report."""
