@@ -40,7 +40,7 @@ def test_the_readme_example_benchmark_runs_outside_the_checkout(tmp_path):
 
 def readme_ab_commands() -> list[str]:
     """The `fitbench ab` command lines of the README's A/B section, in order."""
-    section = (ROOT / "README.md").read_text().split("### Did this change make training slower?", 1)[1]
+    section = (ROOT / "README.md").read_text().split("## Did this change make training slower?", 1)[1]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     return [line for line in block.splitlines() if line.startswith("fitbench ab ")]
 

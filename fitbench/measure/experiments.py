@@ -162,8 +162,13 @@ def discover(*places: str | os.PathLike) -> dict[str, Experiment]:
     """Test function name -> its experiment, for every benchmark file in `places` (files, or
     directories of test_*.py; default: benchmarks/ in the current directory)."""
     files: list[Path] = []
+    if not places and not BENCHMARKS.is_dir():
+        return {}  # no benchmarks/ here: runs are reported without their experiments' titles and plots
     for place in places or (BENCHMARKS,):
         place = Path(place)
+        if not place.exists():
+            raise ValueError(f"no benchmark file or directory at {place}; give the benchmark files the runs "
+                             "came from (--benchmarks)")
         files += sorted(place.glob("test_*.py")) if place.is_dir() else [place]
     found: dict[str, Experiment] = {}
     for path in files:
