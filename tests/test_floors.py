@@ -17,7 +17,7 @@ FLOORS = [
     ("measuring", ["measure.startup", "measure.workloads", "measure.models", "measure.datasets",
                    "measure.hardware", "measure.devices", "measure.memory", "measure.flops", "measure.peak",
                    "measure.experiments", "measure.runner", "measure"]),
-    ("comparing and presenting", ["compare.results", "compare.gate", "compare.scaling", "compare",
+    ("comparing and presenting", ["compare.results", "compare.gate", "compare.scaling", "compare.history", "compare",
                                   "present.format", "present.progress", "present.report", "present"]),
     ("the pytest plugin and the command line", ["plugin.session", "plugin.options", "plugin.results",
                                                 "plugin.gating", "plugin.summary", "plugin.collect",

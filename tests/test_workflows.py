@@ -89,3 +89,16 @@ def test_the_workflow_never_runs_a_fork_with_a_write_token_or_secrets():
         assert "self-hosted" in job["runs-on"]
         checkout = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/checkout"))
         assert checkout["with"]["persist-credentials"] is False
+
+
+def test_the_nightly_job_runs_only_main_on_a_schedule_or_by_hand():
+    """The one workflow that may push (its results branch) never runs a pull request's code."""
+    path = ROOT / ".github" / "workflows" / "nightly.yml"
+    document = yaml.safe_load(path.read_text())
+    triggers = document[True]  # YAML reads the key `on` as true
+    assert set(triggers) == {"schedule", "workflow_dispatch"}
+    assert document["permissions"] == {"contents": "write"}
+    (job,) = document["jobs"].values()
+    assert evaluate(job["if"], "schedule", {"ref": "refs/heads/main"}) is True
+    assert evaluate(job["if"], "workflow_dispatch", {"ref": "refs/heads/feature"}) is False
+    assert "fitbench history results/runs --alert-last 3" in path.read_text()

@@ -16,7 +16,33 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+# The signals a supervisor turns into KeyboardInterrupt; blocked while it starts a child.
+SUPERVISOR_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def start(command: str | Sequence[str], preexec: Callable[[], None] | None = None, **popen: Any) -> subprocess.Popen:
+    """Start `command` in a process group of its own, so that a signal sent while it starts is
+    neither lost nor swallowed. Between fork and exec a child still has its parent's Python
+    handlers, which only set a flag no one reads there: a SIGTERM arriving then would vanish and
+    the child would outlive its supervisor's end (a Ctrl-C under load did hang the ring until
+    the grace period was over). So the supervisor blocks its signals while it forks; the child
+    sets them back to their defaults, then unblocks them (a pending one then ends it), then runs
+    `preexec`; the supervisor's own pending signal arrives when `start` returns."""
+    def child() -> None:
+        for sig in SUPERVISOR_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SUPERVISOR_SIGNALS)
+        if preexec is not None:
+            preexec()
+
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISOR_SIGNALS)
+    try:
+        return subprocess.Popen(command, start_new_session=True, preexec_fn=child, **popen)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def signal_group(pid: int, sig: signal.Signals) -> None:

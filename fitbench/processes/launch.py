@@ -157,10 +157,10 @@ class Launcher:
             log = None if index == 0 else self.logs / f"worker-{index}.log"
             output = open(log, "wb") if log else None  # noqa: SIM115 - handed to the child, closed below
             try:
-                process = subprocess.Popen(
+                process = groups.start(
                     self.command, env=self.environment(index, addresses), stdout=output,
-                    stderr=subprocess.STDOUT if output else None, start_new_session=True,
-                    preexec_fn=(lambda cores=cores: os.sched_setaffinity(0, cores))
+                    stderr=subprocess.STDOUT if output else None,
+                    preexec=(lambda cores=cores: os.sched_setaffinity(0, cores))
                     if hasattr(os, "sched_setaffinity") else None)
             except OSError as error:
                 self.stop(f"worker {index} could not start ({error})")
