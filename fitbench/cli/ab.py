@@ -36,16 +36,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fitbench.cli import DEFAULT_AB_ROUNDS
 from fitbench.compare import gate
 from fitbench.compare.options import GateSettings
 from fitbench.compare.results import NotBenchmarkJSON, Run, load_run
 from fitbench.processes import turns
 
 SIDES = ("base", "candidate")
-# Two rounds, each a fresh pair of sessions, the side started first swapped between them: a
-# session's own speed differs from another's by 1-3% on these VMs (more on some), and more
-# against the one started first; one round cannot tell that from a change (docs/gating.md).
-DEFAULT_ROUNDS = 2
+DEFAULT_ROUNDS = DEFAULT_AB_ROUNDS
 DECIDED = (gate.REGRESSION, gate.IMPROVEMENT, gate.NO_CHANGE)
 
 

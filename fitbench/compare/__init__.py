@@ -1,1 +1,2 @@
-"""Comparing: the one record, the run's section, statistics, thresholds, the gate, runs read back, scaling."""
+"""Comparing: the one record, the run's section, statistics, thresholds, the gate, runs read
+back, scaling, and change points across history."""

@@ -23,14 +23,16 @@ from typing import Any
 SUPERVISOR_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def start(command: str | Sequence[str], preexec: Callable[[], None] | None = None, **popen: Any) -> subprocess.Popen:
+def start(command: str | Sequence[str], preexec: Callable[[], None] | None = None,
+          started: Callable[[subprocess.Popen], None] | None = None, **popen: Any) -> subprocess.Popen:
     """Start `command` in a process group of its own, so that a signal sent while it starts is
     neither lost nor swallowed. Between fork and exec a child still has its parent's Python
     handlers, which only set a flag no one reads there: a SIGTERM arriving then would vanish and
     the child would outlive its supervisor's end (a Ctrl-C under load did hang the ring until
     the grace period was over). So the supervisor blocks its signals while it forks; the child
     sets them back to their defaults, then unblocks them (a pending one then ends it), then runs
-    `preexec`; the supervisor's own pending signal arrives when `start` returns."""
+    `preexec`; the supervisor's own pending signal arrives after `started` has recorded the child
+    (so that the KeyboardInterrupt it raises never loses a running child)."""
     def child() -> None:
         for sig in SUPERVISOR_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
@@ -40,7 +42,10 @@ def start(command: str | Sequence[str], preexec: Callable[[], None] | None = Non
 
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISOR_SIGNALS)
     try:
-        return subprocess.Popen(command, start_new_session=True, preexec_fn=child, **popen)
+        process = subprocess.Popen(command, start_new_session=True, preexec_fn=child, **popen)
+        if started is not None:
+            started(process)
+        return process
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 

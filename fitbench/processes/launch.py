@@ -157,18 +157,20 @@ class Launcher:
             log = None if index == 0 else self.logs / f"worker-{index}.log"
             output = open(log, "wb") if log else None  # noqa: SIM115 - handed to the child, closed below
             try:
-                process = groups.start(
+                groups.start(
                     self.command, env=self.environment(index, addresses), stdout=output,
                     stderr=subprocess.STDOUT if output else None,
                     preexec=(lambda cores=cores: os.sched_setaffinity(0, cores))
-                    if hasattr(os, "sched_setaffinity") else None)
+                    if hasattr(os, "sched_setaffinity") else None,
+                    # Recorded before a pending Ctrl-C is let in: stop() then ends it too.
+                    started=lambda process, index=index, cores=cores, log=log: self.workers.append(
+                        Worker(index, cores, process, log)))
             except OSError as error:
                 self.stop(f"worker {index} could not start ({error})")
                 raise LaunchError(f"cannot run {self.command[0]!r}: {error}") from error
             finally:
                 if output:
                     output.close()
-            self.workers.append(Worker(index, cores, process, log))
 
     def run(self) -> int:
         """Start, watch, end; the exit status (the worst worker's, 130 when interrupted)."""

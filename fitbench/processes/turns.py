@@ -313,8 +313,8 @@ class Driver:
                 env = {**os.environ, ENV: f"{self.ring}:{index}"}
                 with open(self.directory / f"session-{index}.log", "wb") as log:
                     # Its own process group: the session and anything its shell started end together.
-                    self.processes.append(groups.start(command, shell=True, env=env, stdout=log,
-                                                       stderr=subprocess.STDOUT))
+                    groups.start(command, started=self.processes.append, shell=True, env=env, stdout=log,
+                                 stderr=subprocess.STDOUT)
             left = self._wait_for_joins()
             start(self.ring, left)
             self._forward_tokens(left)
