@@ -176,7 +176,8 @@ def test_two_environments_with_a_planted_slowdown_is_a_regression(tmp_path, synt
     """The environment form with one venv twice and an environment difference: the candidate's
     session plants a 100% slowdown in every timed epoch."""
     out = tmp_path / "out"
-    run = fitbench_cli("ab", "--rounds", "1", "--base-python", sys.executable, "--candidate-python", sys.executable,
+    # Two rounds (the default): one round's 7 pairs beside the rest of the suite were too few once.
+    run = fitbench_cli("ab", "--base-python", sys.executable, "--candidate-python", sys.executable,
                        "--candidate-env", "PYTEST_ADDOPTS=-p tests.plugins.slowdown --plant-slowdown 1.0",
                        "--output", str(out), "--json", str(tmp_path / "verdicts.json"),
                        "--", *SAMPLE_ARGS, "--data-dir", str(synthetic_data_dir), cwd=ROOT)

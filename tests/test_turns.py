@@ -197,6 +197,21 @@ def test_the_deadline_ends_every_session_and_a_logs_directory_can_be_reused(tmp_
         assert all("did not join" in o.ended_because or "deadline" in o.ended_because for o in outcomes)
 
 
+def test_a_driver_that_inherited_sigint_ignored_still_ends_on_ctrl_c(tmp_path):
+    """A script's background job (`fitbench interleave ... &`) starts with SIGINT ignored."""
+    script = tmp_path / "driver.py"
+    script.write_text(
+        "import sys\nfrom fitbench import cli\n"
+        f"sys.exit(cli.main(['interleave', '--logs', {str(tmp_path / 'logs')!r}, 'sleep 600']))\n")
+    driver = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                              stderr=subprocess.STDOUT,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    time.sleep(3)
+    driver.send_signal(signal.SIGINT)
+    printed, _ = driver.communicate(timeout=60)
+    assert driver.returncode == 130 and "session 1: killed by SIGTERM (the driver was interrupted)" in printed
+
+
 def test_interrupting_the_driver_ends_every_session_in_one_line_each(tmp_path):
     script = tmp_path / "driver.py"
     script.write_text(

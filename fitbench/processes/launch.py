@@ -175,7 +175,7 @@ class Launcher:
     def run(self) -> int:
         """Start, watch, end; the exit status (the worst worker's, 130 when interrupted)."""
         try:
-            with groups.interrupted_by(signal.SIGTERM, signal.SIGHUP):
+            with groups.interrupted_by(signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 self.start()
                 failure = self.watch()
         except KeyboardInterrupt:

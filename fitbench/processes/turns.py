@@ -298,7 +298,9 @@ class Driver:
         self.fifos = {name: os.open(self.ring / f"{name}.fifo", os.O_RDWR)
                       for name in [*range(len(self.commands)), DRIVER]}
         self.started = time.monotonic()
-        with groups.interrupted_by(signal.SIGTERM):
+        # SIGINT too: a driver started in the background of a script inherits SIGINT ignored
+        # (POSIX shells do that to asynchronous commands), and Ctrl-C must still end the ring.
+        with groups.interrupted_by(signal.SIGINT, signal.SIGTERM):
             self._run()
         for outcome, process in zip(self.outcomes, self.processes, strict=False):
             # The session's shell may exit before its pytest does: wait for the whole group.
