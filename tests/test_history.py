@@ -92,3 +92,17 @@ def test_the_readme_history_command_runs_as_written(tmp_path):
     run = subprocess.run([fitbench, *shlex.split(command)[1:]], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 regression among the last 3 runs" in run.stdout and (tmp_path / "history.md").exists()
+
+
+def test_a_run_section_of_a_newer_schema_is_refused_naming_it(tmp_path):
+    import pytest
+
+    from fitbench.compare.results import NotBenchmarkJSON, load_run
+
+    runs = write_runs(tmp_path / "runs", [1.0])
+    (path,) = runs.glob("*.json")
+    document = json.loads(path.read_text())
+    document["fitbench"] = {"schema": 99}
+    path.write_text(json.dumps(document))
+    with pytest.raises(NotBenchmarkJSON, match="run section schema 99 is newer than this fitbench reads"):
+        load_run(path)
