@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fitbench.cli import ab
+from fitbench.cli import DEFAULT_AB_ROUNDS, ab
 from fitbench.compare import stats
 from tests.conftest import ROOT, throwaway_checkout
 
@@ -60,7 +60,7 @@ def test_a_request_that_cannot_run_is_refused_in_one_line_naming_the_fix(argumen
 
 def test_by_default_two_rounds_and_each_side_measures_its_own_peak():
     plan = ab.plan(None, None, None, None, [], ["X=1"], ["benchmarks"], None, None, None, "alternate", ROOT)
-    assert plan.rounds == ab.DEFAULT_ROUNDS == 2 and plan.budget is None
+    assert plan.rounds == DEFAULT_AB_ROUNDS == 2 and plan.budget is None
     assert plan.pytest_args == ["benchmarks", "--remeasure-peak"]
 
 

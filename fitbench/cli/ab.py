@@ -43,7 +43,6 @@ from fitbench.compare.results import NotBenchmarkJSON, Run, load_run
 from fitbench.processes import turns
 
 SIDES = ("base", "candidate")
-DEFAULT_ROUNDS = DEFAULT_AB_ROUNDS
 DECIDED = (gate.REGRESSION, gate.IMPROVEMENT, gate.NO_CHANGE)
 
 
@@ -182,7 +181,7 @@ def plan(base: str | None, candidate: str | None, base_python: str | None, candi
                       "--candidate-python (two environments), or --base-env/--candidate-env")
     if budget is not None and rounds is not None:
         raise ABError("give --rounds (a fixed number of rounds) or --budget (rounds until decided), not both")
-    rounds = DEFAULT_ROUNDS if rounds is None else rounds
+    rounds = DEFAULT_AB_ROUNDS if rounds is None else rounds
     if rounds < 1:
         raise ABError(f"--rounds {rounds}: give 1 or more")
     if order not in turns.ORDERS:

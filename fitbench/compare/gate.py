@@ -297,8 +297,7 @@ def _metric(records: list[Record]) -> float | None:
 
 
 def _metric_name(records: list[Record]) -> str:
-    check = next((r.check for r in records if r.check), None)
-    return f"{check.split} {check.metric}" if check else f"test {records[0].metric}"
+    return next((r for r in records if r.check), records[0]).checked_metric
 
 
 def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSettings | None = None,

@@ -198,8 +198,7 @@ def _metric_change(before: list[Point], after: list[Point]) -> str:
     record = after[0].record
     if abs(new - old) <= DEFAULTS.metric:
         return ""
-    name = f"{record.check.split} {record.check.metric}" if record.check else f"test {record.metric}"
-    return f"{name} {old:.4g} -> {new:.4g}"
+    return f"{record.checked_metric} {old:.4g} -> {new:.4g}"
 
 
 def history(runs: Sequence[Run], time_threshold: float = DEFAULTS.time, penalty: float = PENALTY) -> list[Series]:

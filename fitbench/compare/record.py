@@ -168,9 +168,14 @@ class Check:
     def passed(self) -> bool:
         return reached(self.value, self.threshold, self.goal)
 
+    @property
+    def name(self) -> str:
+        """'test accuracy': the metric and the split it was checked on."""
+        return f"{self.split} {self.metric}"
+
     def describe(self) -> str:
         """'test accuracy >= 0.8'."""
-        return f"{self.split} {self.metric} {self.goal} {self.threshold:g}"
+        return f"{self.name} {self.goal} {self.threshold:g}"
 
 
 def reached(value: float, threshold: float, goal: str) -> bool:
@@ -296,6 +301,11 @@ class Record:
         return self.measurement.workload.get("goal", ">=")
 
     @property
+    def checked_metric(self) -> str:
+        """What the test checks, in words: 'test accuracy' (the test split when it checked none)."""
+        return self.check.name if self.check else f"test {self.metric}"
+
+    @property
     def val_metric(self) -> float:
         return self.epochs[-1].val_metric if self.epochs else math.nan
 
@@ -317,7 +327,7 @@ class Record:
             return TimeToTarget(None, None, "no target was checked")
         check = self.check
         values = [epoch.test_metric if check.split == "test" else epoch.val_metric for epoch in self.epochs]
-        what = f"{check.split} {check.metric}"
+        what = check.name
         if not any(math.isfinite(value) for value in values):
             return TimeToTarget(None, None, f"{what} was not evaluated after each epoch")
         seconds = 0.0
@@ -438,7 +448,7 @@ class Record:
         if len(self.epochs) < 2:
             out.append(f"{len(self.epochs)} epoch(s): a record needs epoch 1 and at least one timed round")
         if self.check is not None and not math.isfinite(self.check.value):
-            out.append(f"checked {self.check.split} {self.check.metric} is {self.check.value!r}")
+            out.append(f"checked {self.check.name} is {self.check.value!r}")
         if self.test_metric is not None and not math.isfinite(self.test_metric):
             out.append(f"test {self.metric} is {self.test_metric!r}")
         if not self.samples_per_epoch > 0:

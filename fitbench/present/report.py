@@ -78,7 +78,7 @@ def table(entries: list[Entry], source_column: bool) -> list[str]:
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|" + ("---|" if source_column else "")]
     for entry in entries:
         row = entry.record
-        metric = f"{row.check.split} {row.check.metric}" if row.check else f"test {row.metric}"
+        metric = row.checked_metric
         schedule = row.measurement.schedule
         lines.append(
             f"| {row.case or '-'} | {row.device}{_variation(row)} | "
@@ -145,7 +145,7 @@ def series_plot(path: Path, plot: Plot, entries: list[Entry]) -> Path | None:
                                color=color, label=f"{device}{variation} threshold")
             metric_values += [t for _, t in thresholds]
     check = next((r.check for _, r in points if r.check), None)
-    metric = f"{check.split} {check.metric}" if check else f"test {points[0][1].metric}"
+    metric = check.name if check else points[0][1].checked_metric
     time_axis.set(title=f"{plot.title}: time", xlabel=plot.xlabel, ylabel="median seconds per epoch (s)")
     time_axis.set_ylim(bottom=0)
     metric_axis.set(title=f"{plot.title}: {metric}", xlabel=plot.xlabel, ylabel=metric)
