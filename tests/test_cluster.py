@@ -146,9 +146,12 @@ def test_a_stopped_worker_counts_as_not_answering(tmp_path):
     assert status != 0 and not _pids_alive(pids)
 
 
-def test_workers_that_end_normally_give_the_worst_status(tmp_path):
+def test_workers_that_end_normally_give_the_worst_status_and_each_ones_exit(tmp_path):
     command = [PYTHON, "-c", "import os, json, sys; sys.exit(json.loads(os.environ['TF_CONFIG'])['task']['index'])"]
-    assert launch.Launcher(command, 2, tmp_path, 1, say=lambda line: None).run() == 1
+    said: list[str] = []
+    assert launch.Launcher(command, 2, tmp_path, 1, say=said.append).run() == 1
+    assert said[-1] == ("fitbench workers: worker 0 (chief) exited with status 0 (passed); "
+                        "worker 1 exited with status 1 (tests failed)")
 
 
 def test_only_the_chief_takes_turns(tmp_path, monkeypatch):

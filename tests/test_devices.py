@@ -43,7 +43,7 @@ def test_tpu_absent_is_unavailable_with_reason(monkeypatch):
 
 def test_tpu_local_without_tpu_is_unavailable():
     # A resolver for 'local' is created fine and fails at initialization (NotFoundError).
-    with pytest.raises(DeviceUnavailable, match="no TPU reachable"):
+    with pytest.raises(DeviceUnavailable, match="TPU 'local' not reachable"):
         devices._resolve_tpu("local")
 
 
@@ -85,5 +85,6 @@ def test_an_unknown_tpu_name_is_unavailable_whatever_the_resolver_raises(monkeyp
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", unreachable)
-    with pytest.raises(DeviceUnavailable, match=r"no TPU reachable \(URLError: <urlopen error"):
+    with pytest.raises(DeviceUnavailable, match=r"TPU 'nonsense' not reachable \(URLError: <urlopen error.*"
+                       r"check its name and zone"):
         devices._resolve_tpu("nonsense")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,6 +55,8 @@ def test_a_killed_session_leaves_every_benchmark_it_finished(synthetic_data_dir,
     names = [bench["name"] for bench in document["benchmarks"]]
     assert len(names) >= 2 and len(names) < 6 and document["fitbench"]["partial"] is True
     assert names == [f"test_many[cpu-batch_size-{b}]" for b in (50, 60, 70, 80, 90, 100)][:len(names)]
+    # The test the signal interrupted is not a result: every entry has its record.
+    assert all(bench["extra_info"].get("epochs") for bench in document["benchmarks"])
     if sig == signal.SIGTERM:  # ends as Ctrl-C does: the summary, and pytest's interrupted status
         assert process.returncode == 2 and "fitbench summary" in printed and "KeyboardInterrupt" in printed
     run = load_run(out)
@@ -76,6 +79,39 @@ def test_a_finished_session_is_not_partial_and_its_autosave_keeps_its_number(syn
     files = sorted(path.name for path in storage.rglob("*.json"))
     assert [name[:5] for name in files] == ["0001_", "0002_"]  # the partial copies did not take a number
     assert not json.loads(next(storage.rglob("0002_*.json")).read_text())["fitbench"]["partial"]
+
+
+def test_sessions_started_together_in_one_storage_never_overwrite_each_other(synthetic_data_dir, tmp_path):
+    """Two sessions with --benchmark-autosave into one storage folder, started at the same
+    instant, three times: six runs saved under six numbers, each whole, and no partial copy left."""
+    storage = tmp_path / "storage"
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    command = [sys.executable, "-m", "pytest", "tests/sample/bench_tiny.py", *OPTIONS, "--data-dir",
+               str(synthetic_data_dir), "--profile", "smoke", f"--benchmark-storage={storage}", "--benchmark-autosave"]
+    for _ in range(3):
+        sessions = [subprocess.Popen(command, cwd=ROOT, env=clean, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True) for _ in range(2)]
+        for session in sessions:
+            printed = session.communicate(timeout=300)[0]
+            assert session.returncode == 0, printed
+    saved = sorted(storage.rglob("*.json"))
+    assert [path.name[:5] for path in saved] == [f"{n:04}_" for n in range(1, 7)], [p.name for p in saved]
+    for path in saved:
+        document = json.loads(path.read_text())
+        assert not document["fitbench"]["partial"] and len(document["benchmarks"]) == 1
+
+
+def test_a_partial_copy_takes_no_number_and_is_named_for_its_session(synthetic_data_dir, tmp_path):
+    out = tmp_path / "run.json"
+    storage = tmp_path / "storage"
+    process = start_session(synthetic_data_dir, out, f"--benchmark-storage={storage}", "--benchmark-autosave")
+    wait_for_benchmarks(out, 1, process)
+    process.kill()
+    process.communicate(timeout=60)
+    (copy,) = storage.rglob("*.json")
+    assert copy.name.startswith("partial_") and f"_{process.pid}_" in copy.name
+    assert json.loads(copy.read_text())["fitbench"]["partial"] is True
+    assert load_run(copy).partial  # fitbench's tools read it, marked partial
 
 
 def test_xdist_writes_the_json_from_its_workers(synthetic_data_dir, tmp_path):
@@ -106,9 +142,13 @@ def test_a_diverging_optimizer_fails_with_its_message_and_stops(synthetic_data_d
     run = run_pytest("tests/sample/bench_diverge.py", *OPTIONS, "--data-dir", str(synthetic_data_dir),
                      "--profile", "smoke", f"--benchmark-json={out}")
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "1 failed, 1 passed" in run.stdout  # the session went on
+    assert "2 failed, 1 passed" in run.stdout  # the session went on
     line = next(line for line in run.stdout.splitlines() if "diverged at epoch" in line)
     assert "diverged at epoch 1: loss nan (tiny-learning-rate, batch size 64, SGD (learning rate 1e+12), cpu)" in line
+    # A finite loss that explodes is divergence too, measured against the loss before training.
+    exploded = next(line for line in run.stdout.splitlines() if "learning rate 10000" in line)
+    assert re.search(r"diverged at epoch 1: loss \S+e\+\d+ \(\S+x its loss before training, 2\.\d+; the limit is "
+                     r"Workload.loss_explosion = 1000x\)", exploded), exploded
     text = out.read_text()
     assert "NaN" not in text and "Infinity" not in text  # strict JSON
     records = {record.case: record for record in load_run(out).records}
@@ -116,7 +156,7 @@ def test_a_diverging_optimizer_fails_with_its_message_and_stops(synthetic_data_d
     assert diverged.status == "diverged" and diverged.failure.startswith("diverged at epoch 1")
     assert len(diverged.epochs) == 1 and math.isnan(diverged.epochs[0].loss)  # stopped at once
     assert diverged.measurement.workload["optimizer"]["config"]["learning_rate"] == pytest.approx(1e12, rel=1e-6)
-    assert records["adam"].status == "completed"
+    assert records["adam"].status == "completed" and records["sgd-1e4"].status == "diverged"
     assert "diverged" in run.stdout.split("fitbench summary", 1)[1]
     # The gate calls a candidate that diverged failed, and exits 1.
     baseline = tmp_path / "baseline.json"

@@ -22,7 +22,7 @@ FLOORS = [
     ("the pytest plugin and the command line", ["plugin.session", "plugin.options", "plugin.results",
                                                 "plugin.gating", "plugin.summary", "plugin.collect",
                                                 "plugin.hooks", "plugin.durable", "plugin.fixtures", "plugin",
-                                                "cli.ab", "cli.overhead", "cli", "__main__", ""]),
+                                                "cli.ab", "cli.bisect", "cli.overhead", "cli", "__main__", ""]),
 ]
 
 

@@ -68,6 +68,16 @@ def test_absent_devices_are_skipped_with_the_reason(synthetic_data_dir):
     assert "2 skipped" in run.stdout
 
 
+def test_a_tpu_the_user_named_that_cannot_be_reached_stops_the_session_before_training(synthetic_data_dir):
+    run = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir), "--devices", "cpu,tpu",
+                     "--tpu", "nonsense", "--profile", "smoke")
+    assert run.returncode == 4, run.stdout + run.stderr  # pytest's usage error
+    error = [line for line in run.stderr.splitlines() if line.startswith("ERROR: ")]
+    assert error == [error[0]] and "--tpu/TPU_NAME named a TPU that cannot be used: TPU 'nonsense' not reachable" \
+        in error[0], run.stderr
+    assert "epoch 1/" not in run.stdout  # nothing trained, not even the cpu case
+
+
 @pytest.mark.skipif((DEBIAN_DATASETS / "fashion-mnist").is_dir(), reason="Debian's dataset is installed")
 def test_missing_data_skips_or_fails_under_require_data(tmp_path):
     empty = tmp_path / "empty"
@@ -187,11 +197,19 @@ def test_benchmark_compare_compares_like_with_like(synthetic_data_dir, tmp_path)
     files = sorted(p.name for p in storage.rglob("*.json"))
     assert files[0].startswith("0001_") and files[0].endswith("_default.json")
     assert files[1].startswith("0002_") and files[1].endswith("_smoke.json")  # the name says the profile
+    # An interrupted default session's run, saved after them: partial, so never the baseline.
+    first = next(storage.rglob(files[0]))
+    document = json.loads(first.read_text())
+    document["fitbench"]["partial"] = True
+    interrupted = first.with_name(files[0].replace("0001_", "0003_"))
+    interrupted.write_text(json.dumps(document))
     # The newest saved run is smoke; a default session compares with the newest *default* run.
     default = run_pytest(*options, "--profile", "default", "--benchmark-compare",
                          "--benchmark-compare-fail=median:1000%")
     assert default.returncode == 0, default.stdout + default.stderr
     assert f"--benchmark-compare: {files[0]}, the newest saved run of profile default" in default.stdout
+    assert f"skipped newer {interrupted.name} (partial: its session was interrupted)" in default.stdout
+    interrupted.unlink()
     assert "0001_" in default.stdout and "NOW" in default.stdout  # pytest-benchmark's table compares them
     # No saved run of this measurement: refused in one line, and nothing is compared.
     replicas = run_pytest(*options, "--profile", "smoke", "--cpu-replicas", "2", "--benchmark-compare",

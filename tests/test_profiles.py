@@ -106,3 +106,44 @@ def test_the_f32_variants_are_the_other_experiments_benchmarks():
     assert variants.workload_of("mlp-b512-f32") == batch_size.workload_of("batch_size-512")
     assert variants.workload_of("cnn-f32") == cnn.workload
     assert variants.workload_of("cnn-bf16").variant.precision == "mixed_bfloat16"
+
+
+def experiment_of(metric: str = "accuracy", **fields) -> Experiment:
+    workload = Workload("w", "mnist", model=print, metric=metric,
+                        schedules={"smoke": Schedule(epochs=3), "default": Schedule(epochs=4)})
+    return Experiment(title="T", workload=workload, **fields)
+
+
+@pytest.mark.parametrize("fields, metric, problem", [
+    ({"grid": {"a": {}, "b": {}}, "targets": {"smoke": {"a": 0.5, "c": 0.5}, "default": {"a": 0.5}}}, "accuracy",
+     "targets['smoke'] names 'c', not in the grid (a, b): fix the case id or add it to the grid"),
+    ({"targets": {"smoke": 1.5, "default": 0.5}}, "accuracy",
+     "smoke/-: accuracy target 1.5 is not in (0, 1], so accuracy >= 1.5 can never be met (or always is); give a "
+     "fraction, 0.85 for 85%"),
+    ({"targets": {"smoke": {"cpu": 0.5, "gpu": 85, "tpu": None}, "default": 0.5}}, "accuracy",
+     "smoke/-/gpu: accuracy target 85 is not in (0, 1]"),
+    ({"targets": {"smoke": -1.0, "default": 3.0}}, "mae",
+     "smoke/-: mae target -1: an error is never below 0, so mae <= -1 can never be met; give the largest error"),
+    ({"grid": {"a": {}}, "targets": {"smoke": {}, "default": {"a": 0.5}}}, "accuracy",
+     "profile 'smoke' has no targets, so it would run nothing: give a target per case, or remove the profile"),
+    ({"targets": {"smoke": {"cpu": None, "gpu": None, "tpu": None}, "default": 0.5}}, "accuracy",
+     "profile 'smoke' has no target, so it would run nothing"),
+])
+def test_an_experiment_that_cannot_run_as_meant_says_why_and_how_to_fix_it(fields, metric, problem):
+    problems = experiment_of(metric, **fields).check()
+    assert len(problems) == 1 and problems[0].startswith(problem), problems
+
+
+def test_a_bad_experiment_fails_collection_before_anything_trains(tmp_path):
+    from tests.conftest import ROOT, run_pytest
+
+    text = (ROOT / "tests" / "sample" / "bench_tiny.py").read_text()
+    bad = text.replace('targets={"full": 0.5, "default": 0.5, "smoke": 0.5}',
+                       'grid={"a": {}}, targets={"full": {"a": 0.5}, "default": {"a": 0.5}, "smoke": {"b": 0.5}}')
+    assert bad != text
+    (tmp_path / "bench_bad.py").write_text(bad)
+    run = run_pytest(str(tmp_path / "bench_bad.py"), "-o", "python_files=bench_*.py", "--devices", "cpu",
+                     "--profile", "smoke")
+    assert run.returncode == 2, run.stdout + run.stderr  # a collection error: nothing ran
+    assert "bench_bad.py: EXPERIMENT targets['smoke'] names 'b', not in the grid (a)" in run.stdout
+    assert "epoch 1/" not in run.stdout

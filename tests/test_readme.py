@@ -18,24 +18,40 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-def test_the_readme_example_benchmark_runs_outside_the_checkout(tmp_path):
-    # A repository of the user's own: only the installed plugin, no conftest.py.
+def run_outside(example: str, *options: str) -> subprocess.CompletedProcess:
+    """`pytest benchmarks/test_my_regressor.py --profile smoke --devices cpu` in a repository of
+    the user's own, outside this checkout: only the installed plugin, no conftest.py."""
     project = Path(tempfile.mkdtemp(prefix="fitbench-readme-example-"))
     try:
         (project / "benchmarks").mkdir()
-        (project / "benchmarks" / "test_my_regressor.py").write_text(readme_example())
+        (project / "benchmarks" / "test_my_regressor.py").write_text(example)
         clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
-        run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-                              "benchmarks/test_my_regressor.py", "--profile", "smoke", "--devices", "cpu"],
-                             cwd=project, env=clean, capture_output=True, text=True, timeout=600)
+        return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                               "benchmarks/test_my_regressor.py", "--profile", "smoke", "--devices", "cpu", *options],
+                              cwd=project, env=clean, capture_output=True, text=True, timeout=600)
     finally:
         shutil.rmtree(project)
+
+
+def test_the_readme_example_benchmark_runs_outside_the_checkout():
+    run = run_outside(readme_example())
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 passed, 1 deselected" in run.stdout  # units-16 is not in the smoke subset
     assert "1 case is not in the smoke profile's subset" in run.stdout
     row = next(line for line in run.stdout.splitlines() if line.startswith("my_regressor "))
     assert "units-64" in row and "<=60.000" in row  # the summary row: MAE against its target
     assert "test_my_regressor[cpu-units-64] epoch 15/15:" in run.stdout and ", mae " in run.stdout
+
+
+def test_the_readme_example_with_a_learning_rate_far_too_high_stops_at_epoch_1_as_diverged():
+    adam = '{"class_name": "Adam", "config": {"learning_rate": 0.05}}'
+    example = readme_example()
+    assert adam in example
+    run = run_outside(example.replace(adam, '{"class_name": "SGD", "config": {"learning_rate": 1e4}}'))
+    assert run.returncode == 1, run.stdout + run.stderr
+    line = next(line for line in run.stdout.splitlines() if "diverged at epoch" in line)
+    assert line.startswith("diverged at epoch 1: loss "), line
+    assert "epoch 2/15" not in run.stdout
 
 
 def readme_ab_commands() -> list[str]:

@@ -92,7 +92,9 @@ def test_a_timed_round_holds_training_and_nothing_else(tiny_dataset, cpu, monkey
             assert log[index + 1][0] == "get_metrics_result"
     outside = [name for name, in_round in log if not in_round]
     assert outside.count("fit") == 1  # epoch 1 only, recorded as first_epoch_seconds
-    assert outside.count("evaluate") == 4 + 1  # validation after every epoch, test at the end
+    # The loss before training (the divergence guard's reference), validation after every
+    # epoch, test at the end.
+    assert outside.count("evaluate") == 1 + 4 + 1
     # Epoch 1's data, then one iterator over epochs 2..N opened before the rounds.
     assert outside.count("epoch_data") == 2 and outside.count("open_rounds") == 1
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -97,9 +98,12 @@ def test_a_lost_token_times_out_and_the_session_runs_on_alone(tmp_path):
     ring.leave()
 
 
-def test_a_bad_ring_specification_is_a_clear_error(tmp_path):
-    with pytest.raises(turns.RingError, match="fitbench interleave"):
+def test_a_bad_ring_specification_is_a_clear_error(tmp_path, monkeypatch):
+    with pytest.raises(turns.RingError, match=f"no readable {tmp_path}/nowhere/ring.json .*fitbench interleave"):
         turns.Ring.join(f"{tmp_path}/nowhere:0")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(turns.RingError, match=f"no readable ring/ring.json \\(relative to {tmp_path}\\)"):
+        turns.Ring.join("ring:0")
     turns.create(tmp_path / "ring", 2)
     with pytest.raises(turns.RingError, match="outside the ring of 2"):
         turns.Ring.join(f"{tmp_path / 'ring'}:5")
@@ -128,6 +132,16 @@ def test_run_starts_the_ring_once_every_session_has_joined_or_ended(tmp_path):
     first, second = (json.loads((tmp_path / f"{i}.json").read_text()) for i in range(2))
     # Turns are places in the rounds: turn 2, session 3's, was skipped.
     assert [t for t, _ in first] == [0, 3, 6] and [t for t, _ in second] == [1, 4, 7]
+
+
+def test_a_relative_logs_directory_works_for_sessions_that_cd_elsewhere(tmp_path, monkeypatch):
+    script = tmp_path / "session.py"
+    script.write_text(SESSION)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    commands = [f"cd elsewhere && {sys.executable} {script} {tmp_path / f'{i}.json'}" for i in range(2)]
+    assert turns.run(commands, Path("logs"), timeout=20, order="fixed") == [0, 0]
+    assert all((tmp_path / f"{i}.json").exists() for i in range(2))
 
 
 def test_the_driver_alternates_the_order_and_skips_the_turns_of_a_session_that_never_joined(tmp_path):

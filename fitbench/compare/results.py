@@ -269,8 +269,10 @@ def efficiency(record: Record, measured: dict[str, dict[str, float]] | None) -> 
     return record.gflops_per_second / (peak * record.measurement.workers)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` so that a reader (or a kill) sees the old file or the new one, whole."""
+def write_atomically(path: Path, text: str, exclusive: bool = False) -> None:
+    """Write `text` to `path` so that a reader (or a kill) sees the old file or the new one, whole.
+    `exclusive`: never over another file; FileExistsError when `path` exists (another session
+    took that name first)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -282,7 +284,11 @@ def write_atomically(path: Path, text: str) -> None:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, path)
+        if exclusive:
+            os.link(temporary, path)  # fails if the name exists, where a rename would replace it
+            os.unlink(temporary)
+        else:
+            os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

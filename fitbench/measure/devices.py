@@ -251,9 +251,15 @@ def _resolve_tpu(address: str | None) -> Device:
         # machine without one fails later with NotFoundError; an unknown name makes it ask the
         # GCE metadata server, which fails with urllib's URLError (or a gRPC error).
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if address is None:
+            raise DeviceUnavailable(
+                f"no TPU reachable ({type(error).__name__}: {first_line}); give --tpu NAME "
+                "(or 'local' on a Cloud TPU VM), or set TPU_NAME / COLAB_TPU_ADDR"
+            ) from error
         raise DeviceUnavailable(
-            f"no TPU reachable ({type(error).__name__}: {first_line}); give --tpu NAME "
-            "(or 'local' on a Cloud TPU VM), or set TPU_NAME / COLAB_TPU_ADDR"
+            f"TPU {address!r} not reachable ({type(error).__name__}: {first_line}); check its name and zone "
+            "(gcloud compute tpus tpu-vm list) and that this machine may reach it, or give --tpu local on a "
+            "Cloud TPU VM"
         ) from error
     cores = strategy.num_replicas_in_sync
     return Device("tpu", strategy, f"TPU {address or 'auto'} ({cores} cores)")

@@ -24,7 +24,11 @@ BENCHMARKS = Path("benchmarks")  # where the tools look by default: the current 
 SPLITS = ("test", "validation")  # where a target is checked
 # Metrics that live in [0, 1]: a target outside it is a typo.
 UNIT_METRICS = {"accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
-                "top_k_categorical_accuracy", "auc", "precision", "recall"}
+                "top_k_categorical_accuracy", "auc", "precision", "recall", "f1_score"}
+# Errors that are never negative (Keras' names): a target of 0 or below can never be met.
+ERROR_METRICS = {"mae", "mse", "mape", "msle", "mean_absolute_error", "mean_squared_error",
+                 "root_mean_squared_error", "mean_absolute_percentage_error", "mean_squared_logarithmic_error",
+                 "log_cosh_error"}
 
 
 @dataclass(frozen=True)
@@ -120,21 +124,52 @@ class Experiment:
                     self.notes.get(case, ""))
 
     def check(self) -> list[str]:
-        """What is wrong with this experiment's declaration (empty when nothing)."""
+        """What is wrong with this experiment's declaration, one line each with the fix (empty
+        when nothing): checked at collection, before anything trains."""
         problems = []
-        for profile in self.targets:
+        for profile, targets in self.targets.items():
+            if self.parametrized and isinstance(targets, Mapping):
+                unknown = [case for case in targets if case not in self.grid]
+                if unknown:
+                    problems.append(f"targets[{profile!r}] names {', '.join(map(repr, unknown))}, not in the grid "
+                                    f"({', '.join(self.cases)}): fix the case id or add it to the grid")
+                if not targets or all(_none_everywhere(value) for value in targets.values()):
+                    problems.append(f"profile {profile!r} has no targets, so it would run nothing: give a target "
+                                    "per case, or remove the profile")
+            elif not self.parametrized and _none_everywhere(targets):
+                problems.append(f"profile {profile!r} has no target, so it would run nothing: give one, or remove "
+                                "the profile")
             for case in self.cases:
                 for kind in KINDS:
                     try:
                         threshold = self.target(profile, case, kind)
-                        self.workload_of(case).schedule(profile, kind)
+                        workload = self.workload_of(case)
+                        workload.schedule(profile, kind)
                     except (KeyError, ValueError) as error:
-                        problems.append(str(error))
+                        problems.append(str(error).strip("'\""))
                         continue
-                    metric = self.workload_of(case).metric
-                    if threshold is not None and metric in UNIT_METRICS and not 0 < threshold <= 1:
-                        problems.append(f"{profile}/{case or '-'}/{kind}: {metric} target {threshold} is not in (0, 1]")
-        return problems
+                    raw = targets.get(case) if self.parametrized and isinstance(targets, Mapping) else targets
+                    where = f"{profile}/{case or '-'}" + (f"/{kind}" if isinstance(raw, Mapping) else "")
+                    if threshold is not None:
+                        problems += out_of_range(workload, threshold, where)
+        return sorted(set(problems), key=problems.index)
+
+
+def out_of_range(workload: Workload, threshold: float, where: str) -> list[str]:
+    """A target the metric can never meet, in its own direction."""
+    metric = workload.metric
+    if metric in UNIT_METRICS and not 0 < threshold <= 1:
+        return [f"{where}: {metric} target {threshold:g} is not in (0, 1], so {metric} {workload.goal} "
+                f"{threshold:g} can never be met (or always is); give a fraction, 0.85 for 85%"]
+    if metric in ERROR_METRICS and threshold <= 0:
+        return [f"{where}: {metric} target {threshold:g}: an error is never below 0, so {metric} <= {threshold:g} "
+                "can never be met; give the largest error you accept"]
+    return []
+
+
+def _none_everywhere(value: Any) -> bool:
+    """A target that selects no device: None, or None for every device kind."""
+    return value is None or (isinstance(value, Mapping) and all(v is None for v in value.values()))
 
 
 def load_module(path: str | os.PathLike) -> ModuleType:

@@ -357,16 +357,32 @@ class EpochRunner:
         )
         if self.on_epoch is not None:
             self.on_epoch(self.records[-1])
-        if not math.isfinite(loss):
+        exploded = self.exploded(loss)
+        if exploded is not None:
             raise Diverged(
-                f"diverged at epoch {len(self.records)}: loss {loss} ({self.workload.name}, batch size "
+                f"diverged at epoch {len(self.records)}: loss {loss:.4g}{exploded} ({self.workload.name}, batch size "
                 f"{self.workload.batch_size}, {describe_optimizer(self.model.optimizer)}, {self.device.kind})")
+
+    def exploded(self, loss: float) -> str | None:
+        """None while training is sane; else what to add to the loss to say how it left it
+        ('' when not finite; past the workload's multiple of its loss before training)."""
+        if not math.isfinite(loss):
+            return ""
+        limit, before = self.workload.loss_explosion, getattr(self, "initial_loss", math.nan)
+        if not (math.isfinite(before) and before > 0 and loss > limit * before):
+            return None
+        return (f" ({loss / before:.2g}x its loss before training, {before:.4g}; "
+                f"the limit is Workload.loss_explosion = {limit:g}x)")
 
     def start(self) -> None:
         """Untimed: the inputs, the model, epoch 1 (tracing included, recorded on its own)."""
         self.prepare_inputs()
         self.model = self.build()
         self.take_turn()
+        # The loss before any training, on the validation set (in this session's turn, outside
+        # every clock): what an exploding loss is measured against (Workload.loss_explosion).
+        self.initial_loss = float(self.evaluate(self._val_data)["loss"])
+        self.model.reset_metrics()  # epoch 1's training metrics start from zero, as fit's do
         numpy = self.variant.pipeline == "numpy"
         self.first_epoch(None if numpy else self.epoch_data(0))
         self.record_epoch()

@@ -137,6 +137,12 @@ class Workload:
     pixel_scale: float = 1 / 255  # the CNN guide feeds raw 0..255 pixels (scale 1.0)
     seed: int = 42
     variant: Variant = Variant()
+    # Training stops as diverged when its loss is not finite or exceeds this multiple of the
+    # loss before training. A model that is learning lowers its loss; one that has blown up
+    # (a learning rate far too high) lands orders of magnitude above it (3.6e13 against 2.4),
+    # where no epoch of this suite's benchmarks went past 1.1x (docs/measurement.md). Not part
+    # of what is measured: a guard, like a timeout.
+    loss_explosion: float = 1e3
 
     def __post_init__(self) -> None:
         if self.higher_is_better is None and self.metric not in HIGHER_IS_BETTER:

@@ -24,6 +24,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     experiment = getattr(metafunc.module, "EXPERIMENT", None)
     if "case" not in metafunc.fixturenames or experiment is None:
         return
+    problems = experiment.check()
+    if problems:  # before anything trains: a collection error naming the file, one line each
+        where = metafunc.definition.path.name
+        pytest.fail("\n".join(f"{where}: EXPERIMENT {problem}" for problem in problems), pytrace=False)
     # Under --variant the id says so: its results never share a name with the plain run's.
     override = state(metafunc.config).variant
     suffix = f"variant-{'-'.join(metafunc.config.getoption('variant'))}" if override else ""
@@ -65,6 +69,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     kinds = {getattr(getattr(item, "callspec", None), "params", {}).get("device") for item in session.items
              if getattr(getattr(item, "module", None), "EXPERIMENT", None) is not None}
     state(session.config).peak_kinds = sorted(kind for kind in kinds if kind)
+    if "tpu" in kinds:
+        require_named_tpu(session.config)
     if state(session.config).peak_kinds and not hasattr(session.config, "workerinput"):
         measured_peaks(session.config)
     session_progress = state(session.config).progress
@@ -86,6 +92,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         case = under_variant_option(session.config, case)
         if not skipped_variant(session.config, device, case.workload.variant):
             session_progress.pending[item.nodeid] = case.workload.schedule(profile, device).epochs
+
+
+def require_named_tpu(config: pytest.Config) -> None:
+    """A TPU the user named (--tpu, TPU_NAME, COLAB_TPU_ADDR) was meant to be used: if it
+    cannot be reached, the session stops before any training, with the resolver's reason.
+    With none named, TPU tests skip (the device fixture says why)."""
+    named = devices.tpu_address(config.getoption("tpu"))
+    if named is None or hasattr(config, "workerinput"):
+        return
+    try:
+        devices.resolve("tpu", config.getoption("tpu"))
+    except devices.DeviceUnavailable as reason:
+        raise pytest.UsageError(f"--tpu/TPU_NAME named a TPU that cannot be used: {reason}") from None
 
 
 def under_variant_option(config: pytest.Config, case: Case) -> Case:

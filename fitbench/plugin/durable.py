@@ -7,8 +7,10 @@ pytest-benchmark writes its JSON once, when the session ends; a session killed b
 that file after each test, through pytest-benchmark's own hooks (``generate_json``,
 ``update_json``: the same format, with fitbench's section), atomically (a temporary file
 renamed over the old one), marked ``"partial": true`` in its ``fitbench`` section. At the end
-of the session pytest-benchmark writes the final file as usual (the saved run's partial copy
-is removed first, so that its number is reused); a session that was interrupted says so in
+of the session pytest-benchmark writes the final file as usual, and the saved run's partial
+copy (``partial_NAME_PID_RANDOM.json``: outside pytest-benchmark's numbering, unique to the
+session) is removed; the final run takes the next free number exclusively (save_numbered), so
+that sessions sharing a storage folder never replace each other's. A session that was interrupted says so in
 that file too. SIGTERM (``timeout``, Slurm, Kubernetes, CI runners cancelling) is turned into
 a KeyboardInterrupt, so the session ends as with Ctrl-C: the summary, and the JSON of every
 benchmark it finished.
@@ -21,6 +23,8 @@ say how many trainings shared the machine.
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -56,7 +60,10 @@ class DurableResults:
         name = session.save or session.autosave
         if name and hasattr(session.storage, "get"):  # file storage (not elasticsearch)
             if self.saved_copy is None:
-                self.saved_copy = Path(session.storage.get(f"{session.storage._next_num}_{name}.json"))
+                # Outside pytest-benchmark's numbering (NNNN_*): it takes no number, and neither
+                # --benchmark-compare nor another session's next number sees it; unique to this
+                # session, so that sessions sharing a storage folder never write the same file.
+                self.saved_copy = Path(session.storage.get(f"partial_{name}_{os.getpid()}_{uuid.uuid4().hex[:8]}.json"))
             paths.append(self.saved_copy)
         return paths
 
@@ -64,13 +71,19 @@ class DurableResults:
         self.write(partial=True)
 
     def write(self, partial: bool) -> None:
+        """The JSON so far (partial: to --benchmark-json and this session's partial copy), or
+        the final one when pytest-benchmark writes none (to --benchmark-json, and saved under
+        the next free number)."""
         targets = self.targets()
         entries = self.worker_entries() if self.distributed else None
         if not targets or not state(self.config).records.entries:
             return
         text = self.render(partial, entries)
         for path in targets:
-            write_atomically(path, text)
+            if partial or path != self.saved_copy:
+                write_atomically(path, text)
+        if not partial and self.saved_copy is not None:
+            save_numbered(self.session.storage, self.session.save or self.session.autosave, text)
 
     def worker_entries(self) -> list[dict]:
         """pytest-benchmark's entries for the benchmarks pytest-xdist's workers ran."""
@@ -120,7 +133,34 @@ class DurableResults:
             # No timed round anywhere (every test ended in epoch 1): pytest-benchmark writes
             # nothing, so the records are kept here.
             self.write(partial=bool(state(self.config).interrupted))
-        elif self.saved_copy is not None:
-            # pytest-benchmark saves the final run now, under the next free number: this one.
-            self.saved_copy.unlink(missing_ok=True)
+        if self.session is not None and hasattr(self.session.storage, "get") and not self.distributed:
+            # pytest-benchmark saves the final run now, under the next free number; two sessions
+            # ending together would take the same one, and one file would replace the other.
+            self.session.storage.save = exclusive_save(self.session.storage)
         yield
+        if self.saved_copy is not None:
+            self.saved_copy.unlink(missing_ok=True)  # the final run is saved: its partial copy goes
+
+
+def save_numbered(storage, name: str, text: str) -> Path:
+    """Save `text` in pytest-benchmark's storage under the next free number (NNNN_name.json),
+    taken exclusively: if another session saved under that number since it was counted, the
+    next one."""
+    while True:
+        path = Path(storage.get(f"{storage._next_num}_{name}.json"))
+        try:
+            write_atomically(path, text, exclusive=True)
+        except FileExistsError:
+            continue
+        storage.logger.info(f"Saved benchmark data in: {path}")
+        return path
+
+
+def exclusive_save(storage):
+    """pytest-benchmark's FileStorage.save(output_json, name), through save_numbered."""
+    from pytest_benchmark.utils import safe_dumps
+
+    def save(output_json: dict, name: str) -> None:
+        save_numbered(storage, name, safe_dumps(output_json, ensure_ascii=True, indent=4))
+
+    return save

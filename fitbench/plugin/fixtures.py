@@ -21,7 +21,7 @@ from fitbench.measure.devices import Device, DeviceUnavailable
 from fitbench.measure.experiments import Case, Experiment
 from fitbench.measure.workloads import Variant, Workload
 from fitbench.plugin.collect import skipped_variant, under_variant_option
-from fitbench.plugin.session import RESULT_KEY, state
+from fitbench.plugin.session import RESULT_KEY, UNFINISHED, state
 from fitbench.processes import cluster as clusters
 
 
@@ -137,6 +137,8 @@ def train(request: pytest.FixtureRequest, benchmark, device: Device, load_datase
             case = node.funcargs.get("case")
             track_test = getattr(case, "split", "test") == "test"
             twin = None if reference is None or reference == workload.variant else workload.but(variant=reference)
+            if benchmark is not None:
+                benchmark.extra_info[UNFINISHED] = True
             record = runner.train(workload, profile, device, dataset, benchmark, on_epoch, track_test, twin)
         except runner.Diverged as diverged:
             keep(diverged.record)

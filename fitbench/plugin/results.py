@@ -21,7 +21,7 @@ from fitbench.compare.results import (
 )
 from fitbench.compare.run_info import RunInfo
 from fitbench.measure import devices, hardware, peak
-from fitbench.plugin.session import RESULT_KEY, state
+from fitbench.plugin.session import RESULT_KEY, UNFINISHED, state
 
 RECORD_PROPERTY = "fitbench"
 POSITION_PROPERTY = "fitbench-position"
@@ -43,6 +43,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         info = record.to_json()
         benchmark = getattr(item, "funcargs", {}).get("benchmark")
         if benchmark is not None:
+            benchmark.extra_info.pop(UNFINISHED, None)
             benchmark.extra_info.update(info)
         params = dict(getattr(getattr(item, "callspec", None), "params", {}))
         group = item.get_closest_marker("benchmark")
@@ -138,6 +139,9 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
     """The run's own section: schema, profile, CPU replicas, whether it is partial, the device
     comparison, and the records of tests that ended before a timed round (a divergence in
     epoch 1), which pytest-benchmark has no entry for."""
+    # A test interrupted mid-training has pytest-benchmark's rounds so far, and no record: not a result.
+    output_json["benchmarks"] = [bench for bench in output_json.get("benchmarks", [])
+                                 if not (bench.get("extra_info") or {}).get(UNFINISHED)]
     records, names = [], set()
     for bench in output_json.get("benchmarks", []):
         names.add(bench.get("name"))
@@ -189,8 +193,8 @@ def name_saved_run(config: pytest.Config) -> None:
 
 
 def choose_compared_run(config: pytest.Config) -> list[str]:
-    """`--benchmark-compare` without a number: the newest saved run *of this measurement* (profile,
-    CPU replicas), not just the newest; none: refuse, in one line. Returns lines for the header."""
+    """`--benchmark-compare` without a number: the newest complete saved run *of this measurement*
+    (profile, CPU replicas), not just the newest; none: refuse, in one line. Returns lines for the header."""
     if config.getoption("benchmark_compare", None) is not True:
         return []
     storage = str(config.getoption("benchmark_storage"))
@@ -205,6 +209,9 @@ def choose_compared_run(config: pytest.Config) -> list[str]:
             run = load_run(path)
         except NotBenchmarkJSON as error:
             skipped.append(f"{path.name} ({error})")
+            continue
+        if run.partial:  # an interrupted session's run: not a baseline while a complete one may follow
+            skipped.append(f"{path.name} (partial: its session was interrupted)")
             continue
         if _session_matches(run, config):
             config.option.benchmark_compare = str(path)

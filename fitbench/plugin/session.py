@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 # The runner's Record of a test, stored by the `train` fixture; written when its report is made.
 RESULT_KEY = pytest.StashKey[Record]()
+# In a benchmark's extra_info while it trains, replaced by its record when the test ends: an
+# entry that still has it (the session was interrupted mid-test) is never written as a result.
+UNFINISHED = "fitbench_unfinished"
 
 
 @dataclass

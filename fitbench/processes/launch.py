@@ -33,6 +33,7 @@ from fitbench.processes.cluster import TF_CONFIG, free_ports, tf_config
 
 HOST = "127.0.0.1"
 NORMAL_EXITS = (0, 1, 5)  # pytest: all passed, some tests failed, none collected
+PYTEST_EXITS = {0: " (passed)", 1: " (tests failed)", 5: " (no tests collected)"}
 FINISH_TIMEOUT = 300.0  # seconds the others may run on after one worker ended normally
 STALL_TIMEOUT = 60.0  # seconds a worker may be stopped (SIGSTOP) before it counts as not answering
 GRACE_SECONDS = 30.0  # after SIGTERM, for a worker to save what it finished, before SIGKILL
@@ -192,6 +193,10 @@ class Launcher:
             # Its own abnormal status; 3 (pytest's internal error) when it was stopped or ran on.
             return status if status not in (None, *NORMAL_EXITS) else 3
         statuses = [w.process.returncode for w in self.workers]
+        if any(statuses):  # each worker's end, in one line: which one failed its tests, or none ran
+            self.say("fitbench workers: " + "; ".join(
+                f"{w.name} {describe_exit(w.process.returncode)}{PYTEST_EXITS.get(w.process.returncode, '')}"
+                for w in self.workers))
         return max(statuses, key=abs)
 
     def watch(self) -> tuple[Worker, str] | None:

@@ -161,8 +161,11 @@ class Ring:
             described = json.loads((Path(directory) / "ring.json").read_text())
             index = int(index_text)
         except (OSError, ValueError) as error:
-            raise RingError(f"{ENV}={spec!r} does not name a ring ({error}); run the sessions "
-                            "through `fitbench interleave`, which sets it") from error
+            missing = Path(directory) / "ring.json"
+            where = "" if missing.is_absolute() else f" (relative to {Path.cwd()})"
+            raise RingError(f"{ENV}={spec!r} does not name a ring: no readable {missing}{where} "
+                            f"({getattr(error, 'strerror', None) or error}); `fitbench interleave` sets it, "
+                            "with an absolute path, for each session it starts") from error
         if not 0 <= index < described["size"]:
             raise RingError(f"{ENV}={spec!r}: index {index} is outside the ring of {described['size']}")
         ring = cls(Path(directory), index, described["size"], described["id"], described["timeout"],
@@ -284,8 +287,9 @@ class Driver:
                  poll_seconds: float = 0.2, grace: float = GRACE_SECONDS, order: str = DEFAULT_ORDER):
         self.interrupted = False
         self.order = order
-        self.commands, self.directory = list(commands), directory
-        self.ring = directory / "ring"
+        # Absolute: a session may cd elsewhere (another checkout) before it joins the ring.
+        self.commands, self.directory = list(commands), Path(directory).resolve()
+        self.ring = self.directory / "ring"
         self.timeout, self.join_timeout, self.deadline = timeout, join_timeout, deadline
         self.poll_seconds, self.grace = poll_seconds, grace
         self.outcomes = [Outcome(command) for command in self.commands]
