@@ -58,6 +58,13 @@ def test_a_planted_step_is_found_between_the_right_runs_and_alerts(tmp_path, cap
     assert "| regression |" in summary.read_text()
     # Older than the last 5 runs: found, but no alert.
     assert cli.main(["history", str(runs), "--alert-last", "5"]) == 0
+    # The report's history plot marks it, and the report lists it.
+    report = tmp_path / "report"
+    assert cli.main(["report", *map(str, sorted(runs.glob("*.json"))), "-o", str(report),
+                     "--benchmarks", "tests/sample/bench_tiny.py"]) == 0
+    text = (report / "report.md").read_text()
+    assert "Change points (`fitbench history`):" in text and "* REGRESSION   test_tiny[cpu]: epoch time x1.1" in text
+    assert list(report.glob("history_*.png"))
 
 
 def test_a_flat_series_says_so(tmp_path, capsys):

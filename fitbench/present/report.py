@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from fitbench.compare import scaling  # noqa: E402
+from fitbench.compare import history, scaling  # noqa: E402
 from fitbench.compare.record import Record  # noqa: E402
 from fitbench.compare.results import Run, device_speedups, load_run, variant_speedups  # noqa: E402
 from fitbench.measure import experiments
@@ -208,8 +208,13 @@ def variant_plot(path: Path, records: list[Record]) -> Path | None:
     return path
 
 
-def history_plot(path: Path, title: str, series: list[list[Entry]]) -> Path | None:
-    """Median epoch time of each measurement (a line each) across the runs that have it."""
+CHANGE_COLORS = {"regression": "tab:red", "improvement": "tab:green", "shift": "tab:gray"}
+
+
+def history_plot(path: Path, title: str, series: list[list[Entry]],
+                 change_points: Sequence[history.ChangePoint] = ()) -> Path | None:
+    """Median epoch time of each measurement (a line each) across the runs that have it, with
+    `fitbench history`'s change points of these measurements marked between their two runs."""
     series = [s for s in series if len(s) >= 2]
     if not series:
         return None
@@ -221,16 +226,28 @@ def history_plot(path: Path, title: str, series: list[list[Entry]]) -> Path | No
         label = f"{record.case or record.experiment} {record.device}{_variation(record)}"
         axis.plot([position[id(e.run)] for e in entries], [e.record.median_epoch_seconds for e in entries],
                   marker="o", color=color, label=label)
+    for change in change_points:
+        if id(change.after.run) in position:
+            where = position[id(change.after.run)] - 0.5
+            axis.axvline(where, color=CHANGE_COLORS.get(change.verdict, "tab:gray"), linestyle="--", linewidth=1)
+            axis.annotate(f"{change.verdict} x{change.ratio:.2f}", (where, 1), xycoords=("data", "axes fraction"),
+                          xytext=(3, -12), textcoords="offset points", fontsize=7,
+                          color=CHANGE_COLORS.get(change.verdict, "tab:gray"))
     axis.set_xticks(range(len(runs)), [tick_label(run) for run in runs], fontsize=8,
                     rotation=30 if len(runs) > 8 else 0, ha="right" if len(runs) > 8 else "center")
     axis.set(title=title, xlabel="run (number, commit, date; oldest first)", ylabel="median seconds per epoch (s)")
-    axis.set_ylim(bottom=0)
+    highest = max(e.record.median_epoch_seconds for s in series for e in s)
+    axis.set_ylim(bottom=0, top=highest * (1.2 if change_points else 1.05))  # room for the marks' labels
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, ncol=2 if len(series) > 8 else 1, bbox_to_anchor=(1.01, 1), loc="upper left")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def _series_key(record: Record) -> str:
+    return f"{record.name} {record.measurement.key()}"
 
 
 def tick_label(run: Run) -> str:
@@ -347,13 +364,18 @@ def render(runs: Sequence[Run], directory: Path, known: dict[str, Experiment] | 
 
     lines += ["", "## History", ""]
     histories = []
+    found = {_series_key(series.points[-1].record): series for series in history.history(runs)}
+    marked: list[str] = []
     for (name, profile) in sections:
         series = [entries for entries in measurements.values()
                   if (entries[-1].record.experiment, entries[-1].record.profile) == (name, profile)]
         experiment = known.get(name)
+        changes = [change for entries in series
+                   for change in getattr(found.get(_series_key(entries[-1].record)), "change_points", [])]
+        marked += [change.describe() for change in changes]
         made = history_plot(directory / f"history_{_slug(name)}_{profile}.png",
                             f"{experiment.title if experiment else name} ({profile}): median epoch time across runs",
-                            series)
+                            series, changes)
         if made:
             histories.append(made)
             for entries in series:
@@ -361,6 +383,8 @@ def render(runs: Sequence[Run], directory: Path, known: dict[str, Experiment] | 
                     for entry in entries:
                         used[id(entry.run)].add("history")
     if histories:
+        if marked:  # fitbench history's change points, drawn dashed between their two runs
+            lines += ["Change points (`fitbench history`):", ""] + [f"* {line.strip()}" for line in marked] + [""]
         lines += [f"![{p.stem}]({p.name})" for p in histories]
     else:
         lines.append("No measurement is in more than one run: give several runs of one profile "
