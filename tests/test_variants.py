@@ -226,14 +226,25 @@ def test_efficiency_is_achieved_over_the_peak_of_the_variants_precision():
     assert efficiency(make_record("w", epoch_seconds=[2.0]), measured) is None  # no timed epoch
 
 
-def test_the_peak_is_measured_once_per_fingerprint(cpu, monkeypatch):
+def test_the_peak_is_measured_once_per_fingerprint_as_the_best_of_the_swept_sizes(cpu, monkeypatch):
     calls = []
-    monkeypatch.setattr(peak, "matmul_gflops", lambda device, precision: calls.append(precision) or 123.0)
+    rates = {512: 90.0, 1024: 123.0, 2048: 110.0}
+    monkeypatch.setattr(peak, "matmul_gflops",
+                        lambda device, precision, size: calls.append(precision) or rates[size])
     first, cache = peak.peaks([cpu], {})
+    assert set(first["cpu"].values()) == {123.0}  # an upper bound: the best size's rate
     again, _ = peak.peaks([cpu], cache)
-    assert first == again and calls == peak.fast_precisions("cpu")
+    sizes = len(peak.SIZES["cpu"])
+    assert first == again and calls == [p for p in peak.fast_precisions("cpu") for _ in range(sizes)]
     peak.peaks([cpu], cache, remeasure=True)
-    assert calls == peak.fast_precisions("cpu") * 2
+    assert len(calls) == 2 * sizes * len(peak.fast_precisions("cpu"))
+
+
+def test_an_efficiency_above_100_percent_is_never_printed_as_a_figure():
+    from fitbench.present.format import percent_of_peak
+
+    assert [percent_of_peak(v) for v in (None, 0.05, 0.42, 1.0, 1.052)] == ["-", "5.0%", "42%", "100%", ">100%"]
+    assert percent_of_peak(0.4213, 1) == "42.1%"
 
 
 def test_a_real_peak_is_a_positive_rate(cpu):

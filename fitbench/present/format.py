@@ -53,7 +53,8 @@ COLUMNS = [  # (title, width, right-aligned)
 SUMMARY_LEGEND = ("target: the checked metric, its goal (>= or <=) and its target; s/epoch: median of epochs "
                   "2..N; to tgt s: training seconds until the checked metric first met its target (epoch 1 "
                   "included); eff: training FLOP/s over "
-                  "this machine's matmul peak in the variant's precision; speedup: per sample vs the cpu "
+                  "this machine's matmul peak in the variant's precision (>100%: the peak is underestimated); "
+                  "speedup: per sample vs the cpu "
                   "(devices), per epoch vs the f32 variant of the same case (variants)")
 
 
@@ -69,8 +70,17 @@ def device_label(record: Record) -> str:
 
 
 def efficiency(record: Record, peaks: dict | None) -> str:
-    value = results.efficiency(record, peaks)
-    return "-" if value is None else f"{value:.0%}" if value >= 0.1 else f"{value:.1%}"
+    return percent_of_peak(results.efficiency(record, peaks))
+
+
+def percent_of_peak(value: float | None, digits: int | None = None) -> str:
+    """An efficiency as a percentage; above 100% the measured peak was below what the device
+    reached, so no figure is printed, only that mark."""
+    if value is None:
+        return "-"
+    if value > 1:
+        return ">100%"
+    return f"{value:.{digits}%}" if digits is not None else f"{value:.0%}" if value >= 0.1 else f"{value:.1%}"
 
 
 def summary_lines(records: Sequence[Record], speedups: list[Speedup] | None = None,
@@ -144,8 +154,10 @@ def _checks(verdict: Verdict) -> str:
                   + (", not gated" if first == INFORMATIONAL else "") + ")")
     efficiency = ""
     if verdict.baseline_efficiency is not None and verdict.candidate_efficiency is not None:
-        efficiency = (f", efficiency {verdict.baseline_efficiency:.1%} -> {verdict.candidate_efficiency:.1%} of each "
-                      "machine's peak (secondary, not gated)")
+        both = (verdict.baseline_efficiency, verdict.candidate_efficiency)
+        under = " (above 100%: that machine's measured peak is underestimated)" if max(both) > 1 else ""
+        efficiency = (f", efficiency {percent_of_peak(both[0], 1)} -> {percent_of_peak(both[1], 1)} of each "
+                      f"machine's peak (secondary, not gated){under}")
     return f"{verdict.metric_name or 'metric'} {verdict.metric}, {first_text}{efficiency}"
 
 
