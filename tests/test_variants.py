@@ -230,7 +230,7 @@ def test_the_peak_is_measured_once_per_fingerprint_as_the_best_of_the_swept_size
     calls = []
     rates = {512: 90.0, 1024: 123.0, 2048: 110.0}
     monkeypatch.setattr(peak, "matmul_gflops",
-                        lambda device, precision, size: calls.append(precision) or rates[size])
+                        lambda device, precision, n: calls.append(precision) or rates[n])
     first, cache = peak.peaks([cpu], {})
     assert set(first["cpu"].values()) == {123.0}  # an upper bound: the best size's rate
     again, _ = peak.peaks([cpu], cache)
@@ -248,7 +248,7 @@ def test_an_efficiency_above_100_percent_is_never_printed_as_a_figure():
 
 
 def test_a_real_peak_is_a_positive_rate(cpu):
-    assert peak.matmul_gflops(cpu, "float32", size=256) > 0
+    assert peak.matmul_gflops(cpu, "float32", n=256) > 0
 
 
 # --- a variant and its f32 twin, in turns in one test ------------------------------------------

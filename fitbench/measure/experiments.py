@@ -18,17 +18,15 @@ from types import ModuleType
 from typing import Any
 
 from fitbench.measure.devices import KINDS
-from fitbench.measure.workloads import Workload
+from fitbench.measure.workloads import HIGHER_IS_BETTER, Workload
 
 BENCHMARKS = Path("benchmarks")  # where the tools look by default: the current directory's benchmarks/
 SPLITS = ("test", "validation")  # where a target is checked
 # Metrics that live in [0, 1]: a target outside it is a typo.
 UNIT_METRICS = {"accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
                 "top_k_categorical_accuracy", "auc", "precision", "recall", "f1_score"}
-# Errors that are never negative (Keras' names): a target of 0 or below can never be met.
-ERROR_METRICS = {"mae", "mse", "mape", "msle", "mean_absolute_error", "mean_squared_error",
-                 "root_mean_squared_error", "mean_absolute_percentage_error", "mean_squared_logarithmic_error",
-                 "log_cosh_error"}
+# Errors, never negative (the metrics whose lower value is better): a target of 0 or below can never be met.
+ERROR_METRICS = {metric for metric, higher in HIGHER_IS_BETTER.items() if not higher}
 
 
 @dataclass(frozen=True)

@@ -34,13 +34,12 @@ TRIALS = 5
 
 def peak_gflops(device: Device, precision: str) -> float:
     """The device's dense matmul peak in `precision`: the best over the swept sizes."""
-    return max(matmul_gflops(device, precision, size) for size in SIZES[device.kind])
+    return max(matmul_gflops(device, precision, n) for n in SIZES[device.kind])
 
 
-def matmul_gflops(device: Device, precision: str, size: int) -> float:
+def matmul_gflops(device: Device, precision: str, n: int) -> float:
     """Best-of-TRIALS GFLOP/s of dense n x n products in `precision`'s compute type, over all
     of `device`'s replicas."""
-    n = size
     dtype = COMPUTE_DTYPES[precision]
     strategy = device.strategy
     with strategy.scope():

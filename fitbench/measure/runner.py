@@ -135,6 +135,7 @@ class EpochRunner:
         self.model: keras.Model | None = None
         self.records: list[Epoch] = []
         self._last_epoch_seconds = float("nan")
+        self.initial_loss = math.nan  # the validation loss before training, measured in start()
         self._turn: int | None = None
         self._hardware = hardware.sampler(device.kind == "gpu")
         self._iterator = None
@@ -368,7 +369,7 @@ class EpochRunner:
         ('' when not finite; past the workload's multiple of its loss before training)."""
         if not math.isfinite(loss):
             return ""
-        limit, before = self.workload.loss_explosion, getattr(self, "initial_loss", math.nan)
+        limit, before = self.workload.loss_explosion, self.initial_loss
         if not (math.isfinite(before) and before > 0 and loss > limit * before):
             return None
         return (f" ({loss / before:.2g}x its loss before training, {before:.4g}; "
