@@ -286,3 +286,20 @@ def test_a_dataset_function_that_returns_the_wrong_thing_is_named_with_the_fix(r
 def test_a_dataset_function_called_with_arguments_it_does_not_take_says_so():
     with pytest.raises(datasets.DatasetError, match=r"cannot be called with dataset_args \{'size': 3\}"):
         datasets.load(_regression, args={"size": 3})
+
+
+@pytest.mark.parametrize("validation, at, keep", [
+    (1000, "start", {}), (0.2, "end", {}), ("test", "start", {}), (1000, "start", {"train_samples": 300}),
+    (1000, "start", {"train_samples": 300, "validation_samples": 200, "test_samples": 100}),
+    ("test", "start", {"test_samples": 100}),
+])
+def test_split_sizes_are_the_sizes_split_gives(synthetic_data_dir, validation, at, keep):
+    dataset = datasets.load("fashion_mnist", synthetic_data_dir, allow_download=False)
+    sizes = datasets.split(dataset, validation, at, **keep).sizes
+    assert datasets.split_sizes(dataset, validation, **keep) == {"train": sizes["train"],
+                                                                 "validation": sizes["validation"]}
+
+
+def test_split_sizes_of_a_dataset_function_with_its_own_validation():
+    dataset = datasets.load(_regression, args={"seed": 1})
+    assert datasets.split_sizes(dataset, None, validation_samples=3) == {"train": 30, "validation": 3}

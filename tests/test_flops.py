@@ -4,6 +4,7 @@ import keras
 import pytest
 
 from fitbench.measure import flops, models
+from fitbench.measure.flops import EpochWork
 
 
 def test_mlp_flops_by_hand():
@@ -64,3 +65,16 @@ def test_flop_counts_agree_with_tensorflows_profiler(name, build):
     ours_training = flops.training_flops_per_sample(model)
     theirs_training = profiler_float_ops(model, training=True)
     assert 0.95 <= theirs_training / ours_training <= 1.10, (name, ours_training, theirs_training)
+
+
+def test_epoch_work_counts_steps_flops_evaluations_and_a_twin(tiny_dataset):
+    from fitbench.measure import models
+    from fitbench.measure.workloads import Schedule, Workload
+
+    workload = Workload("mlp", "fashion_mnist", models.mlp, {"smoke": Schedule(2, train_samples=1000)},
+                        model_args={"units": (16,)}, validation=500, batch_size=64)
+    per_sample = 2 * 784 * 16 * 2 + 2 * 16 * 10 * 3  # the first dense layer's backward needs no input gradient
+    work = flops.epoch_work(workload, workload.schedule("smoke"), tiny_dataset)
+    assert work == EpochWork(steps=16, flops=per_sample * (1000 + 500 / 3))
+    tracked = flops.epoch_work(workload, workload.schedule("smoke"), tiny_dataset, track_test=True, paired=True)
+    assert tracked == EpochWork(steps=32, flops=2 * per_sample * (1000 + (500 + len(tiny_dataset.y_test)) / 3))

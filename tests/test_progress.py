@@ -10,6 +10,7 @@ import pytest
 
 from fitbench.compare.record import Epoch
 from fitbench.measure import startup
+from fitbench.measure.flops import EpochWork
 from fitbench.present import progress
 from tests.conftest import ROOT, run_pytest
 
@@ -29,17 +30,60 @@ def test_duration(seconds, text):
 
 def test_time_left_for_the_test_and_the_session():
     lines, now = [], [0.0]
-    session = progress.Progress(lines.append, pending={"a": 3, "b": 10}, clock=lambda: now[0])
+    session = progress.Progress(lines.append, pending={"a": progress.Pending(3), "b": progress.Pending(10)},
+                                clock=lambda: now[0])
     on_epoch = session.test("a", 3)
     for seconds in (4.0, 2.0):
         now[0] += seconds
         on_epoch(epoch(seconds - 1))
-    # Test: 1 epoch left at the last pace (2 s). Session: that, plus b's 10 epochs at the
-    # session's mean pace so far (6 s / 2 epochs).
-    assert lines[-1] == "a epoch 2/3: 1.000 s, loss 1.0000, accuracy 0.500, val 0.500; left ~2 s test, ~32 s session"
+    # Test: 1 epoch left at the last pace (2 s). Session: that, plus b's 10 epochs of unknown
+    # work at the session's mean epoch so far (6 s / 2 epochs), plus the start-up seen so far
+    # (the first epoch's 4 s against a steady 2 s).
+    assert lines[-1] == "a epoch 2/3: 1.000 s, loss 1.0000, accuracy 0.500, val 0.500; left ~2 s test, ~34 s session"
     assert "(tracing included)" in lines[0]
     session.finished("a")
-    assert session.pending == {"b": 10}
+    assert list(session.pending) == ["b"]
+
+
+def run_test(session: progress.Progress, now: list[float], test_id: str, epochs: int, first: float,
+             steady: float) -> None:
+    on_epoch = session.test(test_id, epochs)
+    for seconds in [first] + [steady] * (epochs - 1):
+        now[0] += seconds
+        on_epoch(epoch(seconds))
+    session.finished(test_id)
+
+
+def test_the_session_left_weighs_each_tests_steps_and_flops_at_the_pace_fitted_so_far():
+    # A machine where an epoch takes 1 ms a step plus 1 s per GFLOP, and each test's start-up
+    # (building, tracing) costs 3 s more than a steady epoch.
+    def seconds(work: EpochWork) -> float:
+        return 1e-3 * work.steps + 1e-9 * work.flops
+
+    small_batch, large_batch = EpochWork(steps=1000, flops=2e9), EpochWork(steps=100, flops=2e9)
+    cnn = EpochWork(steps=100, flops=60e9)
+    lines, now = [], [0.0]
+    pending = {"b32": progress.Pending(5, small_batch), "b512": progress.Pending(5, large_batch),
+               "cnn": progress.Pending(4, cnn), "own": progress.Pending(2)}
+    session = progress.Progress(lines.append, pending=dict(pending), clock=lambda: now[0])
+    run_test(session, now, "b32", 5, seconds(small_batch) + 3, seconds(small_batch))
+    run_test(session, now, "b512", 5, seconds(large_batch) + 3, seconds(large_batch))
+    assert session.pace.coefficients() == pytest.approx((1e-3, 1e-9))
+    assert session.pace.overhead == pytest.approx(3)
+    # The CNN is 30x the MLPs' FLOPs: its 4 epochs at 60.1 s, plus its start-up; the user's own
+    # test has no known work: its 2 epochs at the mean epoch so far.
+    mean_epoch = (5 * seconds(small_batch) + 5 * seconds(large_batch) + 6) / 10
+    assert session.later("none") == pytest.approx(4 * seconds(cnn) + 3 + 2 * mean_epoch + 3)
+
+
+def test_one_test_seen_takes_the_flops_alone_and_a_step_cost_never_goes_negative():
+    pace = progress.Pace()
+    pace.add("a", EpochWork(steps=100, flops=1e9), 2.0)
+    assert pace.coefficients() == pytest.approx((0.0, 2e-9))
+    # Two tests whose steps and FLOPs would need a negative coefficient: one feature alone.
+    pace.add("b", EpochWork(steps=300, flops=2e9), 3.0)  # exactly: -0.01 s a step
+    per_step, per_flop = pace.coefficients()
+    assert per_step >= 0 and per_flop >= 0
 
 
 def test_a_worker_knows_only_its_test_and_says_so_with_its_id():

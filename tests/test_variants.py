@@ -5,6 +5,7 @@ against the f32 baseline; time to target; efficiency against a measured peak."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import keras
@@ -281,3 +282,18 @@ def test_a_variant_trains_in_turns_with_its_reference_and_its_speedup_is_paired(
     assert "unpaired" not in speedup.describe()
     # 4 pairs are too few for the signed-rank interval: the paired t interval stands in.
     assert 0 < speedup.low <= speedup.ratio <= speedup.high < math.inf
+
+
+def test_an_experiments_reference_trains_in_turns_in_each_test_and_counts_in_the_time_left(
+        tmp_path, synthetic_data_dir):
+    from tests.conftest import run_pytest
+
+    out = tmp_path / "paired.json"
+    run = run_pytest("tests/sample/bench_paired.py", "-o", "python_files=bench_*.py", "--offline", "--require-data",
+                     "--devices", "cpu", "--profile", "smoke", "--data-dir", str(synthetic_data_dir),
+                     "--benchmark-json", str(out))
+    assert run.returncode == 0, run.stdout + run.stderr
+    (bench,) = json.loads(out.read_text())["benchmarks"]
+    reference = bench["extra_info"]["reference"]
+    assert reference["variant"] == DEFAULT_VARIANT and len(reference["epoch_seconds"]) == 8
+    assert "left ~" in run.stdout and "session" in run.stdout

@@ -389,6 +389,42 @@ class Splits:
         return {"train": len(self.y_train), "validation": len(self.y_val), "test": len(self.y_test)}
 
 
+def held_out_count(dataset: Dataset, validation: int | float | str | None) -> int:
+    """How many training samples `validation` holds out (0 for the test set or the data's own split)."""
+    total = len(dataset.y_train)
+    if validation is None:
+        if dataset.x_val is None:
+            raise ValueError(f"{dataset.name} has no validation split of its own: give the workload "
+                             "validation= a count or fraction of the training samples, or 'test'")
+        held_out = 0
+    elif validation == "test":
+        held_out = 0
+    elif isinstance(validation, str):
+        raise ValueError(f"validation={validation!r}: give a count, a fraction, 'test', or None")
+    else:
+        held_out = int(round(validation * total)) if isinstance(validation, float) else int(validation)
+    if not 0 <= held_out < total:
+        raise ValueError(f"validation={validation!r} leaves no training samples out of {total}")
+    return held_out
+
+
+def split_sizes(dataset: Dataset, validation: int | float | str | None, train_samples: int | None = None,
+                validation_samples: int | None = None, test_samples: int | None = None) -> dict[str, int]:
+    """The train and validation sample counts `split` gives, without building its arrays."""
+    held_out = held_out_count(dataset, validation)
+
+    def kept(count: int, keep: int | None) -> int:
+        return count if keep is None else min(count, keep)
+
+    if validation is None:
+        val = kept(len(dataset.y_val), validation_samples)
+    elif held_out == 0:  # the test set validates
+        val = kept(len(dataset.y_test), test_samples)
+    else:
+        val = kept(held_out, validation_samples)
+    return {"train": kept(len(dataset.y_train) - held_out, train_samples), "validation": val}
+
+
 def split(
     dataset: Dataset,
     validation: int | float | str | None,
@@ -411,20 +447,7 @@ def split(
     reshaped to `input_shape` (None: as stored).
     """
     total = len(dataset.y_train)
-    own = dataset.x_val is not None
-    if validation is None:
-        if not own:
-            raise ValueError(f"{dataset.name} has no validation split of its own: give the workload "
-                             "validation= a count or fraction of the training samples, or 'test'")
-        held_out = 0
-    elif validation == "test":
-        held_out = 0
-    elif isinstance(validation, str):
-        raise ValueError(f"validation={validation!r}: give a count, a fraction, 'test', or None")
-    else:
-        held_out = int(round(validation * total)) if isinstance(validation, float) else int(validation)
-    if not 0 <= held_out < total:
-        raise ValueError(f"validation={validation!r} leaves no training samples out of {total}")
+    held_out = held_out_count(dataset, validation)
     if validation_at == "start":
         val, train = slice(0, held_out), slice(held_out, total)
     elif validation_at == "end":

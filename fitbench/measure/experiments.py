@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from fitbench.measure.devices import KINDS
-from fitbench.measure.workloads import HIGHER_IS_BETTER, Workload
+from fitbench.measure.workloads import HIGHER_IS_BETTER, Variant, Workload
 
 BENCHMARKS = Path("benchmarks")  # where the tools look by default: the current directory's benchmarks/
 SPLITS = ("test", "validation")  # where a target is checked
@@ -67,6 +67,9 @@ class Experiment:
     groups: Mapping[str, str] = field(default_factory=dict)  # case id -> pytest-benchmark group
     notes: Mapping[str, str] = field(default_factory=dict)  # case id -> what the notebook saw
     plots: tuple[Plot, ...] = ()
+    # A variant each case also trains under, in turns epoch by epoch in the same test (the `train`
+    # fixture's twin), so that a case's speed-up over it comes from paired epochs.
+    reference: Variant | None = None
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:

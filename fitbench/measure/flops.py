@@ -10,8 +10,13 @@ against the matrix products for these models).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import keras
+
+from fitbench.measure import models
+from fitbench.measure.datasets import Dataset, split_sizes
+from fitbench.measure.workloads import Schedule, Workload
 
 
 def forward_flops(layer: keras.layers.Layer) -> int:
@@ -39,3 +44,31 @@ def training_flops_per_sample(model: keras.Model) -> int:
 
 def gflops_per_second(flops_per_sample: int, samples: int, seconds: float) -> float:
     return flops_per_sample * samples / seconds / 1e9 if seconds > 0 else math.nan
+
+
+@dataclass(frozen=True)
+class EpochWork:
+    """What one epoch of a test computes, for the session's time left: its optimizer steps and
+    its FLOPs (the training samples', plus each evaluated sample's forward pass at a third of
+    a training sample's)."""
+
+    steps: int
+    flops: float
+
+
+def epoch_work(workload: Workload, schedule: Schedule, dataset: Dataset, track_test: bool = False,
+               paired: bool = False) -> EpochWork:
+    """One epoch's work for `workload` on `dataset`: it builds the model (not compiled, not
+    trained) for its layer shapes. `track_test`: the test set is evaluated after every epoch
+    too; `paired`: a twin trains in turns in the same test (a variant's reference), doubling it."""
+    sizes = split_sizes(dataset, workload.validation, schedule.train_samples, schedule.validation_samples,
+                        schedule.test_samples)
+    shape = tuple(workload.input_shape or dataset.x_train.shape[1:])
+    model = workload.model(input_shape=shape, **models.arguments(workload.model, workload.model_args,
+                                                                  dataset.classes))
+    per_sample = training_flops_per_sample(model)
+    evaluated = sizes["validation"] + (min(len(dataset.y_test), schedule.test_samples or len(dataset.y_test))
+                                       if track_test else 0)
+    times = 2 if paired else 1
+    steps = -(-sizes["train"] // workload.batch_size)
+    return EpochWork(steps=times * steps, flops=times * per_sample * (sizes["train"] + evaluated / 3))

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import keras
 from keras import layers
+
+
+def arguments(model: Callable[..., Any], model_args: Mapping[str, Any], classes: int | None) -> dict[str, Any]:
+    """A workload's model arguments, plus the data's class count for a model function that takes
+    `classes` and was not given it."""
+    args = dict(model_args)
+    try:
+        takes_classes = "classes" in inspect.signature(model).parameters
+    except (TypeError, ValueError):
+        takes_classes = False
+    if takes_classes and "classes" not in args and classes is not None:
+        args["classes"] = classes
+    return args
 
 
 def mlp(

@@ -42,7 +42,6 @@ barrier; it cannot complete before the slowest worker reaches it) is inside the 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import math
 import time
@@ -54,7 +53,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitbench.compare.record import Epoch, Measurement, Record
-from fitbench.measure import devices, hardware, memory
+from fitbench.measure import devices, hardware, memory, models
 from fitbench.measure.datasets import Dataset, Splits, split
 from fitbench.measure.devices import Device
 from fitbench.measure.flops import training_flops_per_sample
@@ -144,7 +143,8 @@ class EpochRunner:
         keras.utils.set_random_seed(self.workload.seed)
         variant = self.variant
         with precision_policy(variant.precision), self.device.strategy.scope():
-            model = self.workload.model(input_shape=self.input_shape, **self.model_args())
+            model = self.workload.model(input_shape=self.input_shape, **models.arguments(
+                self.workload.model, self.workload.model_args, self.dataset.classes))
             # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer (dynamic
             # loss scaling), as the Keras mixed-precision guide requires for float16.
             model.compile(optimizer=make_optimizer(self.workload.optimizer), loss=self.workload.loss,
@@ -166,18 +166,6 @@ class EpochRunner:
     def input_shape(self) -> tuple[int, ...]:
         """The workload's input shape, or each sample's shape in the data."""
         return tuple(self.workload.input_shape or self.splits.x_train.shape[1:])
-
-    def model_args(self) -> dict[str, Any]:
-        """The workload's model arguments, and the data's class count for a model function that
-        takes `classes` and was not given it."""
-        args = dict(self.workload.model_args)
-        try:
-            takes_classes = "classes" in inspect.signature(self.workload.model).parameters
-        except (TypeError, ValueError):
-            takes_classes = False
-        if takes_classes and "classes" not in args and self.dataset.classes is not None:
-            args["classes"] = self.dataset.classes
-        return args
 
     def prepare_inputs(self) -> None:
         # Converted once, on the host; each epoch's pipeline only gathers batches from them.

@@ -7,11 +7,13 @@ import dataclasses
 
 import pytest
 
-from fitbench.measure import devices
+from fitbench.measure import devices, flops
 from fitbench.measure.experiments import Case
-from fitbench.measure.workloads import Variant
+from fitbench.measure.flops import EpochWork
+from fitbench.measure.workloads import Schedule, Variant
 from fitbench.plugin.results import measured_peaks
-from fitbench.plugin.session import state
+from fitbench.plugin.session import cached_dataset, state
+from fitbench.present import progress
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -91,7 +93,23 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             continue
         case = under_variant_option(session.config, case)
         if not skipped_variant(session.config, device, case.workload.variant):
-            session_progress.pending[item.nodeid] = case.workload.schedule(profile, device).epochs
+            schedule = case.workload.schedule(profile, device)
+            session_progress.pending[item.nodeid] = progress.Pending(
+                schedule.epochs, epoch_work(session.config, case, schedule, experiment.reference))
+
+
+def epoch_work(config: pytest.Config, case: Case, schedule: Schedule, reference: Variant | None) -> EpochWork | None:
+    """What one epoch of `case` computes, for the time left; None when its data or model cannot
+    be had here (the test itself then says why)."""
+    workload = case.workload
+    try:
+        dataset = cached_dataset(config, workload.dataset, workload.dataset_args)
+        if isinstance(dataset, Exception):
+            return None
+        return flops.epoch_work(workload, schedule, dataset, track_test=case.split == "test",
+                                paired=reference is not None and reference != workload.variant)
+    except Exception:  # noqa: BLE001 - an estimate only; the test reports the real error
+        return None
 
 
 def require_named_tpu(config: pytest.Config) -> None:

@@ -15,13 +15,13 @@ import pytest
 import tensorflow as tf
 
 from fitbench.compare.record import Record
-from fitbench.measure import datasets, devices, memory, runner
+from fitbench.measure import devices, memory, runner
 from fitbench.measure.datasets import Dataset, DatasetError, DatasetNotFound
 from fitbench.measure.devices import Device, DeviceUnavailable
 from fitbench.measure.experiments import Case, Experiment
 from fitbench.measure.workloads import Variant, Workload
 from fitbench.plugin.collect import skipped_variant, under_variant_option
-from fitbench.plugin.session import RESULT_KEY, UNFINISHED, state
+from fitbench.plugin.session import RESULT_KEY, UNFINISHED, cached_dataset, state
 from fitbench.processes import cluster as clusters
 
 
@@ -34,21 +34,9 @@ def load_dataset(request: pytest.FixtureRequest) -> Callable[..., Dataset]:
     or fails it under --require-data; a corrupt file always fails it.
     """
     config = request.config
-    loaded: dict[object, Dataset | DatasetError] = {}
 
     def load(source: str | Callable[..., object], args: dict | None = None) -> Dataset:
-        key = datasets.source_key(source, args)
-        if key not in loaded:
-            try:
-                loaded[key] = datasets.load(
-                    source,
-                    data_dir=config.getoption("data_dir"),
-                    allow_download=not config.getoption("offline"),
-                    args=args,
-                )
-            except DatasetError as error:
-                loaded[key] = error  # remembered, so a failed download is not retried per test
-        outcome = loaded[key]
+        outcome = cached_dataset(config, source, args)
         if isinstance(outcome, DatasetNotFound) and not config.getoption("require_data"):
             pytest.skip(str(outcome))
         if isinstance(outcome, DatasetError):
@@ -101,8 +89,9 @@ def train(request: pytest.FixtureRequest, benchmark, device: Device, load_datase
 
     Epochs 2..N are the benchmark's rounds; the record goes to the benchmark's extra_info and
     the session summary once the test has checked its target (fitbench.plugin.hooks).
-    `train(workload, reference=Variant())`: the same workload under that variant trains in the
-    same test, in turns epoch by epoch (untimed for the benchmark), for a paired speed-up.
+    Under an experiment with a `reference` variant (or `train(workload, reference=Variant())`),
+    the same workload under that variant trains in the same test, in turns epoch by epoch
+    (untimed for the benchmark), for a paired speed-up.
     """
     node = request.node
 
@@ -116,6 +105,8 @@ def train(request: pytest.FixtureRequest, benchmark, device: Device, load_datase
         return record
 
     def run(workload: Workload, reference: Variant | None = None) -> Record:
+        if reference is None:
+            reference = getattr(getattr(request.module, "EXPERIMENT", None), "reference", None)
         if request.config.getoption("batch_per_worker"):  # weak scaling: the batch is each worker's
             workload = workload.but(batch_size=workload.batch_size * device.workers)
         dataset = load_dataset(workload.dataset, workload.dataset_args)

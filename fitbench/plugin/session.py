@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pytest
 
 from fitbench.compare.record import Record
+from fitbench.measure import datasets
 
 if TYPE_CHECKING:
     from fitbench.compare.gate import Comparison
@@ -44,6 +46,8 @@ class Session:
     gate_settings: GateSettings | None = None
     gate_baseline: list[Run] = field(default_factory=list)  # --gate's runs, read before any training
     gate: Comparison | Exception | None = None  # the gate's outcome, or why it could not run
+    # Each dataset as loaded (or why it could not be), by source key: parsed once per session.
+    loaded_datasets: dict[str, datasets.Dataset | datasets.DatasetError] = field(default_factory=dict)
 
 
 STATE_KEY = pytest.StashKey[Session]()
@@ -54,3 +58,18 @@ def state(config: pytest.Config) -> Session:
     if STATE_KEY not in config.stash:
         config.stash[STATE_KEY] = Session()
     return config.stash[STATE_KEY]
+
+
+def cached_dataset(config: pytest.Config, source: str | Callable[..., object],
+                   args: dict | None = None) -> datasets.Dataset | datasets.DatasetError:
+    """The dataset, or why it cannot be had, loaded once per session (a failed download is not
+    retried per test)."""
+    loaded = state(config).loaded_datasets
+    key = datasets.source_key(source, args)
+    if key not in loaded:
+        try:
+            loaded[key] = datasets.load(source, data_dir=config.getoption("data_dir"),
+                                        allow_download=not config.getoption("offline"), args=args)
+        except datasets.DatasetError as error:
+            loaded[key] = error
+    return loaded[key]

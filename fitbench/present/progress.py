@@ -2,8 +2,12 @@
 
 The runner calls back between rounds (never inside a timed epoch); a line costs a string format
 and a write. Time left for the test is its remaining epochs at the pace of its last epoch
-(training and validation); for the session, the epochs of the tests still to run at the
-session's average pace so far: a rough figure (models differ in cost), marked with "~".
+(training and validation). For the session, each test still to run costs its epochs times
+what one of its epochs computes (optimizer steps and FLOPs, `fitbench.measure.flops.EpochWork`)
+at the pace measured so far: seconds = a x steps + b x FLOPs, fitted on the tests seen, so a CNN
+after MLPs, or batch 32 after batch 512, is not taken at the wrong pace. Each test also costs
+the start-up and end seen so far (building, tracing, the final evaluation). A test whose work
+is unknown counts the session's mean epoch. A rough figure, marked with "~".
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from fitbench.compare.record import Epoch
+from fitbench.measure.flops import EpochWork
 
 
 def duration(seconds: float) -> str:
@@ -26,23 +33,77 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A test still to run: its epochs, and one epoch's work (None: unknown)."""
+
+    epochs: int
+    work: EpochWork | None = None
+
+
+@dataclass
+class Pace:
+    """Seconds per epoch as a x steps + b x FLOPs, fitted on the tests seen so far (each test's
+    mean steady epoch, epochs 2..N, relative errors weighed alike); plus each test's start-up and
+    end beyond its steady epochs, on average."""
+
+    observed: dict[str, tuple[EpochWork, float, int]] = field(default_factory=dict)  # test -> work, seconds, epochs
+    overheads: list[float] = field(default_factory=list)
+
+    def add(self, test_id: str, work: EpochWork, seconds: float) -> None:
+        _, total, count = self.observed.get(test_id, (work, 0.0, 0))
+        self.observed[test_id] = (work, total + seconds, count + 1)
+
+    def coefficients(self) -> tuple[float, float] | None:
+        """(seconds per step, seconds per FLOP), both >= 0; None before any steady epoch."""
+        rows = [(work.steps, work.flops, total / count) for work, total, count in self.observed.values()]
+        if not rows:
+            return None
+        x = np.array([[steps / y, flops / y] for steps, flops, y in rows])  # relative errors
+        ones = np.ones(len(rows))
+        if len(rows) > 1 and np.linalg.matrix_rank(x) == 2:
+            (per_step, per_flop), *_ = np.linalg.lstsq(x, ones, rcond=None)
+            if per_step >= 0 and per_flop >= 0:
+                return float(per_step), float(per_flop)
+        # One feature alone; FLOPs when they fit as well (one test fits either exactly).
+        fits = {}
+        for column in (0, 1):
+            c = float(x[:, column] @ ones / (x[:, column] @ x[:, column]))
+            fits[column] = (float(np.sum((x[:, column] * c - ones) ** 2)), c)
+        if fits[1][0] <= fits[0][0] + 1e-12:
+            return 0.0, fits[1][1]
+        return fits[0][1], 0.0
+
+    def epoch_seconds(self, work: EpochWork) -> float | None:
+        fitted = self.coefficients()
+        return None if fitted is None else fitted[0] * work.steps + fitted[1] * work.flops
+
+    @property
+    def overhead(self) -> float:
+        return sum(self.overheads) / len(self.overheads) if self.overheads else 0.0
+
+
 @dataclass
 class Progress:
-    """The session's progress. `pending` maps each test not yet finished to its epoch count;
+    """The session's progress. `pending` maps each test not yet finished to its epochs and work;
     None when this process cannot know the session's tests (a pytest-xdist worker)."""
 
     write: Callable[[str], None]
-    pending: dict[str, int] | None = None
+    pending: dict[str, Pending] | None = None
     prefix: str = ""
     clock: Callable[[], float] = time.perf_counter
+    pace: Pace = field(default_factory=Pace)
     _seconds: float = field(default=0.0, init=False)  # wall time of the epochs reported so far
     _epochs: int = field(default=0, init=False)
+    _last_end: float | None = field(default=None, init=False)  # when the last epoch reported ended
 
     def test(self, test_id: str, epochs: int, metric: str = "accuracy") -> Callable[[Epoch], None]:
         """The callback for one test's epochs (the runner's `on_epoch`); `metric` names the workload's."""
+        started = self.clock() if self._last_end is None else self._last_end
         last = self.clock()
         done = 0
         label = test_id.rsplit("::", 1)[-1]
+        work = self.pending.get(test_id, Pending(epochs)).work if self.pending is not None else None
 
         def on_epoch(epoch: Epoch) -> None:
             nonlocal last, done
@@ -51,16 +112,31 @@ class Progress:
             last, done = now, done + 1
             self._seconds += pace
             self._epochs += 1
+            if done > 1 and work is not None:
+                self.pace.add(test_id, work, pace)
+            if done == 2:  # start-up and tracing: the first epoch's time, and the wait before it, past a steady one
+                self.pace.overheads.append(max(0.0, now - started - 2 * pace))
+            self._last_end = now
             left = [f"~{duration((epochs - done) * pace)} test"]
             if self.pending is not None:
-                later = sum(count for test, count in self.pending.items() if test != test_id)
-                left.append(f"~{duration((epochs - done) * pace + later * self._seconds / self._epochs)} session")
+                left.append(f"~{duration((epochs - done) * pace + self.later(test_id))} session")
             val = "" if math.isnan(epoch.val_metric) else f", val {epoch.val_metric:.3f}"
             tracing = " (tracing included)" if done == 1 else ""
             self.write(f"{self.prefix}{label} epoch {done}/{epochs}: {epoch.seconds:.3f} s{tracing}, "
                        f"loss {epoch.loss:.4f}, {metric} {epoch.metric:.3f}{val}; left {', '.join(left)}")
 
         return on_epoch
+
+    def later(self, test_id: str) -> float:
+        """Seconds the tests after `test_id` will take, by their work at the pace so far."""
+        mean_epoch = self._seconds / self._epochs if self._epochs else 0.0
+        total = 0.0
+        for other, pending in (self.pending or {}).items():
+            if other == test_id:
+                continue
+            per_epoch = self.pace.epoch_seconds(pending.work) if pending.work is not None else None
+            total += pending.epochs * (mean_epoch if per_epoch is None else per_epoch) + self.pace.overhead
+        return total
 
     def finished(self, test_id: str) -> None:
         """A test ended (passed, failed or skipped): its epochs no longer count as to do."""
