@@ -249,3 +249,57 @@ def test_leaving_a_stopped_ring_does_not_wait_for_the_token(tmp_path):
     started = time.monotonic()
     ring.leave()
     assert time.monotonic() - started < 1 and ring.broken == "the ring was stopped"
+
+
+STAGE_DRIVER = '''
+import os, signal, sys
+from fitbench import cli
+from fitbench.processes import groups
+
+stage, marker = sys.argv[1], sys.argv[2]
+original = groups.start
+calls = []
+
+
+def ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def start(command, started=None, **options):
+    calls.append(command)
+    if stage == "before the first session" or (stage == "before the second session" and len(calls) == 2):
+        ctrl_c()
+
+    def recorded(process):
+        if stage == "while the first session starts" and len(calls) == 1:
+            ctrl_c()  # blocked here: pending until the child is recorded
+        started(process)
+
+    process = original(command, started=recorded, **options)
+    if stage == "after every session started" and len(calls) == 2:
+        ctrl_c()
+    return process
+
+
+groups.start = start
+session = f"{sys.executable} -c 'import time; time.sleep(600)' {marker}"
+sys.exit(cli.main(["interleave", "--logs", sys.argv[3], session, session]))
+'''
+
+
+@pytest.mark.parametrize("stage, killed", [
+    ("before the first session", 0), ("while the first session starts", 1),
+    ("before the second session", 1), ("after every session started", 2),
+])
+def test_ctrl_c_at_each_stage_of_starting_the_ring_ends_it_and_leaves_no_session(tmp_path, stage, killed):
+    """Item 8 of the reliability issue: the signal arrives at a chosen stage, not after a sleep."""
+    marker = f"fitbench-stage-{tmp_path.name}"
+    script = tmp_path / "driver.py"
+    script.write_text(STAGE_DRIVER)
+    driver = subprocess.run([sys.executable, str(script), stage, marker, str(tmp_path / "logs")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    printed = driver.stdout + driver.stderr
+    assert driver.returncode == 130 and "Traceback" not in printed, printed
+    assert printed.count("killed by SIGTERM (the driver was interrupted)") == killed, printed
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
+    assert left.stdout == "", f"sessions left running: {left.stdout}"
