@@ -177,6 +177,44 @@ def test_out_of_memory_fails_that_test_alone_and_the_session_goes_on(synthetic_d
     assert "host peak RSS" in line and "limit" in line and "ResourceExhaustedError" in line
 
 
+def test_under_xdist_a_native_crash_fails_that_test_alone_says_how_and_the_session_goes_on(
+        synthetic_data_dir, tmp_path):
+    from tests.conftest import run_pytest
+
+    out = tmp_path / "run.json"
+    run = run_pytest("tests/sample/bench_crash.py", *OPTIONS, "--data-dir", str(synthetic_data_dir),
+                     "--profile", "smoke", "-n", "1", f"--benchmark-json={out}")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "1 failed, 1 passed" in run.stdout, run.stdout
+    assert "crashed: the training process (gw0) was killed by SIGABRT (a native abort" in run.stdout
+    assert "while running test_crash[cpu-abort]" in run.stdout and "goes on in a new worker" in run.stdout
+    (bench,) = json.loads(out.read_text())["benchmarks"]
+    assert bench["name"] == "test_crash[cpu-trains]"
+
+
+@pytest.mark.parametrize("before, now, address_space, limit, clue", [
+    (0, 1, None, 2_000_000_000, "the kernel's OOM killer ended 1 process(es) in this session's memory cgroup "
+                                "(limit 2.0 GB)"),
+    (0, 0, 3_000_000_000, 3_000_000_000, "an address-space limit of 3.0 GB is set (ulimit -v, prlimit --as)"),
+    (None, None, None, 4_000_000_000, "memory limit 4.0 GB (cgroup)"),
+    (None, None, None, None, "no memory limit is set"),
+])
+def test_a_crash_names_the_memory_limit_in_force(before, now, address_space, limit, clue):
+    from fitbench.plugin import crashes
+
+    assert clue in crashes.memory_clue(before, now, address_space, limit)
+
+
+@pytest.mark.parametrize("status, how", [
+    (-6, "was killed by SIGABRT (a native abort"), (-9, "was killed by SIGKILL (the kernel's OOM killer"),
+    (-11, "was killed by SIGSEGV"), (3, "exited with status 3"), (None, "died"),
+])
+def test_a_crash_says_how_the_process_died(status, how):
+    from fitbench.plugin import crashes
+
+    assert crashes.how_it_died(status).startswith(how)
+
+
 def test_replicas_that_do_not_divide_a_batch_skip_naming_the_option(synthetic_data_dir):
     from tests.conftest import run_pytest
 

@@ -21,7 +21,8 @@ FLOORS = [
                                   "present.format", "present.progress", "present.report", "present"]),
     ("the pytest plugin and the command line", ["plugin.session", "plugin.options", "plugin.results",
                                                 "plugin.gating", "plugin.summary", "plugin.collect",
-                                                "plugin.hooks", "plugin.durable", "plugin.fixtures", "plugin",
+                                                "plugin.hooks", "plugin.durable", "plugin.crashes", "plugin.fixtures",
+                                                "plugin",
                                                 "cli.ab", "cli.bisect", "cli.overhead", "cli", "__main__", ""]),
 ]
 

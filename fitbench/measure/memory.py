@@ -70,20 +70,62 @@ def peaks(strategy: tf.distribute.Strategy, host_was_reset: bool) -> dict[str, i
     }
 
 
-CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_memory_dirs() -> list[Path]:
+    """This process's memory cgroup directories, from /proc/self/cgroup (v2, then v1), and the
+    root ones (inside a container, its own cgroup is the root)."""
+    found = []
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            found.append(CGROUP_ROOT / path.lstrip("/"))
+        elif "memory" in controllers.split(","):
+            found.append(CGROUP_ROOT / "memory" / path.lstrip("/"))
+    found += [CGROUP_ROOT, CGROUP_ROOT / "memory"]
+    return [directory for directory in dict.fromkeys(found) if directory.is_dir()]
+
+
+def _cgroup_value(names: tuple[str, ...], key: str | None = None) -> int | None:
+    """The first readable number among the cgroup files `names` (or the `key` line in them)."""
+    for directory in cgroup_memory_dirs():
+        for name in names:
+            try:
+                text = (directory / name).read_text()
+            except OSError:
+                continue
+            if key is None:
+                text = text.strip()
+                if text.isdigit() and int(text) < 1 << 60:  # v1 says "no limit" with a huge number
+                    return int(text)
+                continue
+            for line in text.splitlines():
+                field, _, value = line.partition(" ")
+                if field == key and value.strip().isdigit():
+                    return int(value)
+    return None
+
+
+def address_space_limit() -> int | None:
+    """RLIMIT_AS (ulimit -v, prlimit --as) in bytes, if one is set."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def host_limit_bytes() -> int | None:
-    """The memory limit this process runs under, if any: cgroup (v2, then v1), else RLIMIT_AS."""
-    for path in CGROUP_LIMITS:
-        try:
-            text = path.read_text().strip()
-        except OSError:
-            continue
-        if text.isdigit() and int(text) < 1 << 60:  # v1 says "no limit" with a huge number
-            return int(text)
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    return None if soft == resource.RLIM_INFINITY else soft
+    """The memory limit this process runs under, if any: its cgroup's (v2, then v1), else RLIMIT_AS."""
+    return _cgroup_value(("memory.max", "memory.limit_in_bytes")) or address_space_limit()
+
+
+def oom_kills() -> int | None:
+    """How many processes the kernel's OOM killer has ended in this process's memory cgroup so
+    far (None where that is not readable)."""
+    return _cgroup_value(("memory.events", "memory.oom_control"), key="oom_kill")
 
 
 def out_of_memory_figures(strategy: tf.distribute.Strategy) -> str:

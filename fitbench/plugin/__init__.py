@@ -4,7 +4,8 @@ fitbench` and `pytest` in any repository with a benchmark file runs it.
 By concern: `options` (command-line options and markers), `hooks` (the session's start and
 end), `collect` (parametrization over devices and each experiment's grid), `fixtures`
 (`train`, `case`, `device`, `load_dataset`), `results` (records to pytest-benchmark's JSON),
-`gating` (--gate), `summary` (the terminal), `durable` (nothing lost), `session` (its state).
+`gating` (--gate), `summary` (the terminal), `durable` (nothing lost), `crashes` (a worker that
+died, under pytest-xdist), `session` (its state).
 """
 
 from fitbench.measure import startup
@@ -21,5 +22,6 @@ pytest_plugins = [
     "fitbench.plugin.summary",
     "fitbench.plugin.collect",
     "fitbench.plugin.hooks",
+    "fitbench.plugin.crashes",
     "fitbench.plugin.fixtures",
 ]

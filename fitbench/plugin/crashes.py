@@ -1,0 +1,89 @@
+"""A training process that dies cannot report its own failure: a native abort (a TensorFlow
+check that failed, a thread it could not create), a segmentation fault, or the kernel's OOM
+killer's SIGKILL. Under pytest-xdist (`-n 1`: one worker, so trainings still run one at a
+time) the controller sees its worker go down, fails the test that worker was running, and
+starts a new worker for the rest of the session. This plugin turns xdist's "worker crashed"
+into a verdict that says how the process died and which memory limits were in force.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import pytest
+
+from fitbench.measure import memory
+
+SIGNALS = {
+    signal.SIGABRT: "a native abort: a check in TensorFlow failed, or a thread or an allocation it needed was refused",
+    signal.SIGKILL: "the kernel's OOM killer, or a kill -9",
+    signal.SIGSEGV: "a segmentation fault in native code",
+    signal.SIGBUS: "a bus error in native code",
+}
+
+
+def gigabytes(value: int) -> str:
+    return f"{value / 1e9:.1f} GB"
+
+
+def exit_status(node: Any, wait_seconds: float = 10.0) -> int | None:
+    """The crashed worker's exit status (negative: the signal that killed it), from execnet's
+    popen gateway; None where that is not available."""
+    popen = getattr(getattr(getattr(node, "gateway", None), "_io", None), "popen", None)
+    if popen is None:
+        return None
+    try:
+        return popen.wait(timeout=wait_seconds)
+    except Exception:  # noqa: BLE001 - the verdict then says the status is unknown
+        return None
+
+
+def how_it_died(status: int | None) -> str:
+    if status is None:
+        return "died"
+    if status < 0:
+        try:
+            sig = signal.Signals(-status)
+        except ValueError:
+            return f"was killed by signal {-status}"
+        cause = SIGNALS.get(sig)
+        return f"was killed by {sig.name}" + (f" ({cause})" if cause else "")
+    return f"exited with status {status}"
+
+
+def memory_clue(oom_kills_before: int | None, oom_kills_now: int | None, address_space: int | None,
+                limit: int | None) -> str:
+    """What the memory limits say about the crash, in one clause."""
+    if oom_kills_before is not None and oom_kills_now is not None and oom_kills_now > oom_kills_before:
+        return (f"out of memory: the kernel's OOM killer ended {oom_kills_now - oom_kills_before} process(es) in this "
+                f"session's memory cgroup" + (f" (limit {gigabytes(limit)})" if limit else "")
+                + "; give the job more memory or train a smaller batch")
+    if address_space is not None:
+        return (f"out of memory: an address-space limit of {gigabytes(address_space)} is set (ulimit -v, "
+                "prlimit --as), and TensorFlow aborts when a thread or an allocation cannot get memory under it; "
+                "raise or remove the limit")
+    if limit is not None:
+        return f"memory limit {gigabytes(limit)} (cgroup); the worker's own output above has the native error"
+    return "no memory limit is set; the worker's own output above has the native error"
+
+
+class CrashVerdicts:
+    """Registered on pytest-xdist's controller: each crashed test's report says how and why."""
+
+    def __init__(self) -> None:
+        self.oom_kills = memory.oom_kills()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+        status = exit_status(getattr(report, "node", None))
+        worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "the worker")
+        clue = memory_clue(self.oom_kills, memory.oom_kills(), memory.address_space_limit(), memory.host_limit_bytes())
+        self.oom_kills = memory.oom_kills()
+        report.longrepr = (f"crashed: the training process ({worker}) {how_it_died(status)} while running "
+                           f"{crashitem.rsplit('::', 1)[-1]}; {clue}. The session goes on in a new worker.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(CrashVerdicts(), "fitbench-crashes")
