@@ -76,6 +76,19 @@ def test_the_session_left_weighs_each_tests_steps_and_flops_at_the_pace_fitted_s
     assert session.later("none") == pytest.approx(4 * seconds(cnn) + 3 + 2 * mean_epoch + 3)
 
 
+def test_a_model_seen_before_keeps_its_own_flop_rate():
+    # The MLPs run 100 GFLOP/s, the CNN 1,000 (large convolutions); 1 ms a step for both.
+    mlp_b32, mlp_b512 = EpochWork(1000, 2e9, "mlp"), EpochWork(100, 2e9, "mlp")
+    cnn, other_cnn = EpochWork(100, 60e9, "cnn"), EpochWork(200, 120e9, "cnn")
+    pace = progress.Pace()
+    pace.add("b32", mlp_b32, 1.0 + 0.02)
+    pace.add("b512", mlp_b512, 0.1 + 0.02)
+    assert pace.epoch_seconds(cnn) == pytest.approx(0.1 + 0.6)  # unseen: the MLPs' rate, 10x too slow
+    pace.add("cnn", cnn, 0.1 + 0.06)
+    assert pace.epoch_seconds(other_cnn) == pytest.approx(0.2 + 0.12)
+    assert pace.epoch_seconds(EpochWork(500, 4e9, "mlp")) == pytest.approx(0.5 + 0.04)
+
+
 def test_one_test_seen_takes_the_flops_alone_and_a_step_cost_never_goes_negative():
     pace = progress.Pace()
     pace.add("a", EpochWork(steps=100, flops=1e9), 2.0)

@@ -54,6 +54,7 @@ class EpochWork:
 
     steps: int
     flops: float
+    model: str = ""  # which model (its function and arguments): tests of one model share a FLOP rate
 
 
 def epoch_work(workload: Workload, schedule: Schedule, dataset: Dataset, track_test: bool = False,
@@ -71,4 +72,5 @@ def epoch_work(workload: Workload, schedule: Schedule, dataset: Dataset, track_t
                                        if track_test else 0)
     times = 2 if paired else 1
     steps = -(-sizes["train"] // workload.batch_size)
-    return EpochWork(steps=times * steps, flops=times * per_sample * (sizes["train"] + evaluated / 3))
+    name = f"{getattr(workload.model, '__qualname__', workload.model)}({sorted(workload.model_args.items())}, {shape})"
+    return EpochWork(steps=times * steps, flops=times * per_sample * (sizes["train"] + evaluated / 3), model=name)

@@ -43,9 +43,11 @@ class Pending:
 
 @dataclass
 class Pace:
-    """Seconds per epoch as a x steps + b x FLOPs, fitted on the tests seen so far (each test's
-    mean steady epoch, epochs 2..N, relative errors weighed alike); plus each test's start-up and
-    end beyond its steady epochs, on average."""
+    """Seconds per epoch as a x steps + c x FLOPs, fitted on the tests seen so far (each test's
+    mean steady epoch, epochs 2..N; relative errors weighed alike): `a` is one step's overhead,
+    `c` a model's seconds per FLOP. A model already seen has its own `c` (a CNN runs its FLOPs
+    far faster than a small MLP); another one takes the `c` fitted on every test seen. Plus each
+    test's start-up and end beyond its steady epochs, on average."""
 
     observed: dict[str, tuple[EpochWork, float, int]] = field(default_factory=dict)  # test -> work, seconds, epochs
     overheads: list[float] = field(default_factory=list)
@@ -54,33 +56,48 @@ class Pace:
         _, total, count = self.observed.get(test_id, (work, 0.0, 0))
         self.observed[test_id] = (work, total + seconds, count + 1)
 
-    def coefficients(self) -> tuple[float, float] | None:
-        """(seconds per step, seconds per FLOP), both >= 0; None before any steady epoch."""
-        rows = [(work.steps, work.flops, total / count) for work, total, count in self.observed.values()]
+    def coefficients(self, model: str | None = None) -> tuple[float, float] | None:
+        """(seconds per step, seconds per FLOP), both >= 0, for `model` when it was seen, else for
+        any; None before any steady epoch."""
+        rows = [(work, total / count) for work, total, count in self.observed.values()]
         if not rows:
             return None
-        x = np.array([[steps / y, flops / y] for steps, flops, y in rows])  # relative errors
-        ones = np.ones(len(rows))
-        if len(rows) > 1 and np.linalg.matrix_rank(x) == 2:
-            (per_step, per_flop), *_ = np.linalg.lstsq(x, ones, rcond=None)
-            if per_step >= 0 and per_flop >= 0:
-                return float(per_step), float(per_flop)
-        # One feature alone; FLOPs when they fit as well (one test fits either exactly).
-        fits = {}
-        for column in (0, 1):
-            c = float(x[:, column] @ ones / (x[:, column] @ x[:, column]))
-            fits[column] = (float(np.sum((x[:, column] * c - ones) ** 2)), c)
-        if fits[1][0] <= fits[0][0] + 1e-12:
-            return 0.0, fits[1][1]
-        return fits[0][1], 0.0
+        models = sorted({work.model for work, _ in rows})
+        if model in models and len(models) > 1:
+            # One step cost for all, one FLOP rate per model.
+            x = np.array([[work.steps / y] + [work.flops / y if work.model == m else 0.0 for m in models]
+                          for work, y in rows])
+            fitted = _nonnegative_fit(x)
+            if fitted is not None:
+                return fitted[0], fitted[1 + models.index(model)]
+            own = [(work, y) for work, y in rows if work.model == model]
+            return 0.0, float(np.median([y / work.flops for work, y in own]))
+        if model in models:
+            rows = [(work, y) for work, y in rows if work.model == model]
+        x = np.array([[work.steps / y, work.flops / y] for work, y in rows])
+        fitted = _nonnegative_fit(x)
+        if fitted is not None:
+            return fitted[0], fitted[1]
+        # FLOPs alone (one test fits either feature exactly; the FLOPs say more about another model).
+        flops = x[:, 1]
+        return 0.0, float(flops @ np.ones(len(rows)) / (flops @ flops))
 
     def epoch_seconds(self, work: EpochWork) -> float | None:
-        fitted = self.coefficients()
+        fitted = self.coefficients(work.model)
         return None if fitted is None else fitted[0] * work.steps + fitted[1] * work.flops
 
     @property
     def overhead(self) -> float:
         return sum(self.overheads) / len(self.overheads) if self.overheads else 0.0
+
+
+def _nonnegative_fit(x: np.ndarray) -> list[float] | None:
+    """Least squares of x @ coefficients = 1 (relative errors), when the rows determine every
+    coefficient and none comes out negative; else None."""
+    if len(x) < x.shape[1] or np.linalg.matrix_rank(x) < x.shape[1]:
+        return None
+    coefficients, *_ = np.linalg.lstsq(x, np.ones(len(x)), rcond=None)
+    return None if (coefficients < 0).any() else [float(c) for c in coefficients]
 
 
 @dataclass
