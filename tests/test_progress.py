@@ -68,7 +68,8 @@ def test_the_session_left_weighs_each_tests_steps_and_flops_at_the_pace_fitted_s
     session = progress.Progress(lines.append, pending=dict(pending), clock=lambda: now[0])
     run_test(session, now, "b32", 5, seconds(small_batch) + 3, seconds(small_batch))
     run_test(session, now, "b512", 5, seconds(large_batch) + 3, seconds(large_batch))
-    assert session.pace.coefficients() == pytest.approx((1e-3, 1e-9))
+    per_step, rates, _ = session.pace.fit()
+    assert per_step == pytest.approx(1e-3) and rates == {"": pytest.approx(1e-9)}
     assert session.pace.overhead == pytest.approx(3)
     # The CNN is 30x the MLPs' FLOPs: its 4 epochs at 60.1 s, plus its start-up; the user's own
     # test has no known work: its 2 epochs at the mean epoch so far.
@@ -76,27 +77,30 @@ def test_the_session_left_weighs_each_tests_steps_and_flops_at_the_pace_fitted_s
     assert session.later("none") == pytest.approx(4 * seconds(cnn) + 3 + 2 * mean_epoch + 3)
 
 
-def test_a_model_seen_before_keeps_its_own_flop_rate():
-    # The MLPs run 100 GFLOP/s, the CNN 1,000 (large convolutions); 1 ms a step for both.
+def test_a_model_seen_before_keeps_its_own_flop_rate_and_one_not_seen_is_taken_at_the_peak():
+    # The MLPs run 100 GFLOP/s, the CNN 1,000 (large convolutions), the peak is 1,250; 1 ms a step.
     mlp_b32, mlp_b512 = EpochWork(1000, 2e9, "mlp"), EpochWork(100, 2e9, "mlp")
     cnn, other_cnn = EpochWork(100, 60e9, "cnn"), EpochWork(200, 120e9, "cnn")
+    peak = 1.25e12
     pace = progress.Pace()
-    pace.add("b32", mlp_b32, 1.0 + 0.02)
-    pace.add("b512", mlp_b512, 0.1 + 0.02)
-    assert pace.epoch_seconds(cnn) == pytest.approx(0.1 + 0.6)  # unseen: the MLPs' rate, 10x too slow
-    pace.add("cnn", cnn, 0.1 + 0.06)
-    assert pace.epoch_seconds(other_cnn) == pytest.approx(0.2 + 0.12)
-    assert pace.epoch_seconds(EpochWork(500, 4e9, "mlp")) == pytest.approx(0.5 + 0.04)
+    pace.add("b32", mlp_b32, 1.0 + 0.02, peak)
+    # One MLP test seen: its steps take what the peak's time for its FLOPs leaves over.
+    assert pace.fit()[0] == pytest.approx((1.02 - 2e9 / peak) / 1000)
+    pace.add("b512", mlp_b512, 0.1 + 0.02, peak)
+    assert pace.epoch_seconds(cnn, peak) == pytest.approx(0.1 + 60e9 / peak)  # not seen: at the peak
+    pace.add("cnn", cnn, 0.1 + 0.06, peak)
+    assert pace.epoch_seconds(other_cnn, peak) == pytest.approx(0.2 + 0.12)
+    assert pace.epoch_seconds(EpochWork(500, 4e9, "mlp"), peak) == pytest.approx(0.5 + 0.04)
 
 
-def test_one_test_seen_takes_the_flops_alone_and_a_step_cost_never_goes_negative():
+def test_without_a_peak_one_test_seen_takes_the_flops_alone_and_no_cost_goes_negative():
     pace = progress.Pace()
     pace.add("a", EpochWork(steps=100, flops=1e9), 2.0)
-    assert pace.coefficients() == pytest.approx((0.0, 2e-9))
-    # Two tests whose steps and FLOPs would need a negative coefficient: one feature alone.
-    pace.add("b", EpochWork(steps=300, flops=2e9), 3.0)  # exactly: -0.01 s a step
-    per_step, per_flop = pace.coefficients()
-    assert per_step >= 0 and per_flop >= 0
+    assert pace.fit()[:2] == (0.0, {"": pytest.approx(2e-9)})
+    # Two tests whose steps and FLOPs would need a negative step cost (exactly -0.01 s).
+    pace.add("b", EpochWork(steps=300, flops=2e9), 3.0)
+    per_step, rates, _ = pace.fit()
+    assert per_step >= 0 and all(rate >= 0 for rate in rates.values())
 
 
 def test_a_worker_knows_only_its_test_and_says_so_with_its_id():

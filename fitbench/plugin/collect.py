@@ -94,8 +94,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         case = under_variant_option(session.config, case)
         if not skipped_variant(session.config, device, case.workload.variant):
             schedule = case.workload.schedule(profile, device)
+            by_precision = (state(session.config).peaks or {}).get(device, {})
+            gigaflops = by_precision.get(case.workload.variant.precision) or by_precision.get("float32")
             session_progress.pending[item.nodeid] = progress.Pending(
-                schedule.epochs, epoch_work(session.config, case, schedule, experiment.reference))
+                schedule.epochs, epoch_work(session.config, case, schedule, experiment.reference),
+                peak=gigaflops * 1e9 if gigaflops else None)
 
 
 def epoch_work(config: pytest.Config, case: Case, schedule: Schedule, reference: Variant | None) -> EpochWork | None:

@@ -4,10 +4,11 @@ The runner calls back between rounds (never inside a timed epoch); a line costs 
 and a write. Time left for the test is its remaining epochs at the pace of its last epoch
 (training and validation). For the session, each test still to run costs its epochs times
 what one of its epochs computes (optimizer steps and FLOPs, `fitbench.measure.flops.EpochWork`)
-at the pace measured so far: seconds = a x steps + b x FLOPs, fitted on the tests seen, so a CNN
-after MLPs, or batch 32 after batch 512, is not taken at the wrong pace. Each test also costs
-the start-up and end seen so far (building, tracing, the final evaluation). A test whose work
-is unknown counts the session's mean epoch. A rough figure, marked with "~".
+at the pace measured so far (`Pace`: a cost per step, and per FLOP for each model seen, a
+model not seen yet at its device's matmul peak), so that a CNN after MLPs, or batch 32 after
+batch 512, is not taken at the wrong pace. Each test also costs the start-up and end seen so
+far (building, tracing, the final evaluation). A test whose work is unknown counts the
+session's mean epoch. A rough figure, marked with "~".
 """
 
 from __future__ import annotations
@@ -35,56 +36,59 @@ def duration(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class Pending:
-    """A test still to run: its epochs, and one epoch's work (None: unknown)."""
+    """A test still to run: its epochs, one epoch's work (None: unknown), and its device's matmul
+    peak in FLOP/s (None: not measured)."""
 
     epochs: int
     work: EpochWork | None = None
+    peak: float | None = None
 
 
 @dataclass
 class Pace:
-    """Seconds per epoch as a x steps + c x FLOPs, fitted on the tests seen so far (each test's
-    mean steady epoch, epochs 2..N; relative errors weighed alike): `a` is one step's overhead,
-    `c` a model's seconds per FLOP. A model already seen has its own `c` (a CNN runs its FLOPs
-    far faster than a small MLP); another one takes the `c` fitted on every test seen. Plus each
-    test's start-up and end beyond its steady epochs, on average."""
+    """Seconds per epoch as a x steps + c x FLOPs, from the tests seen so far (each test's mean
+    steady epoch, epochs 2..N): `a` is one step's overhead, shared; `c` a model's seconds per
+    FLOP. A model already seen has its own `c` (a CNN runs its FLOPs many times faster than a
+    small MLP does); a model not seen yet is taken at its device's matmul peak, the rate a large
+    model nears (tests of small models cost mostly steps). Plus each test's start-up and end
+    beyond its steady epochs, on average."""
 
-    observed: dict[str, tuple[EpochWork, float, int]] = field(default_factory=dict)  # test -> work, seconds, epochs
+    observed: dict[str, tuple[EpochWork, float | None, float, int]] = field(default_factory=dict)
     overheads: list[float] = field(default_factory=list)
 
-    def add(self, test_id: str, work: EpochWork, seconds: float) -> None:
-        _, total, count = self.observed.get(test_id, (work, 0.0, 0))
-        self.observed[test_id] = (work, total + seconds, count + 1)
+    def add(self, test_id: str, work: EpochWork, seconds: float, peak: float | None = None) -> None:
+        _, _, total, count = self.observed.get(test_id, (work, peak, 0.0, 0))
+        self.observed[test_id] = (work, peak, total + seconds, count + 1)
 
-    def coefficients(self, model: str | None = None) -> tuple[float, float] | None:
-        """(seconds per step, seconds per FLOP), both >= 0, for `model` when it was seen, else for
-        any; None before any steady epoch."""
-        rows = [(work, total / count) for work, total, count in self.observed.values()]
+    def fit(self) -> tuple[float, dict[str, float], float | None] | None:
+        """(seconds per step, {model: seconds per FLOP}, seconds per FLOP for a model not seen
+        when no peak is known); None before any steady epoch."""
+        rows = [(work, peak, total / count) for work, peak, total, count in self.observed.values()]
         if not rows:
             return None
-        models = sorted({work.model for work, _ in rows})
-        if model in models and len(models) > 1:
-            # One step cost for all, one FLOP rate per model.
-            x = np.array([[work.steps / y] + [work.flops / y if work.model == m else 0.0 for m in models]
-                          for work, y in rows])
-            fitted = _nonnegative_fit(x)
-            if fitted is not None:
-                return fitted[0], fitted[1 + models.index(model)]
-            own = [(work, y) for work, y in rows if work.model == model]
-            return 0.0, float(np.median([y / work.flops for work, y in own]))
-        if model in models:
-            rows = [(work, y) for work, y in rows if work.model == model]
-        x = np.array([[work.steps / y, work.flops / y] for work, y in rows])
-        fitted = _nonnegative_fit(x)
-        if fitted is not None:
-            return fitted[0], fitted[1]
-        # FLOPs alone (one test fits either feature exactly; the FLOPs say more about another model).
-        flops = x[:, 1]
-        return 0.0, float(flops @ np.ones(len(rows)) / (flops @ flops))
+        models = sorted({work.model for work, _, _ in rows})
+        # Jointly, when the tests seen determine every coefficient (relative errors weighed alike).
+        x = np.array([[work.steps / y] + [work.flops / y if work.model == m else 0.0 for m in models]
+                      for work, _, y in rows])
+        joint = _nonnegative_fit(x)
+        if joint is not None:
+            rates = dict(zip(models, joint[1:], strict=True))
+            return joint[0], rates, float(np.median(joint[1:]))
+        # Else each step costs what its test's time leaves over the peak's time for its FLOPs
+        # (nothing is left to steps without a peak), and each model's FLOPs the rest.
+        per_step = float(np.median([max(0.0, y - (work.flops / peak if peak else y)) / work.steps
+                                    for work, peak, y in rows]))
+        rates = {m: float(np.median([max(0.0, y - per_step * work.steps) / work.flops
+                                     for work, _, y in rows if work.model == m])) for m in models}
+        return per_step, rates, float(np.median(list(rates.values())))
 
-    def epoch_seconds(self, work: EpochWork) -> float | None:
-        fitted = self.coefficients(work.model)
-        return None if fitted is None else fitted[0] * work.steps + fitted[1] * work.flops
+    def epoch_seconds(self, work: EpochWork, peak: float | None = None) -> float | None:
+        fitted = self.fit()
+        if fitted is None:
+            return None
+        per_step, rates, unseen = fitted
+        per_flop = rates.get(work.model, 1 / peak if peak else unseen)
+        return per_step * work.steps + per_flop * work.flops
 
     @property
     def overhead(self) -> float:
@@ -120,7 +124,8 @@ class Progress:
         last = self.clock()
         done = 0
         label = test_id.rsplit("::", 1)[-1]
-        work = self.pending.get(test_id, Pending(epochs)).work if self.pending is not None else None
+        pending = self.pending.get(test_id, Pending(epochs)) if self.pending is not None else Pending(epochs)
+        work, peak = pending.work, pending.peak
 
         def on_epoch(epoch: Epoch) -> None:
             nonlocal last, done
@@ -130,7 +135,7 @@ class Progress:
             self._seconds += pace
             self._epochs += 1
             if done > 1 and work is not None:
-                self.pace.add(test_id, work, pace)
+                self.pace.add(test_id, work, pace, peak)
             if done == 2:  # start-up and tracing: the first epoch's time, and the wait before it, past a steady one
                 self.pace.overheads.append(max(0.0, now - started - 2 * pace))
             self._last_end = now
@@ -151,7 +156,7 @@ class Progress:
         for other, pending in (self.pending or {}).items():
             if other == test_id:
                 continue
-            per_epoch = self.pace.epoch_seconds(pending.work) if pending.work is not None else None
+            per_epoch = self.pace.epoch_seconds(pending.work, pending.peak) if pending.work is not None else None
             total += pending.epochs * (mean_epoch if per_epoch is None else per_epoch) + self.pace.overhead
         return total
 
