@@ -22,10 +22,11 @@ SAMPLE_ARGS = ["tests/sample/bench_tiny.py", "-o", "python_files=bench_*.py", "-
                "--devices", "cpu", "--offline", "--require-data"]
 
 
-def fitbench_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def fitbench_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
+                 timeout: int = 600) -> subprocess.CompletedProcess:
     clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     return subprocess.run([sys.executable, "-m", "fitbench", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env={**clean, **(env or {})})
+                          timeout=timeout, env={**clean, **(env or {})})
 
 
 # --- checks before anything runs ------------------------------------------------------------------
