@@ -128,11 +128,13 @@ def oom_kills() -> int | None:
     return _cgroup_value(("memory.events", "memory.oom_control"), key="oom_kill")
 
 
+def gigabytes(value: int | None) -> str:
+    """'3.1 GB' ('unknown' for None): memory figures in messages."""
+    return "unknown" if value is None else f"{value / 1e9:.1f} GB"
+
+
 def out_of_memory_figures(strategy: tf.distribute.Strategy) -> str:
     """'device peak 7.9 GB, host peak RSS 3.1 GB, limit 4.0 GB': what fitbench knows when memory ran out."""
-    def gigabytes(value: int | None) -> str:
-        return "unknown" if value is None else f"{value / 1e9:.1f} GB"
-
     figures = peaks(strategy, host_was_reset=False)
     parts = [f"host peak RSS {gigabytes(figures['host_peak_rss_bytes'])}",
              f"limit {gigabytes(host_limit_bytes()) if host_limit_bytes() else 'none set'}"]

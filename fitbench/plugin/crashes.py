@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from fitbench.measure import memory
+from fitbench.measure.memory import gigabytes
 
 SIGNALS = {
     signal.SIGABRT: "a native abort: a check in TensorFlow failed, or a thread or an allocation it needed was refused",
@@ -21,10 +22,6 @@ SIGNALS = {
     signal.SIGSEGV: "a segmentation fault in native code",
     signal.SIGBUS: "a bus error in native code",
 }
-
-
-def gigabytes(value: int) -> str:
-    return f"{value / 1e9:.1f} GB"
 
 
 def exit_status(node: Any, wait_seconds: float = 10.0) -> int | None:
