@@ -77,6 +77,27 @@ def test_the_session_left_weighs_each_tests_steps_and_flops_at_the_pace_fitted_s
     assert session.later("none") == pytest.approx(4 * seconds(cnn) + 3 + 2 * mean_epoch + 3)
 
 
+
+def test_a_test_with_a_twin_counts_both_trainings_though_its_lines_come_at_uneven_gaps():
+    # A variant (2 s an epoch) and its twin (3 s) take turns in alternating order: variant,
+    # twin | twin, variant | variant, twin | twin, variant. The variant's lines then come 2 s,
+    # 8 s, 2 s and 8 s apart (with a 1 s start-up before the first), one pair (5 s) on average.
+    work = EpochWork(steps=200, flops=2e9, model="mlp", trainings=2)
+    lines, now = [], [0.0]
+    session = progress.Progress(lines.append, pending={"paired": progress.Pending(4, work)}, clock=lambda: now[0])
+    on_epoch = session.test("paired", 4)
+    for gap in (1 + 2, 3 + 3 + 2, 2):
+        now[0] += gap
+        on_epoch(epoch(2.0))
+    # After its first epoch, which the twin has not trained yet: that epoch, twice, for each left.
+    assert "left ~18 s test" in lines[0]
+    # Then its mean pace since the first line (10 s for 2 pairs), not its last gap (2 s).
+    assert "left ~5 s test" in lines[2]
+    now[0] += 3 + 3 + 2
+    on_epoch(epoch(2.0))
+    # Its start-up: the time to the first line beyond one steady pair (3 - 5 s: none).
+    assert session.pace.overheads["paired"] == 0.0
+    assert session.pace.epoch_seconds(work) == pytest.approx(6.0)  # its mean gap, 18 s / 3
 def test_a_model_seen_before_keeps_its_own_flop_rate_and_one_not_seen_is_taken_at_the_peak():
     # The MLPs run 100 GFLOP/s, the CNN 1,000 (large convolutions), the peak is 1,250; 1 ms a step.
     mlp_b32, mlp_b512 = EpochWork(1000, 2e9, "mlp"), EpochWork(100, 2e9, "mlp")

@@ -55,6 +55,7 @@ class EpochWork:
     steps: int
     flops: float
     model: str = ""  # which model (its function and arguments): tests of one model share a FLOP rate
+    trainings: int = 1  # models trained in turns: 2 with a twin (already in steps and flops)
 
 
 def epoch_work(workload: Workload, schedule: Schedule, dataset: Dataset, track_test: bool = False,
@@ -73,4 +74,5 @@ def epoch_work(workload: Workload, schedule: Schedule, dataset: Dataset, track_t
     times = 2 if paired else 1
     steps = -(-sizes["train"] // workload.batch_size)
     name = f"{getattr(workload.model, '__qualname__', workload.model)}({sorted(workload.model_args.items())}, {shape})"
-    return EpochWork(steps=times * steps, flops=times * per_sample * (sizes["train"] + evaluated / 3), model=name)
+    return EpochWork(steps=times * steps, flops=times * per_sample * (sizes["train"] + evaluated / 3), model=name,
+                     trainings=times)

@@ -1,13 +1,18 @@
 """Live progress: a line per epoch as it ends, with the time left for the test and the session.
 
 The runner calls back between rounds (never inside a timed epoch); a line costs a string format
-and a write. Time left for the test is its remaining epochs at the pace of its last epoch
-(training and validation). For the session, each test still to run costs its epochs times
+and a write. Time left for the test is its remaining epochs at its mean pace since its first
+epoch (training and validation; with a twin, a variant's f32 reference, the twin's epochs too:
+the two take turns in alternating order, so one gap holds one epoch of the variant and the
+next three, and only their mean is one pair's). After the first epoch, which a twin has not
+trained yet, the test's work at the pace fitted for its model when one is known, else that
+epoch times the trainings it holds. For the session, each test still to run costs its epochs times
 what one of its epochs computes (optimizer steps and FLOPs, `fitbench.measure.flops.EpochWork`)
 at the pace measured so far (`Pace`: a cost per step, and per FLOP for each model seen, a
 model not seen yet at its device's matmul peak), so that a CNN after MLPs, or batch 32 after
 batch 512, is not taken at the wrong pace. Each test also costs the start-up and end seen so
-far (building, tracing, the final evaluation). A test whose work is unknown counts the
+far (building, tracing, the final evaluation: a test's wall time beyond its epochs at its
+steady pace, measured when it ends, and provisionally after its second epoch). A test whose work is unknown counts the
 session's mean epoch. A rough figure, marked with "~".
 """
 
@@ -54,7 +59,7 @@ class Pace:
     beyond its steady epochs, on average."""
 
     observed: dict[str, tuple[EpochWork, float | None, float, int]] = field(default_factory=dict)
-    overheads: list[float] = field(default_factory=list)
+    overheads: dict[str, float] = field(default_factory=dict)  # each test's start-up and end
 
     def add(self, test_id: str, work: EpochWork, seconds: float, peak: float | None = None) -> None:
         _, _, total, count = self.observed.get(test_id, (work, peak, 0.0, 0))
@@ -82,17 +87,21 @@ class Pace:
                                      for work, _, y in rows if work.model == m])) for m in models}
         return per_step, rates, float(np.median(list(rates.values())))
 
-    def epoch_seconds(self, work: EpochWork, peak: float | None = None) -> float | None:
+    def epoch_seconds(self, work: EpochWork, peak: float | None = None, seen_only: bool = False) -> float | None:
+        """One epoch of `work`; None before any steady epoch, or (`seen_only`) when no test of its
+        model has run yet."""
         fitted = self.fit()
         if fitted is None:
             return None
         per_step, rates, unseen = fitted
+        if seen_only and work.model not in rates:
+            return None
         per_flop = rates.get(work.model, 1 / peak if peak else unseen)
         return per_step * work.steps + per_flop * work.flops
 
     @property
     def overhead(self) -> float:
-        return sum(self.overheads) / len(self.overheads) if self.overheads else 0.0
+        return sum(self.overheads.values()) / len(self.overheads) if self.overheads else 0.0
 
 
 def _nonnegative_fit(x: np.ndarray) -> list[float] | None:
@@ -122,26 +131,33 @@ class Progress:
         """The callback for one test's epochs (the runner's `on_epoch`); `metric` names the workload's."""
         started = self.clock() if self._last_end is None else self._last_end
         last = self.clock()
+        first = last  # when its first epoch ended
         done = 0
         label = test_id.rsplit("::", 1)[-1]
         pending = self.pending.get(test_id, Pending(epochs)) if self.pending is not None else Pending(epochs)
         work, peak = pending.work, pending.peak
 
         def on_epoch(epoch: Epoch) -> None:
-            nonlocal last, done
+            nonlocal last, first, done
             now = self.clock()
-            pace = now - last
+            gap = now - last
             last, done = now, done + 1
-            self._seconds += pace
+            self._seconds += gap
             self._epochs += 1
-            if done > 1 and work is not None:
-                self.pace.add(test_id, work, pace, peak)
-            if done == 2:  # start-up and tracing: the first epoch's time, and the wait before it, past a steady one
-                self.pace.overheads.append(max(0.0, now - started - 2 * pace))
+            if done == 1:
+                first = now
+                fitted = self.pace.epoch_seconds(work, peak, seen_only=True) if work is not None else None
+                per_epoch = fitted if fitted is not None else gap * (work.trainings if work is not None else 1)
+            else:
+                per_epoch = (now - first) / (done - 1)  # the steady pace: a twin's turns average out
+                if work is not None:
+                    self.pace.add(test_id, work, gap, peak)
+                if done == 2 or done == epochs:  # start-up, tracing, the wait before: past the steady pace
+                    self.pace.overheads[test_id] = max(0.0, now - started - done * per_epoch)
             self._last_end = now
-            left = [f"~{duration((epochs - done) * pace)} test"]
+            left = [f"~{duration((epochs - done) * per_epoch)} test"]
             if self.pending is not None:
-                left.append(f"~{duration((epochs - done) * pace + self.later(test_id))} session")
+                left.append(f"~{duration((epochs - done) * per_epoch + self.later(test_id))} session")
             val = "" if math.isnan(epoch.val_metric) else f", val {epoch.val_metric:.3f}"
             tracing = " (tracing included)" if done == 1 else ""
             self.write(f"{self.prefix}{label} epoch {done}/{epochs}: {epoch.seconds:.3f} s{tracing}, "
