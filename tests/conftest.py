@@ -8,6 +8,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,10 @@ from fitbench.measure.datasets import DIRECTORY_NAMES, IDX_FILES
 ROOT = Path(__file__).resolve().parent.parent
 # A user's project, run by test_outside.py from a fresh environment, never by this session.
 collect_ignore = ["outside"]
+# The pytest sessions these tests start share one pytest cache, as a user's sessions share
+# theirs: the matmul peak (7 s on a 2-vCPU VM) is then measured once per machine fingerprint,
+# not in every session. They use nothing else of a cache (no --lf, no --sw).
+SHARED_CACHE = ("-o", f"cache_dir={Path(tempfile.gettempdir()) / f'fitbench-tests-cache-{os.getuid()}'}")
 
 
 def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
@@ -67,7 +72,7 @@ def run_pytest(*args: str, env: dict[str, str] | None = None, timeout: int = 600
     # PYTEST_XDIST_WORKER makes the inner pytest-benchmark disable itself.
     clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        [sys.executable, "-m", "pytest", *SHARED_CACHE, *args],
         cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**clean, **(env or {})},
     )
 

@@ -18,7 +18,7 @@ import pytest
 from fitbench.compare import scaling
 from fitbench.processes import cluster, launch
 from fitbench.processes.cluster import ClusterError
-from tests.conftest import ROOT, make_record, run_pytest
+from tests.conftest import ROOT, SHARED_CACHE, make_record, run_pytest
 
 PYTHON = sys.executable
 
@@ -255,7 +255,7 @@ def test_a_two_worker_session_writes_one_record_of_the_cluster(synthetic_data_di
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     done = subprocess.run(
         [PYTHON, "-m", "fitbench", "workers", "2", "--cores-per-worker", "1", "--logs", str(logs), "--",
-         PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "tests/sample/bench_tiny.py", "-o",
+         PYTHON, "-m", "pytest", *SHARED_CACHE, "tests/sample/bench_tiny.py", "-o",
          "python_files=bench_*.py", "--offline", "--require-data", "--data-dir", str(synthetic_data_dir),
          "--devices", "cpu", "--profile", "smoke", f"--benchmark-json={out}"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)

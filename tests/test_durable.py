@@ -15,10 +15,10 @@ import pytest
 
 from fitbench import cli
 from fitbench.compare.results import load_run
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SHARED_CACHE
 
 MANY = "tests/sample/bench_many.py"
-OPTIONS = ("-o", "python_files=bench_*.py", "--offline", "--require-data", "--devices", "cpu", "-p", "no:cacheprovider")
+OPTIONS = ("-o", "python_files=bench_*.py", "--offline", "--require-data", "--devices", "cpu", *SHARED_CACHE)
 
 
 def start_session(data_dir, out, *more: str) -> subprocess.Popen:

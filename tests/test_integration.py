@@ -9,7 +9,7 @@ import pytest
 import fitbench
 from fitbench.measure.datasets import DEBIAN_DATASETS
 from fitbench.processes import turns
-from tests.conftest import ROOT, run_pytest
+from tests.conftest import ROOT, SHARED_CACHE, run_pytest
 
 SAMPLE = "tests/sample/bench_tiny.py"
 SAMPLE_OPTIONS = ("-o", "python_files=bench_*.py", "--offline", "--require-data")
@@ -165,7 +165,7 @@ def test_interleaved_sessions_take_turns_and_compare_pair_by_pair(synthetic_data
 
     for key in [k for k in os.environ if k.startswith("PYTEST_")]:  # see run_pytest
         monkeypatch.delenv(key)
-    options = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", SAMPLE, *SAMPLE_OPTIONS,
+    options = [sys.executable, "-m", "pytest", *SHARED_CACHE, SAMPLE, *SAMPLE_OPTIONS,
                "--data-dir", str(synthetic_data_dir), "--devices", "cpu", "--profile", "smoke", "-q"]
     base, slowed = tmp_path / "base.json", tmp_path / "slowed.json"
     commands = [shlex.join([*options, f"--benchmark-json={base}"]),

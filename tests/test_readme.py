@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from tests.conftest import ROOT, throwaway_checkout
+from tests.conftest import ROOT, SHARED_CACHE, throwaway_checkout
 
 
 def readme_example() -> str:
@@ -26,7 +27,7 @@ def run_outside(example: str, *options: str) -> subprocess.CompletedProcess:
         (project / "benchmarks").mkdir()
         (project / "benchmarks" / "test_my_regressor.py").write_text(example)
         clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
-        return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+        return subprocess.run([sys.executable, "-m", "pytest", *SHARED_CACHE,
                                "benchmarks/test_my_regressor.py", "--profile", "smoke", "--devices", "cpu", *options],
                               cwd=project, env=clean, capture_output=True, text=True, timeout=600)
     finally:
@@ -109,7 +110,8 @@ def test_the_readme_compare_and_gate_recipe_runs_as_written(tmp_path, synthetic_
     selection = SAMPLE_SELECTION.format(data=synthetic_data_dir).replace(" --profile smoke", "")
     for command in commands:
         # The tiny sample benchmark on synthetic data stands in for the suite.
-        here = command.replace("pytest benchmarks", f"{sys.executable} -m pytest -p no:cacheprovider {selection}")
+        pytest = f"{sys.executable} -m pytest {shlex.join(SHARED_CACHE)}"
+        here = command.replace("pytest benchmarks", f"{pytest} {selection}")
         run = subprocess.run(here, shell=True, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
         assert run.returncode in (0, 1), command + "\n" + run.stdout + run.stderr  # 1: a verdict, not an error
     assert (repo / "reports" / "report.md").exists()
