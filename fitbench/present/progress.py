@@ -6,14 +6,15 @@ epoch (training and validation; with a twin, a variant's f32 reference, the twin
 the two take turns in alternating order, so one gap holds one epoch of the variant and the
 next three, and only their mean is one pair's). After the first epoch, which a twin has not
 trained yet, the test's work at the pace fitted for its model when one is known, else that
-epoch times the trainings it holds. For the session, each test still to run costs its epochs times
-what one of its epochs computes (optimizer steps and FLOPs, `fitbench.measure.flops.EpochWork`)
-at the pace measured so far (`Pace`: a cost per step, and per FLOP for each model seen, a
-model not seen yet at its device's matmul peak), so that a CNN after MLPs, or batch 32 after
-batch 512, is not taken at the wrong pace. Each test also costs the start-up and end seen so
-far (building, tracing, the final evaluation: a test's wall time beyond its epochs at its
-steady pace, measured when it ends, and provisionally after its second epoch). A test whose work is unknown counts the
-session's mean epoch. A rough figure, marked with "~".
+epoch times the trainings it holds. For the session, each test still to run costs its epochs
+times what one of its epochs computes (optimizer steps and FLOPs,
+`fitbench.measure.flops.EpochWork`) at the pace measured so far (`Pace`: a cost per step, and
+per FLOP for each model seen, a model not seen yet at its device's matmul peak), so that a CNN
+after MLPs, or batch 32 after batch 512, is not taken at the wrong pace. Each test also costs
+the start-up and end seen so far (building, tracing, the final evaluation: a test's wall time
+beyond its epochs at its steady pace, measured when it ends, and provisionally after its
+second epoch). A test whose work is unknown counts the session's mean epoch. A rough figure,
+marked with "~".
 """
 
 from __future__ import annotations
