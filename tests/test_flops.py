@@ -78,3 +78,4 @@ def test_epoch_work_counts_steps_flops_evaluations_and_a_twin(tiny_dataset):
     assert work.model.startswith("mlp(") and "16" in work.model  # tests of one model share a FLOP rate
     tracked = flops.epoch_work(workload, workload.schedule("smoke"), tiny_dataset, track_test=True, paired=True)
     assert (tracked.steps, tracked.flops) == (32, 2 * per_sample * (1000 + (500 + len(tiny_dataset.y_test)) / 3))
+    assert (work.trainings, tracked.trainings) == (1, 2)  # the twin's turns, for the running test's time left
