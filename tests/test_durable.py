@@ -177,21 +177,6 @@ def test_out_of_memory_fails_that_test_alone_and_the_session_goes_on(synthetic_d
     assert "host peak RSS" in line and "limit" in line and "ResourceExhaustedError" in line
 
 
-def test_under_xdist_a_native_crash_fails_that_test_alone_says_how_and_the_session_goes_on(
-        synthetic_data_dir, tmp_path):
-    from tests.conftest import run_pytest
-
-    out = tmp_path / "run.json"
-    run = run_pytest("tests/sample/bench_crash.py", *OPTIONS, "--data-dir", str(synthetic_data_dir),
-                     "--profile", "smoke", "-n", "1", f"--benchmark-json={out}")
-    assert run.returncode == 1, run.stdout + run.stderr
-    assert "1 failed, 1 passed" in run.stdout, run.stdout
-    assert "crashed: the training process (gw0) was killed by SIGABRT (a native abort" in run.stdout
-    assert "while running test_crash[cpu-abort]" in run.stdout and "goes on in a new worker" in run.stdout
-    (bench,) = json.loads(out.read_text())["benchmarks"]
-    assert bench["name"] == "test_crash[cpu-trains]"
-
-
 @pytest.mark.parametrize("before, now, address_space, limit, clue", [
     (0, 1, None, 2_000_000_000, "the kernel's OOM killer ended 1 process(es) in this session's memory cgroup "
                                 "(limit 2.0 GB)"),

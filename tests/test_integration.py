@@ -51,11 +51,11 @@ def test_smoke_profile_and_two_logical_cpus(synthetic_data_dir, tmp_path):
     assert "cpux2" in run.stdout  # the summary shows the replicas
 
 
-def test_xdist_disables_benchmarks_but_still_trains_and_checks(synthetic_data_dir):
+def test_several_xdist_workers_disable_benchmarks_but_still_train_and_check(synthetic_data_dir):
     run = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir), "--devices", "cpu",
-                     "--profile", "smoke", "-n", "1")
+                     "--profile", "smoke", "-n", "2")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "1 passed" in run.stdout
+    assert "1 passed" in run.stdout and "created: 2/2 workers" in run.stdout
     # The worker's row reaches the controller's summary (through the report's user_properties).
     assert "fitbench summary" in run.stdout and "\ntiny " in run.stdout
 
@@ -182,8 +182,8 @@ def test_interleaved_sessions_take_turns_and_compare_pair_by_pair(synthetic_data
     assert [turns_base, turns_slowed] == expected and turns_base[:2] == [3, 4]
     assert cli.main(["compare", str(base), str(slowed)]) == 1
     assert "interleaved, signed-rank on 7 pairs" in capsys.readouterr().out
-    # pytest-xdist workers would train at the same time: refused.
-    refused = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "-n", "1", env={"FITBENCH_INTERLEAVE": f"{tmp_path}:0"})
+    # Several pytest-xdist workers would train at the same time: refused.
+    refused = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "-n", "2", env={"FITBENCH_INTERLEAVE": f"{tmp_path}:0"})
     assert refused.returncode == 4 and "cannot use pytest-xdist" in refused.stderr
 
 

@@ -56,6 +56,7 @@ def test_a_project_outside_the_checkout_benchmarks_gates_and_reports_its_own_mod
             session = run([str(installed / "pytest"), "benchmarks", "--profile", "smoke", "--devices", "cpu",
                            f"--benchmark-json={name}.json"], cwd=project)
             assert session.returncode == 0, session.stdout + session.stderr
+            assert "created: 1/1 worker" in session.stdout  # a benchmark session: crash isolation by default
         summary = session.stdout.split("fitbench summary", 1)[1]
         assert "<=60.000" in summary and ">=0.950" in summary  # MAE's goal is <=, AUC's >=
         document = json.loads((project / "a.json").read_text())

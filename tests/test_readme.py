@@ -41,7 +41,8 @@ def test_the_readme_example_benchmark_runs_outside_the_checkout():
     assert "1 case is not in the smoke profile's subset" in run.stdout
     row = next(line for line in run.stdout.splitlines() if line.startswith("my_regressor "))
     assert "units-64" in row and "<=60.000" in row  # the summary row: MAE against its target
-    assert "test_my_regressor[cpu-units-64] epoch 15/15:" in run.stdout and ", mae " in run.stdout
+    # From the session's worker (crash isolation, the default), on stderr.
+    assert "test_my_regressor[cpu-units-64] epoch 15/15:" in run.stderr and ", mae " in run.stderr
 
 
 def test_the_readme_example_with_a_learning_rate_far_too_high_stops_at_epoch_1_as_diverged():

@@ -4,8 +4,9 @@ fitbench` and `pytest` in any repository with a benchmark file runs it.
 By concern: `options` (command-line options and markers), `hooks` (the session's start and
 end), `collect` (parametrization over devices and each experiment's grid), `fixtures`
 (`train`, `case`, `device`, `load_dataset`), `results` (records to pytest-benchmark's JSON),
-`gating` (--gate), `summary` (the terminal), `durable` (nothing lost), `crashes` (a worker that
-died, under pytest-xdist), `session` (its state).
+`gating` (--gate), `summary` (the terminal), `durable` (nothing lost), `isolation` (a
+benchmark session trains in one pytest-xdist worker, so a crash fails one test), `crashes` (how
+a worker died), `session` (its state).
 """
 
 from fitbench.measure import startup
@@ -16,6 +17,7 @@ startup.load()
 
 # Each after the modules it imports (pytest can rewrite asserts only in a module it imports itself).
 pytest_plugins = [
+    "fitbench.plugin.isolation",
     "fitbench.plugin.options",
     "fitbench.plugin.results",
     "fitbench.plugin.gating",

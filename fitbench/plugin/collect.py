@@ -11,6 +11,7 @@ from fitbench.measure import devices, flops
 from fitbench.measure.experiments import Case
 from fitbench.measure.flops import EpochWork
 from fitbench.measure.workloads import Schedule, Variant
+from fitbench.plugin import isolation
 from fitbench.plugin.results import measured_peaks
 from fitbench.plugin.session import cached_dataset, state
 from fitbench.present import progress
@@ -73,7 +74,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state(session.config).peak_kinds = sorted(kind for kind in kinds if kind)
     if "tpu" in kinds:
         require_named_tpu(session.config)
-    if state(session.config).peak_kinds and not hasattr(session.config, "workerinput"):
+    if state(session.config).peak_kinds and isolation.trains_alone(session.config):
         measured_peaks(session.config)
     session_progress = state(session.config).progress
     if session_progress is None or session_progress.pending is None:
@@ -120,7 +121,7 @@ def require_named_tpu(config: pytest.Config) -> None:
     cannot be reached, the session stops before any training, with the resolver's reason.
     With none named, TPU tests skip (the device fixture says why)."""
     named = devices.tpu_address(config.getoption("tpu"))
-    if named is None or hasattr(config, "workerinput"):
+    if named is None or not isolation.trains_alone(config):
         return
     try:
         devices.resolve("tpu", config.getoption("tpu"))

@@ -1,8 +1,8 @@
 """A training process that dies cannot report its own failure: a native abort (a TensorFlow
 check that failed, a thread it could not create), a segmentation fault, or the kernel's OOM
-killer's SIGKILL. Under pytest-xdist (`-n 1`: one worker, so trainings still run one at a
-time) the controller sees its worker go down, fails the test that worker was running, and
-starts a new worker for the rest of the session. This plugin turns xdist's "worker crashed"
+killer's SIGKILL. Under pytest-xdist (a benchmark session's default of one worker, `isolation`)
+the controller sees its worker go down, fails the test that worker was running, and starts a
+new worker for the rest of the session. This plugin turns xdist's "worker crashed"
 into a verdict that says how the process died and which memory limits were in force.
 """
 

@@ -15,7 +15,8 @@ that file too. SIGTERM (``timeout``, Slurm, Kubernetes, CI runners cancelling) i
 a KeyboardInterrupt, so the session ends as with Ctrl-C: the summary, and the JSON of every
 benchmark it finished.
 
-Under pytest-xdist pytest-benchmark disables itself and writes nothing. The controller then
+Under pytest-xdist with several workers pytest-benchmark disables itself and writes nothing
+(with one, the isolated default, it measures as usual: `isolation`). The controller then
 writes the same JSON from the records its workers report (their epochs 2..N as the rounds,
 statistics by pytest-benchmark's own `Stats`), after each test and at the end; the records
 say how many trainings shared the machine.
@@ -31,6 +32,7 @@ import pytest
 
 from fitbench.compare import run_info
 from fitbench.compare.results import write_atomically
+from fitbench.plugin import isolation
 from fitbench.plugin.session import state
 
 
@@ -49,8 +51,10 @@ class DurableResults:
 
     @property
     def distributed(self) -> bool:
-        """pytest-xdist's controller: pytest-benchmark is disabled, the workers train."""
-        return bool(self.config.getoption("numprocesses", None)) and not hasattr(self.config, "workerinput")
+        """pytest-xdist's controller of several workers: pytest-benchmark is disabled, the workers
+        train side by side. (With one worker, an isolated session, it measures as usual.)"""
+        return (bool(self.config.getoption("numprocesses", None)) and not hasattr(self.config, "workerinput")
+                and not isolation.isolating_controller(self.config))
 
     def targets(self) -> list[Path]:
         session = self.session

@@ -11,7 +11,7 @@ import pytest
 
 from fitbench.measure import devices
 from fitbench.measure.workloads import Variant
-from fitbench.plugin import durable
+from fitbench.plugin import durable, isolation
 from fitbench.plugin.gating import configure_gate
 from fitbench.plugin.results import SessionRecords, choose_compared_run, is_chief, name_saved_run
 from fitbench.plugin.session import state
@@ -91,7 +91,9 @@ def start_progress(config: pytest.Config) -> progress.Progress | None:
             else:
                 reporter.write_line(line)
 
-    return progress.Progress(write, pending=None if worker else {}, prefix=f"[{worker}] " if worker else "")
+    # An isolated session's one worker runs every test in the collection's order: it knows what is to come.
+    alone = not worker or isolation.sole_worker(config)
+    return progress.Progress(write, pending={} if alone else None, prefix="" if alone else f"[{worker}] ")
 
 
 @pytest.hookimpl(trylast=True)
@@ -104,9 +106,11 @@ def join_ring(config: pytest.Config) -> None:
     """Under `fitbench interleave`: join the ring and wait for the first turn, so that the
     session does nothing (collection included) while another session's epoch is timed."""
     spec = os.environ.get(turns.ENV)
-    if not spec or hasattr(config, "workerinput"):
+    if not spec or (hasattr(config, "workerinput") and not isolation.sole_worker(config)):
         return
-    if config.getoption("numprocesses", None):
+    if isolation.isolating_controller(config):
+        return  # its one worker trains, and takes the turns
+    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
         raise pytest.UsageError("an interleaved run cannot use pytest-xdist (-n): its workers would "
                                 "train at the same time; drop -n")
     try:

@@ -101,6 +101,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="measure the devices' matmul peak again instead of reading it from the pytest cache",
     )
     group.addoption(
+        "--no-isolate",
+        action="store_true",
+        help="train in the session's own process; by default a session that collects benchmark files "
+        "trains in one pytest-xdist worker (as with -n 1), so that a native crash or the OOM killer "
+        "fails that test alone and the session goes on",
+    )
+    group.addoption(
         "--gate",
         action="append",
         default=[],

@@ -21,10 +21,12 @@ from fitbench.compare.results import (
 )
 from fitbench.compare.run_info import RunInfo
 from fitbench.measure import devices, hardware, peak
+from fitbench.plugin import isolation
 from fitbench.plugin.session import RESULT_KEY, UNFINISHED, state
 
 RECORD_PROPERTY = "fitbench"
 POSITION_PROPERTY = "fitbench-position"
+PEAKS_PROPERTY = "fitbench-peaks"
 
 
 def is_chief(config: pytest.Config) -> bool:
@@ -53,6 +55,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             "param": getattr(getattr(item, "callspec", None), "id", None), "extra_info": info}))
         # Its place in the collection (the grid's order), for the summary of an xdist controller.
         item.user_properties.append((POSITION_PROPERTY, state(item.config).order.get(item.name)))
+    if call.when == "call" and isolation.sole_worker(item.config):
+        # pytest-benchmark's own entry, for the controller's pytest-benchmark (save, compare, table).
+        if (entry := isolation.benchmark_entry(item)) is not None:
+            item.user_properties.append((isolation.BENCHMARK_PROPERTY, entry))
+        # The peaks it measured (the controller's efficiency figures), even without a pytest cache.
+        item.user_properties.append((PEAKS_PROPERTY, state(item.config).peaks))
     return (yield)
 
 
@@ -70,6 +78,8 @@ class SessionRecords:
             for key, entry in report.user_properties:
                 if key == POSITION_PROPERTY and entry is not None:
                     self.positions[report.nodeid.rsplit("::", 1)[-1]] = entry
+                if key == PEAKS_PROPERTY and entry:  # measured by an isolated session's worker
+                    state(self.config).peaks = entry
                 if key == RECORD_PROPERTY:
                     self.entries.append(entry)
                     self.records.append(Record.from_json(entry["extra_info"], entry["name"], entry["group"],

@@ -117,7 +117,7 @@ def _nonnegative_fit(x: np.ndarray) -> list[float] | None:
 @dataclass
 class Progress:
     """The session's progress. `pending` maps each test not yet finished to its epochs and work;
-    None when this process cannot know the session's tests (a pytest-xdist worker)."""
+    None when this process cannot know the session's tests (one of several pytest-xdist workers)."""
 
     write: Callable[[str], None]
     pending: dict[str, Pending] | None = None
@@ -127,6 +127,7 @@ class Progress:
     _seconds: float = field(default=0.0, init=False)  # wall time of the epochs reported so far
     _epochs: int = field(default=0, init=False)
     _last_end: float | None = field(default=None, init=False)  # when the last epoch reported ended
+    _began: bool = field(default=False, init=False)  # whether a test of this process has trained
 
     def test(self, test_id: str, epochs: int, metric: str = "accuracy") -> Callable[[Epoch], None]:
         """The callback for one test's epochs (the runner's `on_epoch`); `metric` names the workload's."""
@@ -135,6 +136,12 @@ class Progress:
         first = last  # when its first epoch ended
         done = 0
         label = test_id.rsplit("::", 1)[-1]
+        if self.pending is not None and not self._began and test_id in self.pending:
+            # Tests run in the collection's order: those before this process's first ran in a
+            # worker that crashed (an isolated session's new worker collects them all again).
+            for earlier in list(self.pending)[:list(self.pending).index(test_id)]:
+                del self.pending[earlier]
+        self._began = True
         pending = self.pending.get(test_id, Pending(epochs)) if self.pending is not None else Pending(epochs)
         work, peak = pending.work, pending.peak
 

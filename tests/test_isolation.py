@@ -1,0 +1,111 @@
+"""A crash fails one test, by default: a benchmark session trains in one pytest-xdist worker,
+and pytest-benchmark measures, saves, compares and prints as in a plain session."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fitbench.plugin import isolation
+from tests.conftest import run_pytest
+
+OPTIONS = ("-o", "python_files=bench_*.py", "--offline", "--require-data", "--devices", "cpu", "--profile", "smoke")
+TINY = "tests/sample/bench_tiny.py"
+ISOLATED = "created: 1/1 worker"  # pytest-xdist's header line
+
+
+@pytest.mark.parametrize("source, found", [
+    ("EXPERIMENT = Experiment(title='t', workload=W)\n", True),
+    ("EXPERIMENT: Experiment = make()\n", True),
+    ("from x import EXPERIMENT as E\n", False),  # imported, not exported by this file
+    ("def f():\n    EXPERIMENT = 1\n", False),  # not at module level
+    ("text = 'EXPERIMENT = 1'\n", False),
+    ("EXPERIMENT = (\n", False),  # not Python: pytest reports it, this does not decide on it
+])
+def test_a_benchmark_file_is_one_that_exports_an_experiment(tmp_path, source, found):
+    path = tmp_path / "test_x.py"
+    path.write_text(source)
+    assert isolation.holds_experiment(path) is found
+
+
+def test_benchmark_files_are_found_by_pytests_patterns_outside_skipped_folders(tmp_path):
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "bench_a.py").write_text("EXPERIMENT = 1\n")
+    (tmp_path / ".venv" / "lib").mkdir(parents=True)
+    (tmp_path / ".venv" / "lib" / "test_b.py").write_text("EXPERIMENT = 1\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_c.py").write_text("def test_c():\n    pass\n")
+    assert isolation.finds_benchmarks([tmp_path], ["bench_*.py"], [".*"])
+    assert not isolation.finds_benchmarks([tmp_path], ["test_*.py"], [".*"])  # .venv is not collected
+    assert isolation.finds_benchmarks([tmp_path], ["test_*.py"], [])
+    assert isolation.finds_benchmarks([tmp_path / "benchmarks" / "bench_a.py"], ["test_*.py"], [])  # named: collected
+    assert not isolation.finds_benchmarks([tmp_path / "tests"], ["test_*.py", "bench_*.py"], [])
+
+
+def test_a_benchmark_session_is_isolated_by_default_and_measures_as_a_plain_one(synthetic_data_dir, tmp_path):
+    runs = {}
+    for how, more in (("isolated", ()), ("plain", ("--no-isolate",))):
+        out = tmp_path / f"{how}.json"
+        run = run_pytest(TINY, *OPTIONS, "--data-dir", str(synthetic_data_dir), f"--benchmark-json={out}", *more)
+        assert run.returncode == 0, run.stdout + run.stderr
+        runs[how] = (run, json.loads(out.read_text()))
+    (isolated, isolated_json), (plain, plain_json) = runs["isolated"], runs["plain"]
+    assert ISOLATED in isolated.stdout and ISOLATED not in plain.stdout
+    # pytest-benchmark measured in the worker: its own rounds and options, its table in the controller.
+    (mine,), (theirs,) = isolated_json["benchmarks"], plain_json["benchmarks"]
+    assert mine.keys() == theirs.keys() and mine["stats"].keys() == theirs["stats"].keys()
+    assert mine["options"] == theirs["options"] and mine["stats"]["rounds"] == theirs["stats"]["rounds"]
+    # The same rounds: the runner's clock and pytest-benchmark's around the same epoch.
+    assert [epoch["seconds"] for epoch in mine["extra_info"]["epochs"][1:]] == pytest.approx(
+        mine["stats"]["data"], abs=0.005)
+    assert mine["extra_info"]["measurement"] == theirs["extra_info"]["measurement"]  # like with like
+    assert "benchmark 'tiny': 1 tests" in isolated.stdout and "fitbench summary" in isolated.stdout
+    assert isolated_json["fitbench"]["peak_gflops"] == plain_json["fitbench"]["peak_gflops"] != {}
+    # The epoch lines come from the worker (its stderr), as the plain session's, with the time left.
+    lines = [line for line in isolated.stderr.splitlines() if line.startswith("test_tiny[cpu] epoch ")]
+    assert len(lines) == mine["stats"]["rounds"] + 1 and "session" in lines[-1]
+
+
+def test_compare_and_compare_fail_work_in_an_isolated_session(synthetic_data_dir, tmp_path):
+    storage = tmp_path / "storage"
+    options = (TINY, *OPTIONS, "--data-dir", str(synthetic_data_dir), f"--benchmark-storage={storage}")
+    saved = run_pytest(*options, "--benchmark-autosave")
+    assert saved.returncode == 0 and ISOLATED in saved.stdout, saved.stdout + saved.stderr
+    (path,) = storage.rglob("0001_*.json")
+    assert json.loads(path.read_text())["benchmarks"][0]["name"] == "test_tiny[cpu]"
+    compared = run_pytest(*options, "--benchmark-compare", "--benchmark-compare-fail=mean:1000%")
+    assert compared.returncode == 0, compared.stdout + compared.stderr
+    assert "Comparing against benchmarks from: " in compared.stdout + compared.stderr
+    assert "test_tiny[cpu] (0001_" in compared.stdout and "test_tiny[cpu] (NOW)" in compared.stdout
+    # A planted slowdown of 4x is past a 100% allowance: pytest-benchmark's own check fails the session.
+    failed = run_pytest(*options, "--benchmark-compare", "--benchmark-compare-fail=min:100%",
+                        "-p", "tests.plugins.slowdown", "--plant-slowdown", "3.0")
+    assert failed.returncode != 0 and "Performance has regressed" in failed.stdout + failed.stderr
+
+
+@pytest.mark.parametrize("more", [("--no-isolate",), ("-s",), ("-n", "0")])
+def test_a_session_stays_in_its_own_process_when_asked(synthetic_data_dir, more):
+    run = run_pytest(TINY, *OPTIONS, "--data-dir", str(synthetic_data_dir), *more)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert ISOLATED not in run.stdout
+
+
+def test_a_session_without_benchmark_files_is_not_isolated(tmp_path):
+    (tmp_path / "test_plain.py").write_text("def test_one():\n    assert True\n")
+    run = run_pytest(str(tmp_path / "test_plain.py"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert ISOLATED not in run.stdout and "1 passed" in run.stdout
+
+
+def test_a_native_crash_fails_that_test_alone_by_default(synthetic_data_dir, tmp_path):
+    out = tmp_path / "run.json"
+    run = run_pytest("tests/sample/bench_crash.py", *OPTIONS, "--data-dir", str(synthetic_data_dir),
+                     f"--benchmark-json={out}")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "1 failed, 1 passed" in run.stdout, run.stdout
+    (verdict,) = [line for line in run.stdout.splitlines() if line.startswith("crashed: ")]
+    assert "(gw0) was killed by SIGABRT (a native abort" in verdict and "while running test_crash[cpu-abort]" in verdict
+    assert "memory limit" in verdict and "goes on in a new worker" in verdict
+    (bench,) = json.loads(out.read_text())["benchmarks"]
+    assert bench["name"] == "test_crash[cpu-trains]" and bench["stats"]["rounds"] >= 2
