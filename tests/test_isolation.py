@@ -84,11 +84,14 @@ def test_compare_and_compare_fail_work_in_an_isolated_session(synthetic_data_dir
     assert failed.returncode != 0 and "Performance has regressed" in failed.stdout + failed.stderr
 
 
-@pytest.mark.parametrize("more", [("--no-isolate",), ("-s",), ("-n", "0")])
-def test_a_session_stays_in_its_own_process_when_asked(synthetic_data_dir, more):
+@pytest.mark.parametrize("more, reason", [(("--no-isolate",), "--no-isolate"), (("-s",), "-s: "),
+                                          (("-n", "0"), "-n 0")])
+def test_a_session_stays_in_its_own_process_when_asked_and_says_so(synthetic_data_dir, more, reason):
     run = run_pytest(TINY, *OPTIONS, "--data-dir", str(synthetic_data_dir), *more)
     assert run.returncode == 0, run.stdout + run.stderr
     assert ISOLATED not in run.stdout
+    (note,) = [line for line in run.stdout.splitlines() if line.startswith("fitbench: trains in this process (")]
+    assert reason in note and note.endswith("a native crash or the OOM killer ends the session")
 
 
 def test_a_session_without_benchmark_files_is_not_isolated(tmp_path):

@@ -135,4 +135,5 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [f"fitbench: TensorFlow {tf.__version__}, Keras {keras.__version__}, "
              f"profile {config.getoption('profile')}, devices {','.join(state(config).devices)}"]
     lines += [f"  {line}" for line in devices.describe(config.getoption("tpu"))]
-    return lines + [f"fitbench: {note}" for note in state(config).compare_notes]
+    notes = [isolation.header_note(config), *state(config).compare_notes]
+    return lines + [f"fitbench: {note}" for note in notes if note]

@@ -34,6 +34,10 @@ from fitbench.processes import turns
 BENCHMARK_PROPERTY = "pytest-benchmark"
 # Each crash starts a new worker; xdist's default (4 per worker) would end the session after the 4th.
 MAX_WORKER_RESTARTS = "1000"
+NO_BENCHMARKS = "no benchmark file is collected"
+XDIST_CHOSEN = "-n N was given"
+# Why a session was not isolated, for its header (set before the options are parsed).
+REASON_KEY = pytest.StashKey[str]()
 
 
 def sole_worker(config: pytest.Config) -> bool:
@@ -103,13 +107,17 @@ def session_paths(early_config: pytest.Config) -> list[Path]:
 def why_not_isolated(early_config: pytest.Config) -> str | None:
     """Why this session keeps its tests in its own process, or None to isolate them."""
     options = early_config.known_args_namespace
-    if not early_config.pluginmanager.hasplugin("xdist"):
-        return "pytest-xdist is not loaded"
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return "this is a pytest-xdist worker"
+    if getattr(options, "numprocesses", None) not in (None, 0):
+        return XDIST_CHOSEN  # the user's own workers: xdist replaces a crashed one
+    patterns = early_config.getini("python_files")
+    if not finds_benchmarks(session_paths(early_config), patterns, early_config.getini("norecursedirs")):
+        return NO_BENCHMARKS
     checks = (
+        (not early_config.pluginmanager.hasplugin("xdist"), "pytest-xdist is not loaded"),
         (getattr(options, "no_isolate", False), "--no-isolate"),
-        (getattr(options, "numprocesses", None) is not None, "-n was given"),
+        (getattr(options, "numprocesses", None) == 0, "-n 0"),
         (getattr(options, "dist", "no") != "no" or getattr(options, "tx", None), "--dist or --tx was given"),
         (getattr(options, "capture", "fd") == "no", "-s: output is shown only from the session's own process"),
         (getattr(options, "usepdb", False) or getattr(options, "trace", False), "--pdb or --trace"),
@@ -126,9 +134,6 @@ def why_not_isolated(early_config: pytest.Config) -> str | None:
     for applies, reason in checks:
         if applies:
             return reason
-    patterns = early_config.getini("python_files")
-    if not finds_benchmarks(session_paths(early_config), patterns, early_config.getini("norecursedirs")):
-        return "no benchmark file is collected"
     return None
 
 
@@ -142,9 +147,20 @@ def in_cluster(source: str) -> bool:
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
     # Before the options are parsed for good, so xdist's own options do the rest (pytest's
     # documented way to default -n: the hook's example).
-    if why_not_isolated(early_config) is None:
+    reason = why_not_isolated(early_config)
+    if reason is not None:
+        early_config.stash[REASON_KEY] = reason
+    else:
         restarts = [] if "--max-worker-restart" in " ".join(args) else ["--max-worker-restart", MAX_WORKER_RESTARTS]
         args[:] = [*args, "-n", "1", *restarts]
+
+
+def header_note(config: pytest.Config) -> str | None:
+    """For a benchmark session that trains in its own process: that a crash would end it, and why."""
+    reason = config.stash.get(REASON_KEY, None)
+    if reason is None or reason in (NO_BENCHMARKS, XDIST_CHOSEN) or reason.startswith("this is a pytest-xdist worker"):
+        return None
+    return f"trains in this process ({reason}): a native crash or the OOM killer ends the session"
 
 
 class ReportedBenchmark:
