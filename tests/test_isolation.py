@@ -4,11 +4,16 @@ and pytest-benchmark measures, saves, compares and prints as in a plain session.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from fitbench.plugin import isolation
-from tests.conftest import run_pytest
+from tests.conftest import ROOT, SHARED_CACHE, run_pytest
 
 OPTIONS = ("-o", "python_files=bench_*.py", "--offline", "--require-data", "--devices", "cpu", "--profile", "smoke")
 TINY = "tests/sample/bench_tiny.py"
@@ -112,3 +117,45 @@ def test_a_native_crash_fails_that_test_alone_by_default(synthetic_data_dir, tmp
     assert "memory limit" in verdict and "goes on in a new worker" in verdict
     (bench,) = json.loads(out.read_text())["benchmarks"]
     assert bench["name"] == "test_crash[cpu-trains]" and bench["stats"]["rounds"] >= 2
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the worker ends with its parent through prctl")
+def test_a_worker_whose_controller_was_killed_does_not_train_on(synthetic_data_dir):
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    session = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *SHARED_CACHE, TINY, *OPTIONS, "--data-dir", str(synthetic_data_dir),
+         "-p", "tests.plugins.slowdown", "--plant-slowdown", "200"],  # 201x: about 6 s an epoch
+        cwd=ROOT, env=clean, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in session.stderr:
+            if " epoch 1/" in line:  # the worker trains
+                break
+        (worker,) = children(session.pid)
+        assert running(worker)
+        session.kill()
+        session.wait(timeout=30)
+        deadline = time.monotonic() + 5
+        while running(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not running(worker), "the worker trains on after its controller was killed"
+    finally:
+        session.kill()

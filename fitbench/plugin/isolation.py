@@ -28,7 +28,7 @@ import pytest
 from fitbench.measure.devices import tpu_address
 from fitbench.plugin.session import state
 from fitbench.processes import cluster as clusters
-from fitbench.processes import turns
+from fitbench.processes import groups, turns
 
 # In a test report's user_properties: the worker's pytest-benchmark entry for that test.
 BENCHMARK_PROPERTY = "pytest-benchmark"
@@ -292,4 +292,5 @@ def pytest_configure(config: pytest.Config) -> None:
     if isolating_controller(config):
         config.pluginmanager.register(IsolatedController(config), "fitbench-isolated-controller")
     elif sole_worker(config):
+        groups.end_with_parent()  # a controller killed with SIGKILL takes its worker with it
         config.pluginmanager.register(IsolatedWorker(config), "fitbench-isolated-worker")

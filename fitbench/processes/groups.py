@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -113,3 +114,17 @@ def sigterm_as_interrupt() -> None:
     signal rule)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, raise_interrupt)
+
+
+def end_with_parent() -> bool:
+    """This process is killed when its parent dies (Linux: prctl PR_SET_PDEATHSIG), so that a
+    worker whose controller was killed does not train on alone. False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, signal.SIGKILL) == 0 and os.getppid() != 1  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
