@@ -106,6 +106,11 @@ def test_a_partial_copy_takes_no_number_and_is_named_for_its_session(synthetic_d
     storage = tmp_path / "storage"
     process = start_session(synthetic_data_dir, out, f"--benchmark-storage={storage}", "--benchmark-autosave")
     wait_for_benchmarks(out, 1, process)
+    # The session writes --benchmark-json, then its partial copy: a kill between the two
+    # leaves the first only (seen once in CI), so the test waits for both.
+    deadline = time.monotonic() + 60
+    while not list(storage.rglob("partial_*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
     process.kill()
     process.communicate(timeout=60)
     (copy,) = storage.rglob("*.json")
