@@ -5,8 +5,9 @@ cannot report its own failure, and in a plain pytest session it takes the sessio
 session that collects benchmark files (files that export an ``EXPERIMENT``) runs as if ``-n 1``
 had been given: one pytest-xdist worker trains each test in turn, in the collection's order, and
 when it dies xdist fails the test it was running and starts a new worker for the rest
-(`crashes` says how it died). ``--no-isolate`` (or any ``-n``, ``-s``, ``--pdb``) keeps the
-session in one process.
+(`crashes` says how it died). ``--no-isolate`` (or ``-n 0``, ``-s``, ``--pdb``, ...: see
+`why_not_isolated`) keeps the session in one process, and says so in its header; the user's
+own ``-n N`` is left as it is.
 
 One worker trains at a time, so its timings are as valid as a plain session's: pytest-benchmark,
 which disables itself under xdist, is turned back on in the worker (which saves, compares and
