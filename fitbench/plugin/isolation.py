@@ -37,6 +37,7 @@ BENCHMARK_PROPERTY = "pytest-benchmark"
 MAX_WORKER_RESTARTS = "1000"
 NO_BENCHMARKS = "no benchmark file is collected"
 XDIST_CHOSEN = "-n N was given"
+IN_WORKER = "this is a pytest-xdist worker"
 # Why a session was not isolated, for its header (set before the options are parsed).
 REASON_KEY = pytest.StashKey[str]()
 
@@ -109,7 +110,7 @@ def why_not_isolated(early_config: pytest.Config) -> str | None:
     """Why this session keeps its tests in its own process, or None to isolate them."""
     options = early_config.known_args_namespace
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        return "this is a pytest-xdist worker"
+        return IN_WORKER
     if getattr(options, "numprocesses", None) not in (None, 0):
         return XDIST_CHOSEN  # the user's own workers: xdist replaces a crashed one
     patterns = early_config.getini("python_files")
@@ -159,7 +160,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
 def header_note(config: pytest.Config) -> str | None:
     """For a benchmark session that trains in its own process: that a crash would end it, and why."""
     reason = config.stash.get(REASON_KEY, None)
-    if reason is None or reason in (NO_BENCHMARKS, XDIST_CHOSEN) or reason.startswith("this is a pytest-xdist worker"):
+    if reason is None or reason in (NO_BENCHMARKS, XDIST_CHOSEN, IN_WORKER):
         return None
     return f"trains in this process ({reason}): a native crash or the OOM killer ends the session"
 
