@@ -79,47 +79,62 @@ def test_the_session_left_weighs_each_tests_steps_and_flops_at_the_pace_fitted_s
 
 
 def test_a_test_with_a_twin_counts_both_trainings_though_its_lines_come_at_uneven_gaps():
-    # A variant (2 s an epoch) and its twin (3 s) take turns in alternating order: variant,
-    # twin | twin, variant | variant, twin | twin, variant. The variant's lines then come 2 s,
-    # 8 s, 2 s and 8 s apart (with a 1 s start-up before the first), one pair (5 s) on average.
+    # A variant (2 s an epoch) and its twin (3 s) take turns in alternating order: variant |
+    # twin (its first epoch), twin, variant | variant, twin | twin, variant. The variant's lines
+    # come 3 s (after a 1 s start-up), 9 s, 2 s and 8 s apart; the twin reports its epochs.
     work = EpochWork(steps=200, flops=2e9, model="mlp", trainings=2)
     lines, now = [], [0.0]
     session = progress.Progress(lines.append, pending={"paired": progress.Pending(4, work)}, clock=lambda: now[0])
     on_epoch = session.test("paired", 4)
-    for gap in (1 + 2, 3 + 3 + 2, 2):
-        now[0] += gap
-        on_epoch(epoch(2.0))
-    # After its first epoch, which the twin has not trained yet: that epoch, twice, for each left.
-    assert "left ~18 s test" in lines[0]
-    # Then its mean pace since the first line (10 s for 2 pairs), not its last gap (2 s).
-    assert "left ~5 s test" in lines[2]
-    now[0] += 3 + 3 + 2
-    on_epoch(epoch(2.0))
-    # Its start-up: the time to the first line beyond one steady pair (3 - 5 s: none).
-    assert session.pace.overheads["paired"] == 0.0
-    assert session.pace.epoch_seconds(work) == pytest.approx(6.0)  # its mean gap, 18 s / 3
+
+    def twin(seconds: float) -> None:
+        now[0] += seconds
+        on_epoch.twin(epoch(seconds))
+
+    def variant(seconds: float) -> None:
+        now[0] += seconds
+        on_epoch(epoch(seconds))
+
+    variant(1 + 2)
+    # After its first epoch, which the twin has not trained yet: that epoch for each of the 7
+    # trainings left (3 of its own, 4 of the twin's).
+    assert "left ~21 s test" in lines[-1]
+    twin(4), twin(3), variant(2)
+    # 3 trainings in 9 s since the first line; 4 left (2 of each).
+    assert "left ~12 s test" in lines[-1]
+    variant(2)
+    # 4 trainings in 11 s; 3 left (the twin's 3rd and 4th, its own 4th), not its last gap's 1.
+    assert "left ~8 s test" in lines[-1]
+    twin(3), twin(3), variant(2)
+    assert "left ~0 s test" in lines[-1]
+    # 7 trainings in 19 s since the first line; a steady epoch of both is two of them.
+    assert session.pace.epoch_seconds(work) == pytest.approx(2 * 19 / 7)
+    # Its start-up: the time to its last line beyond its 8 trainings at that pace.
+    assert session.pace.overheads["paired"] == pytest.approx(22 - 8 * 19 / 7)
+
+
 def test_a_model_seen_before_keeps_its_own_flop_rate_and_one_not_seen_is_taken_at_the_peak():
     # The MLPs run 100 GFLOP/s, the CNN 1,000 (large convolutions), the peak is 1,250; 1 ms a step.
     mlp_b32, mlp_b512 = EpochWork(1000, 2e9, "mlp"), EpochWork(100, 2e9, "mlp")
     cnn, other_cnn = EpochWork(100, 60e9, "cnn"), EpochWork(200, 120e9, "cnn")
     peak = 1.25e12
     pace = progress.Pace()
-    pace.add("b32", mlp_b32, 1.0 + 0.02, peak)
+    pace.observe("b32", mlp_b32, 1.0 + 0.02, peak)
     # One MLP test seen: its steps take what the peak's time for its FLOPs leaves over.
     assert pace.fit()[0] == pytest.approx((1.02 - 2e9 / peak) / 1000)
-    pace.add("b512", mlp_b512, 0.1 + 0.02, peak)
+    pace.observe("b512", mlp_b512, 0.1 + 0.02, peak)
     assert pace.epoch_seconds(cnn, peak) == pytest.approx(0.1 + 60e9 / peak)  # not seen: at the peak
-    pace.add("cnn", cnn, 0.1 + 0.06, peak)
+    pace.observe("cnn", cnn, 0.1 + 0.06, peak)
     assert pace.epoch_seconds(other_cnn, peak) == pytest.approx(0.2 + 0.12)
     assert pace.epoch_seconds(EpochWork(500, 4e9, "mlp"), peak) == pytest.approx(0.5 + 0.04)
 
 
 def test_without_a_peak_one_test_seen_takes_the_flops_alone_and_no_cost_goes_negative():
     pace = progress.Pace()
-    pace.add("a", EpochWork(steps=100, flops=1e9), 2.0)
+    pace.observe("a", EpochWork(steps=100, flops=1e9), 2.0)
     assert pace.fit()[:2] == (0.0, {"": pytest.approx(2e-9)})
     # Two tests whose steps and FLOPs would need a negative step cost (exactly -0.01 s).
-    pace.add("b", EpochWork(steps=300, flops=2e9), 3.0)
+    pace.observe("b", EpochWork(steps=300, flops=2e9), 3.0)
     per_step, rates, _ = pace.fit()
     assert per_step >= 0 and all(rate >= 0 for rate in rates.values())
 

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import keras
 import pytest
 
+from fitbench import Variant
 from fitbench.compare.record import Record
 from fitbench.measure import devices, runner
 from fitbench.measure.experiments import load_module
@@ -145,6 +146,20 @@ def test_no_retracing_after_the_first_epoch(tiny_dataset, cpu, monkeypatch):
     traces.clear()
     longer.run(RecordingBenchmark())
     assert len(traces) == traced_in_epoch_one
+
+
+def test_a_twins_epochs_reach_the_progress_between_the_variants(tiny_dataset, cpu):
+    # The live time left counts a twin's trainings as they end (fitbench.present.progress).
+    events = []
+
+    def on_epoch(epoch):
+        events.append("variant")
+
+    on_epoch.twin = lambda epoch: events.append("twin")
+    runner.train(TINY.but(variant=Variant(steps_per_execution=2)), "default", cpu, tiny_dataset,
+                 RecordingBenchmark(), on_epoch, reference=TINY)
+    # Epoch 1 each (the twin starts after the variant), then turns in alternating order.
+    assert events == ["variant", "twin", "twin", "variant", "variant", "twin", "twin", "variant"]
 
 
 def test_disabled_benchmark_trains_the_whole_schedule(tiny_dataset, cpu):

@@ -574,5 +574,7 @@ def train(workload: Workload, profile: str, device: Device, dataset: Dataset,
     checked its target (fitbench.plugin.hooks). `track_test`: evaluate the test set every epoch.
     `reference`: the same workload under the reference variant, trained in turns with it
     (`EpochRunner.run`), for a paired speed-up."""
-    twin = None if reference is None else EpochRunner(reference, profile, device, dataset)
+    # The twin's epochs go to `on_epoch.twin` when it has one (live progress: trainings done).
+    twin = None if reference is None else EpochRunner(reference, profile, device, dataset,
+                                                      getattr(on_epoch, "twin", None))
     return EpochRunner(workload, profile, device, dataset, on_epoch, track_test).run(benchmark, twin)

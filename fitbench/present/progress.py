@@ -1,18 +1,19 @@
 """Live progress: a line per epoch as it ends, with the time left for the test and the session.
 
 The runner calls back between rounds (never inside a timed epoch); a line costs a string format
-and a write. Time left for the test is its remaining epochs at its mean pace since its first
-epoch (training and validation; with a twin, a variant's f32 reference, the twin's epochs too:
-the two take turns in alternating order, so one gap holds one epoch of the variant and the
-next three, and only their mean is one pair's). After the first epoch, which a twin has not
-trained yet, the test's work at the pace fitted for its model when one is known, else that
-epoch times the trainings it holds. For the session, each test still to run costs its epochs
-times what one of its epochs computes (optimizer steps and FLOPs,
+and a write. A variant's twin (its f32 reference, trained in turns with it) calls back too,
+without a line: its epochs are trainings done. Time left for the test is its trainings left
+(its own epochs and its twin's) at its mean pace per training since its first epoch (training
+and validation; the two take turns in alternating order, so the gaps between the variant's
+lines alternate between one training and three, and only counting both is right at each line).
+After the first epoch, which a twin has not trained yet, the pace fitted for its model when one
+is known, else that epoch for each training left. For the session, each test still to run costs
+its epochs times what one of its epochs computes (optimizer steps and FLOPs,
 `fitbench.measure.flops.EpochWork`) at the pace measured so far (`Pace`: a cost per step, and
 per FLOP for each model seen, a model not seen yet at its device's matmul peak), so that a CNN
 after MLPs, or batch 32 after batch 512, is not taken at the wrong pace. Each test also costs
 the start-up and end seen so far (building, tracing, the final evaluation: a test's wall time
-beyond its epochs at its steady pace, measured when it ends, and provisionally after its
+beyond its trainings at its steady pace, measured when it ends, and provisionally after its
 second epoch). A test whose work is unknown counts the session's mean epoch. A rough figure,
 marked with "~".
 """
@@ -52,24 +53,24 @@ class Pending:
 
 @dataclass
 class Pace:
-    """Seconds per epoch as a x steps + c x FLOPs, from the tests seen so far (each test's mean
-    steady epoch, epochs 2..N): `a` is one step's overhead, shared; `c` a model's seconds per
-    FLOP. A model already seen has its own `c` (a CNN runs its FLOPs many times faster than a
+    """Seconds per epoch as a x steps + c x FLOPs, from the tests seen so far (each test's steady
+    epoch, from its mean pace since its first epoch): `a` is one step's overhead, shared; `c` a
+    model's seconds per FLOP. A model already seen has its own `c` (a CNN runs its FLOPs many times faster than a
     small MLP does); a model not seen yet is taken at its device's matmul peak, the rate a large
     model nears (tests of small models cost mostly steps). Plus each test's start-up and end
     beyond its steady epochs, on average."""
 
-    observed: dict[str, tuple[EpochWork, float | None, float, int]] = field(default_factory=dict)
+    observed: dict[str, tuple[EpochWork, float | None, float]] = field(default_factory=dict)
     overheads: dict[str, float] = field(default_factory=dict)  # each test's start-up and end
 
-    def add(self, test_id: str, work: EpochWork, seconds: float, peak: float | None = None) -> None:
-        _, _, total, count = self.observed.get(test_id, (work, peak, 0.0, 0))
-        self.observed[test_id] = (work, peak, total + seconds, count + 1)
+    def observe(self, test_id: str, work: EpochWork, seconds: float, peak: float | None = None) -> None:
+        """`test_id`'s steady epoch of `work` so far is `seconds` (replacing what it said before)."""
+        self.observed[test_id] = (work, peak, seconds)
 
     def fit(self) -> tuple[float, dict[str, float], float | None] | None:
         """(seconds per step, {model: seconds per FLOP}, seconds per FLOP for a model not seen
         when no peak is known); None before any steady epoch."""
-        rows = [(work, peak, total / count) for work, peak, total, count in self.observed.values()]
+        rows = list(self.observed.values())
         if not rows:
             return None
         models = sorted({work.model for work, _, _ in rows})
@@ -129,13 +130,9 @@ class Progress:
     _last_end: float | None = field(default=None, init=False)  # when the last epoch reported ended
     _began: bool = field(default=False, init=False)  # whether a test of this process has trained
 
-    def test(self, test_id: str, epochs: int, metric: str = "accuracy") -> Callable[[Epoch], None]:
+    def test(self, test_id: str, epochs: int, metric: str = "accuracy") -> TestProgress:
         """The callback for one test's epochs (the runner's `on_epoch`); `metric` names the workload's."""
         started = self.clock() if self._last_end is None else self._last_end
-        last = self.clock()
-        first = last  # when its first epoch ended
-        done = 0
-        label = test_id.rsplit("::", 1)[-1]
         if self.pending is not None and not self._began and test_id in self.pending:
             # Tests run in the collection's order: those before this process's first ran in a
             # worker that crashed (an isolated session's new worker collects them all again).
@@ -143,35 +140,7 @@ class Progress:
                 del self.pending[earlier]
         self._began = True
         pending = self.pending.get(test_id, Pending(epochs)) if self.pending is not None else Pending(epochs)
-        work, peak = pending.work, pending.peak
-
-        def on_epoch(epoch: Epoch) -> None:
-            nonlocal last, first, done
-            now = self.clock()
-            gap = now - last
-            last, done = now, done + 1
-            self._seconds += gap
-            self._epochs += 1
-            if done == 1:
-                first = now
-                fitted = self.pace.epoch_seconds(work, peak, seen_only=True) if work is not None else None
-                per_epoch = fitted if fitted is not None else gap * (work.trainings if work is not None else 1)
-            else:
-                per_epoch = (now - first) / (done - 1)  # the steady pace: a twin's turns average out
-                if work is not None:
-                    self.pace.add(test_id, work, gap, peak)
-                if done == 2 or done == epochs:  # start-up, tracing, the wait before: past the steady pace
-                    self.pace.overheads[test_id] = max(0.0, now - started - done * per_epoch)
-            self._last_end = now
-            left = [f"~{duration((epochs - done) * per_epoch)} test"]
-            if self.pending is not None:
-                left.append(f"~{duration((epochs - done) * per_epoch + self.later(test_id))} session")
-            val = "" if math.isnan(epoch.val_metric) else f", val {epoch.val_metric:.3f}"
-            tracing = " (tracing included)" if done == 1 else ""
-            self.write(f"{self.prefix}{label} epoch {done}/{epochs}: {epoch.seconds:.3f} s{tracing}, "
-                       f"loss {epoch.loss:.4f}, {metric} {epoch.metric:.3f}{val}; left {', '.join(left)}")
-
-        return on_epoch
+        return TestProgress(self, test_id, epochs, metric, pending, started)
 
     def later(self, test_id: str) -> float:
         """Seconds the tests after `test_id` will take, by their work at the pace so far."""
@@ -188,3 +157,55 @@ class Progress:
         """A test ended (passed, failed or skipped): its epochs no longer count as to do."""
         if self.pending is not None:
             self.pending.pop(test_id, None)
+
+
+class TestProgress:
+    """One test's progress: called with each of its epochs (a line each), and `twin` with each of
+    its twin's (no line; a training done)."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, session: Progress, test_id: str, epochs: int, metric: str, pending: Pending,
+                 started: float):
+        self.session, self.test_id, self.epochs, self.metric = session, test_id, epochs, metric
+        self.work, self.peak = pending.work, pending.peak
+        self.trainings = self.work.trainings if self.work is not None else 1
+        self.label = test_id.rsplit("::", 1)[-1]
+        self.started = started
+        self.last = self.first = session.clock()  # the last line's time; the first epoch's end
+        self.done = 0  # the test's own epochs ended
+        self.twin_done = 0  # its twin's
+
+    def twin(self, epoch: Epoch) -> None:
+        """One of the twin's epochs ended."""
+        self.twin_done += 1
+        self.session._last_end = self.session.clock()
+
+    def __call__(self, epoch: Epoch) -> None:
+        session, work = self.session, self.work
+        now = session.clock()
+        gap = now - self.last
+        self.last, self.done = now, self.done + 1
+        session._seconds += gap
+        session._epochs += 1
+        if self.done == 1:
+            self.first = now
+            fitted = session.pace.epoch_seconds(work, self.peak, seen_only=True) if work is not None else None
+            per_training = gap if fitted is None else fitted / self.trainings
+        else:
+            # Every training since the first epoch's end: the test's own and its twin's.
+            per_training = (now - self.first) / (self.done - 1 + self.twin_done)
+            if work is not None:
+                session.pace.observe(self.test_id, work, per_training * self.trainings, self.peak)
+            if self.done == 2 or self.done == self.epochs:  # start-up, tracing, the wait before
+                trained = self.done + self.twin_done
+                session.pace.overheads[self.test_id] = max(0.0, now - self.started - trained * per_training)
+        session._last_end = now
+        test_left = (self.epochs * self.trainings - self.done - self.twin_done) * per_training
+        left = [f"~{duration(test_left)} test"]
+        if session.pending is not None:
+            left.append(f"~{duration(test_left + session.later(self.test_id))} session")
+        val = "" if math.isnan(epoch.val_metric) else f", val {epoch.val_metric:.3f}"
+        tracing = " (tracing included)" if self.done == 1 else ""
+        session.write(f"{session.prefix}{self.label} epoch {self.done}/{self.epochs}: {epoch.seconds:.3f} s{tracing}, "
+                      f"loss {epoch.loss:.4f}, {self.metric} {epoch.metric:.3f}{val}; left {', '.join(left)}")
