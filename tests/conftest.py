@@ -66,13 +66,17 @@ def synthetic_data_dir(tmp_path_factory) -> Path:
     return root
 
 
-def run_pytest(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run a separate pytest session from the project root (real config, real plugins)."""
+def run_pytest(*args: str, env: dict[str, str] | None = None, timeout: int = 600,
+               isolate: bool = False) -> subprocess.CompletedProcess:
+    """Run a separate pytest session from the project root (real config, real plugins).
+    `isolate`: train in a worker process, as a benchmark session does by default; else in the
+    session's own process (--no-isolate), which saves each session the worker's start-up
+    (about 5 s): crash isolation has its own tests (test_isolation.py, test_outside.py)."""
     # Without the outer session's pytest/xdist variables: under `pytest -n`, an inherited
     # PYTEST_XDIST_WORKER makes the inner pytest-benchmark disable itself.
     clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", *SHARED_CACHE, *args],
+        [sys.executable, "-m", "pytest", *SHARED_CACHE, *([] if isolate else ["--no-isolate"]), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**clean, **(env or {})},
     )
 

@@ -52,7 +52,8 @@ def test_a_benchmark_session_is_isolated_by_default_and_measures_as_a_plain_one(
     runs = {}
     for how, more in (("isolated", ()), ("plain", ("--no-isolate",))):
         out = tmp_path / f"{how}.json"
-        run = run_pytest(TINY, *OPTIONS, "--data-dir", str(synthetic_data_dir), f"--benchmark-json={out}", *more)
+        run = run_pytest(TINY, *OPTIONS, "--data-dir", str(synthetic_data_dir), f"--benchmark-json={out}", *more,
+                         isolate=True)
         assert run.returncode == 0, run.stdout + run.stderr
         runs[how] = (run, json.loads(out.read_text()))
     (isolated, isolated_json), (plain, plain_json) = runs["isolated"], runs["plain"]
@@ -75,24 +76,24 @@ def test_a_benchmark_session_is_isolated_by_default_and_measures_as_a_plain_one(
 def test_compare_and_compare_fail_work_in_an_isolated_session(synthetic_data_dir, tmp_path):
     storage = tmp_path / "storage"
     options = (TINY, *OPTIONS, "--data-dir", str(synthetic_data_dir), f"--benchmark-storage={storage}")
-    saved = run_pytest(*options, "--benchmark-autosave")
+    saved = run_pytest(*options, "--benchmark-autosave", isolate=True)
     assert saved.returncode == 0 and ISOLATED in saved.stdout, saved.stdout + saved.stderr
     (path,) = storage.rglob("0001_*.json")
     assert json.loads(path.read_text())["benchmarks"][0]["name"] == "test_tiny[cpu]"
-    compared = run_pytest(*options, "--benchmark-compare", "--benchmark-compare-fail=mean:1000%")
+    compared = run_pytest(*options, "--benchmark-compare", "--benchmark-compare-fail=mean:1000%", isolate=True)
     assert compared.returncode == 0, compared.stdout + compared.stderr
     assert "Comparing against benchmarks from: " in compared.stdout + compared.stderr
     assert "test_tiny[cpu] (0001_" in compared.stdout and "test_tiny[cpu] (NOW)" in compared.stdout
     # A planted slowdown of 4x is past a 100% allowance: pytest-benchmark's own check fails the session.
     failed = run_pytest(*options, "--benchmark-compare", "--benchmark-compare-fail=min:100%",
-                        "-p", "tests.plugins.slowdown", "--plant-slowdown", "3.0")
+                        "-p", "tests.plugins.slowdown", "--plant-slowdown", "3.0", isolate=True)
     assert failed.returncode != 0 and "Performance has regressed" in failed.stdout + failed.stderr
 
 
 @pytest.mark.parametrize("more, reason", [(("--no-isolate",), "--no-isolate"), (("-s",), "-s: "),
                                           (("-n", "0"), "-n 0")])
 def test_a_session_stays_in_its_own_process_when_asked_and_says_so(synthetic_data_dir, more, reason):
-    run = run_pytest(TINY, *OPTIONS, "--data-dir", str(synthetic_data_dir), *more)
+    run = run_pytest(TINY, *OPTIONS, "--data-dir", str(synthetic_data_dir), *more, isolate=True)
     assert run.returncode == 0, run.stdout + run.stderr
     assert ISOLATED not in run.stdout
     (note,) = [line for line in run.stdout.splitlines() if line.startswith("fitbench: trains in this process (")]
@@ -101,7 +102,7 @@ def test_a_session_stays_in_its_own_process_when_asked_and_says_so(synthetic_dat
 
 def test_a_session_without_benchmark_files_is_not_isolated(tmp_path):
     (tmp_path / "test_plain.py").write_text("def test_one():\n    assert True\n")
-    run = run_pytest(str(tmp_path / "test_plain.py"))
+    run = run_pytest(str(tmp_path / "test_plain.py"), isolate=True)
     assert run.returncode == 0, run.stdout + run.stderr
     assert ISOLATED not in run.stdout and "1 passed" in run.stdout
 
@@ -109,7 +110,7 @@ def test_a_session_without_benchmark_files_is_not_isolated(tmp_path):
 def test_a_native_crash_fails_that_test_alone_by_default(synthetic_data_dir, tmp_path):
     out = tmp_path / "run.json"
     run = run_pytest("tests/sample/bench_crash.py", *OPTIONS, "--data-dir", str(synthetic_data_dir),
-                     f"--benchmark-json={out}")
+                     f"--benchmark-json={out}", isolate=True)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 failed, 1 passed" in run.stdout, run.stdout
     (verdict,) = [line for line in run.stdout.splitlines() if line.startswith("crashed: ")]

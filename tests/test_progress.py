@@ -147,7 +147,7 @@ def test_a_worker_knows_only_its_test_and_says_so_with_its_id():
 
 
 def test_a_session_prints_each_epoch_and_q_keeps_it_quiet(synthetic_data_dir):
-    run = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir))
+    run = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir), isolate=True)
     assert run.returncode == 0, run.stdout + run.stderr
     # From the session's worker (crash isolation, the default), on stderr.
     lines = [line for line in run.stderr.splitlines() if " epoch " in line and "left ~" in line]

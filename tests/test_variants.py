@@ -291,7 +291,7 @@ def test_an_experiments_reference_trains_in_turns_in_each_test_and_counts_in_the
     out = tmp_path / "paired.json"
     run = run_pytest("tests/sample/bench_paired.py", "-o", "python_files=bench_*.py", "--offline", "--require-data",
                      "--devices", "cpu", "--profile", "smoke", "--data-dir", str(synthetic_data_dir),
-                     "--benchmark-json", str(out))
+                     "--benchmark-json", str(out), isolate=True)
     assert run.returncode == 0, run.stdout + run.stderr
     (bench,) = json.loads(out.read_text())["benchmarks"]
     reference = bench["extra_info"]["reference"]
