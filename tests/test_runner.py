@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace
 
 import keras
@@ -160,6 +161,23 @@ def test_a_twins_epochs_reach_the_progress_between_the_variants(tiny_dataset, cp
                  RecordingBenchmark(), on_epoch, reference=TINY)
     # Epoch 1 each (the twin starts after the variant), then turns in alternating order.
     assert events == ["variant", "twin", "twin", "variant", "variant", "twin", "twin", "variant"]
+
+
+def test_spent_iterators_are_deleted_off_the_training_thread(tiny_dataset, cpu):
+    # Deleting a tf.data iterator waits for its autotuning thread (up to a minute in TF 2.21).
+    deleted_in = []
+
+    class Spent:
+        def __del__(self):
+            deleted_in.append(threading.current_thread().name)
+
+    epoch_runner = EpochRunner(TINY, "default", cpu, tiny_dataset)
+    epoch_runner._iterator, epoch_runner._epochs = Spent(), Spent()
+    epoch_runner.drop_iterators()
+    for thread in list(runner._releasing):
+        thread.join()
+    assert epoch_runner._iterator is None and epoch_runner._epochs is None
+    assert deleted_in == ["fitbench-release-iterators"] * 2
 
 
 def test_disabled_benchmark_trains_the_whole_schedule(tiny_dataset, cpu):

@@ -10,8 +10,10 @@ devices are synchronized before the clock is read. Resetting the metrics before 
 reading them after it (in a cluster, an all-reduce of each metric over the workers) are
 untimed. The batches of epochs 2..N come from one iterator opened before the first
 round (each epoch its own seeded permutation, already distributed), as ``fit`` on a repeated
-dataset keeps one iterator. In an interleaved run (``fitbench interleave``) each timed epoch,
-epoch 1 included, first waits for its turn, untimed, and records the turn's number. Rounds
+dataset keeps one iterator; a spent iterator is deleted in a background thread (`release`: in
+TF 2.21 a deletion can wait up to a minute for tf.data's autotuning thread). In an
+interleaved run (``fitbench interleave``) each timed epoch, epoch 1 included, first waits for
+its turn, untimed, and records the turn's number. Rounds
 do not call ``fit``: each call under a strategy also opens dataset iterators to build the
 model, about 0.15 s on a 2-core CPU (``fitbench overhead`` prints it), which a multi-epoch
 ``fit`` pays once, not per epoch. Validation happens between rounds, untimed. Without an
@@ -41,9 +43,11 @@ barrier; it cannot complete before the slowest worker reaches it) is inside the 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import math
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -138,6 +142,7 @@ class EpochRunner:
         self._turn: int | None = None
         self._hardware = hardware.sampler(device.kind == "gpu")
         self._iterator = None
+        self._epochs = None  # the numpy pipeline's epoch iterator (Keras' TFEpochIterator)
 
     def build(self) -> keras.Model:
         keras.utils.set_random_seed(self.workload.seed)
@@ -266,6 +271,7 @@ class EpochRunner:
         repeated dataset. Opening a distributed iterator costs ~80 ms on a 2-core CPU (more
         than a small epoch), so it is not opened per round; between rounds it prefetches the
         next epoch, as fit's does during validation."""
+        self.drop_iterators()  # a cluster's epoch 1 ran on an iterator of its own
         if self.variant.pipeline == "numpy":
             # The epoch iterator fit() builds for arrays; each enumeration is one epoch.
             self._epochs = numpy_epoch_iterator(self.model, self.splits.x_train, self.splits.y_train,
@@ -280,6 +286,7 @@ class EpochRunner:
         stops at its end, as in fit); then wait for the turn in an interleaved run."""
         self.model.reset_metrics()
         if self.variant.pipeline == "tf.data" and self.variant.steps_per_execution > 1:
+            self.drop_iterators()  # the last epoch's, spent
             self._iterator = iter(self.epoch_data(len(self.records)))
         self.take_turn()
 
@@ -297,6 +304,12 @@ class EpochRunner:
         then read the hardware's counters (energy, throttled time), the last thing before it."""
         self._turn = turns.take()
         self._hardware.start()
+
+    def drop_iterators(self) -> None:
+        """Untimed: this runner's spent iterators go, deleted off this thread (`release`)."""
+        spent = [self._iterator, self._epochs]  # their only references
+        self._iterator = self._epochs = None
+        release(spent)
 
     def train_epoch(self) -> None:
         """The timed round: what one epoch of a multi-epoch fit() runs, then a device sync (and,
@@ -416,14 +429,14 @@ class EpochRunner:
                     self.train_epoch()
                     after()
         except Diverged as diverged:
-            self._iterator = None
+            self.drop_iterators()
             if benchmark is not None:
                 # pytest-benchmark drops a benchmark whose target raised; its rounds up to the
                 # divergence measured training all the same, and the record says what happened.
                 benchmark.has_error = False
             diverged.record = self.record(host_reset, status="diverged", failure=str(diverged))
             raise
-        self._iterator = self._epochs = None
+        self.drop_iterators()
         paired = {} if reference is None else {"reference": reference.as_reference()}
         last = self.records[-1]
         if self.track_test:  # the last epoch's evaluation is the final one
@@ -434,7 +447,7 @@ class EpochRunner:
 
     def as_reference(self) -> dict[str, Any]:
         """What a paired variant's record keeps of this reference: its variant and epochs."""
-        self._iterator = self._epochs = None
+        self.drop_iterators()
         return {"variant": self.variant.as_dict(), "epoch_seconds": [e.seconds for e in self.records],
                 "turns": [e.turn for e in self.records], "loss": self.records[-1].loss}
 
@@ -564,6 +577,27 @@ def numpy_epoch_iterator(model: keras.Model, x: np.ndarray, y: np.ndarray, batch
     return TFEpochIterator(x=x, y=y, batch_size=batch_size, shuffle=True,
                            distribute_strategy=model.distribute_strategy,
                            steps_per_execution=model.steps_per_execution)
+
+
+_releasing: list[threading.Thread] = []
+
+
+def release(spent: list) -> None:
+    """Deletes the tf.data iterators in `spent` (their only references) in a background thread.
+    Deleting an iterator joins its autotuning thread, which in TF 2.21 notices only at the end
+    of its optimization period (which doubles up to a minute): a spent iterator's deletion held
+    the session 9-56 s between rounds or between tests on a 2-core CPU (docs/measurement.md).
+    The background thread waits instead, without the GIL, so no training waits for it; the
+    process waits for the last ones before it exits."""
+    thread = threading.Thread(target=spent.clear, name="fitbench-release-iterators", daemon=True)
+    _releasing[:] = [alive for alive in _releasing if alive.is_alive()] + [thread]
+    thread.start()
+
+
+@atexit.register
+def _wait_for_released() -> None:
+    for thread in list(_releasing):
+        thread.join()
 
 
 def train(workload: Workload, profile: str, device: Device, dataset: Dataset,
