@@ -55,10 +55,10 @@ class Pending:
 class Pace:
     """Seconds per epoch as a x steps + c x FLOPs, from the tests seen so far (each test's steady
     epoch, from its mean pace since its first epoch): `a` is one step's overhead, shared; `c` a
-    model's seconds per FLOP. A model already seen has its own `c` (a CNN runs its FLOPs many times faster than a
-    small MLP does); a model not seen yet is taken at its device's matmul peak, the rate a large
-    model nears (tests of small models cost mostly steps). Plus each test's start-up and end
-    beyond its steady epochs, on average."""
+    model's seconds per FLOP. A model already seen has its own `c` (a CNN runs its FLOPs many
+    times faster than a small MLP does); a model not seen yet is taken at its device's matmul
+    peak, the rate a large model nears (tests of small models cost mostly steps). Plus each
+    test's start-up and end beyond its steady epochs, on average."""
 
     observed: dict[str, tuple[EpochWork, float | None, float]] = field(default_factory=dict)
     overheads: dict[str, float] = field(default_factory=dict)  # each test's start-up and end
