@@ -589,6 +589,9 @@ def release(spent: list) -> None:
     the session 9-56 s between rounds or between tests on a 2-core CPU (docs/measurement.md).
     The background thread waits instead, without the GIL, so no training waits for it; the
     process waits for the last ones before it exits."""
+    spent[:] = [iterator for iterator in spent if iterator is not None]
+    if not spent:
+        return
     thread = threading.Thread(target=spent.clear, name="fitbench-release-iterators", daemon=True)
     _releasing[:] = [alive for alive in _releasing if alive.is_alive()] + [thread]
     thread.start()
