@@ -187,6 +187,7 @@ def test_out_of_memory_fails_that_test_alone_and_the_session_goes_on(synthetic_d
                                 "(limit 2.0 GB)"),
     (0, 0, 3_000_000_000, 3_000_000_000, "an address-space limit of 3.0 GB is set (ulimit -v, prlimit --as)"),
     (None, None, None, 4_000_000_000, "memory limit 4.0 GB (cgroup)"),
+    (None, None, None, 950_000_000, "memory limit 0.95 GB (cgroup)"),  # not rounded to 0.9
     (None, None, None, None, "no memory limit is set"),
 ])
 def test_a_crash_names_the_memory_limit_in_force(before, now, address_space, limit, clue):

@@ -120,6 +120,64 @@ def test_a_native_crash_fails_that_test_alone_by_default(synthetic_data_dir, tmp
     assert bench["name"] == "test_crash[cpu-trains]" and bench["stats"]["rounds"] >= 2
 
 
+def memory_cgroup(limit_bytes: int) -> Path | None:
+    """A new memory cgroup below this process's own, with a limit (cgroup v1, or v2 where the
+    memory controller is delegated), or None where this machine does not let the test make one."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            parent, limit_file = Path("/sys/fs/cgroup/memory") / path.lstrip("/"), "memory.limit_in_bytes"
+            break
+    else:
+        parent, limit_file = Path("/sys/fs/cgroup") / path.lstrip("/"), "memory.max"
+        try:
+            if "memory" not in (parent / "cgroup.subtree_control").read_text().split():
+                return None
+        except OSError:
+            return None
+    child = parent / f"fitbench-test-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        child.mkdir()
+        (child / limit_file).write_text(str(limit_bytes))
+    except OSError:
+        if child.is_dir():
+            child.rmdir()
+        return None
+    return child
+
+
+def test_a_test_the_oom_killer_ends_fails_alone_with_the_cgroups_limit(synthetic_data_dir, tmp_path):
+    """The kernel's OOM killer, for real: the session runs in a memory cgroup limited to 1.5 GB
+    (a tiny session trains in well under that); one case takes memory until it is killed."""
+    cgroup = memory_cgroup(1_500_000_000)
+    if cgroup is None:
+        pytest.skip("this machine does not let the test make a memory cgroup (root and cgroup v1, or a "
+                    "delegated v2 memory controller, are needed)")
+    out = tmp_path / "run.json"
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    try:
+        run = subprocess.run(  # the shell joins the cgroup, then becomes the session
+            ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup / "cgroup.procs"), sys.executable, "-m", "pytest",
+             *SHARED_CACHE, "tests/sample/bench_oom.py", *OPTIONS, "--data-dir", str(synthetic_data_dir),
+             f"--benchmark-json={out}"],
+            cwd=ROOT, env=clean, capture_output=True, text=True, timeout=600)
+    finally:
+        for _ in range(50):  # the cgroup can be removed once its last process has gone
+            try:
+                cgroup.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "1 failed, 1 passed" in run.stdout, run.stdout
+    (verdict,) = [line for line in run.stdout.splitlines() if line.startswith("crashed: ")]
+    assert "(gw0) was killed by SIGKILL (the kernel's OOM killer" in verdict, verdict
+    assert "while running test_oom[cpu-hog]" in verdict and "goes on in a new worker" in verdict, verdict
+    assert "the kernel's OOM killer ended 1 process(es) in this session's memory cgroup (limit 1.5 GB)" in verdict
+    (bench,) = json.loads(out.read_text())["benchmarks"]
+    assert bench["name"] == "test_oom[cpu-trains]" and bench["extra_info"]["status"] == "completed"
+
+
 def children(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):

@@ -129,8 +129,10 @@ def oom_kills() -> int | None:
 
 
 def gigabytes(value: int | None) -> str:
-    """'3.1 GB' ('unknown' for None): memory figures in messages."""
-    return "unknown" if value is None else f"{value / 1e9:.1f} GB"
+    """'3.1 GB', '0.95 GB' ('unknown' for None): memory figures in messages."""
+    if value is None:
+        return "unknown"
+    return f"{value / 1e9:.{1 if value >= 1e9 else 2}f} GB"  # a limit of 0.95 GB is not "0.9 GB"
 
 
 def out_of_memory_figures(strategy: tf.distribute.Strategy) -> str:
