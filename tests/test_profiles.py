@@ -128,6 +128,8 @@ def experiment_of(metric: str = "accuracy", **fields) -> Experiment:
      "profile 'smoke' has no targets, so it would run nothing: give a target per case, or remove the profile"),
     ({"targets": {"smoke": {"cpu": None, "gpu": None, "tpu": None}, "default": 0.5}}, "accuracy",
      "profile 'smoke' has no target, so it would run nothing"),
+    ({"targets": {"smoke": {}, "default": 0.5}}, "accuracy",  # one line, not one more per device
+     "profile 'smoke' has no target, so it would run nothing: give one, or remove the profile"),
 ])
 def test_an_experiment_that_cannot_run_as_meant_says_why_and_how_to_fix_it(fields, metric, problem):
     problems = experiment_of(metric, **fields).check()

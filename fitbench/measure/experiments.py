@@ -113,7 +113,7 @@ class Experiment:
         if isinstance(value, Mapping):
             if device not in value:
                 raise KeyError(f"{self.title}: profile {profile!r} has no target for device {device!r}; "
-                               f"it has {', '.join(value)}")
+                               f"it has {', '.join(value) or 'none'}")
             value = value[device]
         return None if value is None else float(value)
 
@@ -137,9 +137,11 @@ class Experiment:
                 if not targets or all(_none_everywhere(value) for value in targets.values()):
                     problems.append(f"profile {profile!r} has no targets, so it would run nothing: give a target "
                                     "per case, or remove the profile")
+                    continue  # one line for it, not one per case and device
             elif not self.parametrized and _none_everywhere(targets):
                 problems.append(f"profile {profile!r} has no target, so it would run nothing: give one, or remove "
                                 "the profile")
+                continue
             for case in self.cases:
                 for kind in KINDS:
                     try:
