@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fitbench.measure.memory import cgroup_memory_dirs
 from fitbench.plugin import isolation
 from tests.conftest import ROOT, SHARED_CACHE, run_pytest
 
@@ -124,29 +125,33 @@ def test_a_native_crash_fails_that_test_alone_by_default(synthetic_data_dir, tmp
 
 
 def memory_cgroup(limit_bytes: int) -> Path | None:
-    """A new memory cgroup below this process's own, with a limit (cgroup v1, or v2 where the
-    memory controller is delegated), or None where this machine does not let the test make one."""
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            parent, limit_file = Path("/sys/fs/cgroup/memory") / path.lstrip("/"), "memory.limit_in_bytes"
-            break
-    else:
-        parent, limit_file = Path("/sys/fs/cgroup") / path.lstrip("/"), "memory.max"
+    """A new memory cgroup below this process's own (the first of its memory cgroups that takes
+    children with a limit: v1, or v2 with the memory controller delegated), or None where this
+    machine does not let the test make one."""
+    for parent in cgroup_memory_dirs():
+        if (parent / "memory.limit_in_bytes").exists():
+            limit_file = "memory.limit_in_bytes"
+        elif "memory" in read_or_empty(parent / "cgroup.subtree_control").split():
+            limit_file = "memory.max"
+        else:
+            continue
+        child = parent / f"fitbench-test-{os.getpid()}-{time.monotonic_ns()}"
         try:
-            if "memory" not in (parent / "cgroup.subtree_control").read_text().split():
-                return None
+            child.mkdir()
+            (child / limit_file).write_text(str(limit_bytes))
         except OSError:
+            if child.is_dir():
+                child.rmdir()
             return None
-    child = parent / f"fitbench-test-{os.getpid()}-{time.monotonic_ns()}"
+        return child
+    return None
+
+
+def read_or_empty(path: Path) -> str:
     try:
-        child.mkdir()
-        (child / limit_file).write_text(str(limit_bytes))
+        return path.read_text()
     except OSError:
-        if child.is_dir():
-            child.rmdir()
-        return None
-    return child
+        return ""
 
 
 def test_a_test_the_oom_killer_ends_fails_alone_with_the_cgroups_limit(synthetic_data_dir, tmp_path):

@@ -46,8 +46,6 @@ def pytest_configure(config: pytest.Config) -> None:
         if not state(config).cluster.is_chief:
             write_no_results(config)
     configure_gate(config)
-    if isolation.sole_worker(config):  # the controller loads the compared run, and says which, once
-        config.option.benchmark_compare = None
     name_saved_run(config)
     state(config).compare_notes = choose_compared_run(config)
     state(config).records = SessionRecords(config)

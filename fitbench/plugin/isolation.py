@@ -214,7 +214,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if benchmarks.xdist_warning:  # disabled only because xdist is active: one worker trains at a time
         benchmarks.disabled = benchmarks.xdist_warning = False
     if sole_worker(config):  # the controller saves, compares and prints
-        benchmarks.json = benchmarks.save = benchmarks.autosave = benchmarks.compare = None
+        benchmarks.json = benchmarks.save = benchmarks.autosave = None
         benchmarks.histogram = None
         benchmarks.compare_fail = []
         benchmarks.compared_mapping = {}
@@ -295,4 +295,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(IsolatedController(config), "fitbench-isolated-controller")
     elif sole_worker(config):
         groups.end_with_parent()  # a controller killed with SIGKILL takes its worker with it
+        # The controller compares: the worker does not load the compared run as well (pytest-
+        # benchmark loads it in its own trylast pytest_configure, after this one).
+        config.option.benchmark_compare = None
         config.pluginmanager.register(IsolatedWorker(config), "fitbench-isolated-worker")
