@@ -6,7 +6,8 @@ images are the validation set, the other 55,000 the training set; 5 epochs. The 
 run reached test accuracy 0.8513, 0.8229, 0.8218, 0.8067, 0.7736 for batch sizes 32..512.
 """
 
-from fitbench import Experiment, Plot, Schedule, Workload, models
+from fitbench import Experiment, Plot, Schedule, Workload
+from fixtures import models
 
 BATCH_SIZES = [32, 64, 128, 256, 512]
 

@@ -14,7 +14,8 @@ epoch takes about 3 minutes on a 2-core CPU). Devices are compared per training 
 bounded CPU run compares fairly with a full GPU run (the terminal summary prints the ratios).
 """
 
-from fitbench import Experiment, Schedule, Workload, models
+from fitbench import Experiment, Schedule, Workload
+from fixtures import models
 
 FULL_DATA = {"train_samples": 59_904, "test_samples": 9_984}
 ACCELERATOR_DEFAULT = Schedule(epochs=4, **FULL_DATA, bound="4 epochs (the guide: 2) for 3 timed rounds")

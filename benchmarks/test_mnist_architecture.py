@@ -7,7 +7,8 @@ did; test accuracy is recorded too. Groups put each family side by side
 (`--benchmark-group-by=group`).
 """
 
-from fitbench import Experiment, Plot, Schedule, Workload, models
+from fitbench import Experiment, Plot, Schedule, Workload
+from fixtures import models
 
 SCHEDULES = {
     "full": Schedule(epochs=10),

@@ -2,11 +2,11 @@
 
 A benchmark file needs only this package's top level::
 
-    from fitbench import Experiment, Plot, Schedule, Workload, models
+    from fitbench import Experiment, Plot, Schedule, Workload
 
 The package is grouped by concern (docs/internals.md shows the floors):
 
-* `fitbench.measure`: workloads, datasets, models, devices, the runner, peaks, memory, FLOPs;
+* `fitbench.measure`: workloads, the dataset loader, devices, the runner, peaks, memory, FLOPs;
 * `fitbench.compare`: the record, statistics, thresholds, the gate, results read back, history;
 * `fitbench.plugin`: the pytest plugin (options, hooks, fixtures), registered by an entry point;
 * `fitbench.present`: every text and the report;
@@ -28,7 +28,6 @@ _PUBLIC = {
     "Schedule": "fitbench.measure.workloads",
     "Workload": "fitbench.measure.workloads",
     "Variant": "fitbench.measure.workloads",
-    "models": "fitbench.measure.models",
     "datasets": "fitbench.measure.datasets",
 }
 __all__ = sorted(_PUBLIC)

@@ -14,7 +14,7 @@ from pathlib import Path
 from fitbench.measure import datasets, devices, runner
 from fitbench.measure.workloads import Schedule, Variant
 from fitbench.processes import cluster
-from tests.test_runner import TINY, RecordingBenchmark
+from tests.helpers import TINY, RecordingBenchmark
 
 
 def main(data_dir: str, batch: str, steps_per_execution: str, out: str) -> None:

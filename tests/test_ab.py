@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -15,19 +14,8 @@ import numpy as np
 import pytest
 
 from fitbench.cli import DEFAULT_AB_ROUNDS, ab
-from fitbench.compare import stats
-from tests.conftest import ROOT, throwaway_checkout
-
-SAMPLE_ARGS = ["tests/sample/bench_tiny.py", "-o", "python_files=bench_*.py", "--profile", "smoke",
-               "--devices", "cpu", "--offline", "--require-data"]
-
-
-def fitbench_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
-                 timeout: int = 600) -> subprocess.CompletedProcess:
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
-    return subprocess.run([sys.executable, "-m", "fitbench", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**clean, **(env or {})})
-
+from fitbench.core import stats
+from tests.helpers import ROOT, SAMPLE_ARGS, fitbench_cli, throwaway_checkout
 
 # --- checks before anything runs ------------------------------------------------------------------
 
@@ -194,7 +182,7 @@ def test_the_side_that_starts_first_alternates_round_by_round(tmp_path, monkeypa
     """Round 1 starts the side drawn (here: the candidate), round 2 the other; each side's
     results, statuses and logs stay its own whatever its place in the ring."""
     from fitbench.processes import turns
-    from tests.test_gate import interleaved_runs
+    from tests.helpers import interleaved_runs
 
     rings = []
     for number in (1, 2):

@@ -14,8 +14,7 @@ import pytest
 
 from fitbench.cli import bisect
 from fitbench.compare import gate
-from tests.conftest import throwaway_checkout
-from tests.test_ab import SAMPLE_ARGS, fitbench_cli
+from tests.helpers import SAMPLE_ARGS, fitbench_cli, throwaway_checkout
 
 COMMITS = 16
 PLANTED = 11  # the 11th commit of 16 plants the slowdown

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fitbench import cli
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 SAMPLE = str(ROOT / "tests" / "sample" / "bench_batch.py")
 

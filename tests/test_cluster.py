@@ -18,7 +18,7 @@ import pytest
 from fitbench.compare import scaling
 from fitbench.processes import cluster, launch
 from fitbench.processes.cluster import ClusterError
-from tests.conftest import ROOT, SHARED_CACHE, make_record, run_pytest
+from tests.helpers import ROOT, SHARED_CACHE, make_record, run_pytest
 
 PYTHON = sys.executable
 

@@ -1,4 +1,5 @@
-"""The IDX parser, validation, lookup order and splits."""
+"""The dataset loader (registered names, a user's function, splits) and this suite's seed datasets
+(fixtures/datasets.py: the IDX parser, validation, lookup order)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from fitbench.measure import datasets
 from fitbench.measure.datasets import CorruptDataset, DatasetNotFound
-from tests.conftest import idx_bytes, synthetic_images, write_dataset, write_idx
+from fixtures import datasets as seed
+from tests.helpers import idx_bytes, synthetic_images, write_dataset, write_idx
 
 SHARED = Path(os.environ.get("FITBENCH_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
 
@@ -22,7 +24,7 @@ def no_default_locations(monkeypatch, tmp_path):
     """Isolate the lookup from this machine: empty Keras home, no Debian datasets, no env var."""
     monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
-    monkeypatch.setattr(datasets, "DEBIAN_DATASETS", tmp_path / "usr-share-datasets")
+    monkeypatch.setattr(seed, "DEBIAN_DATASETS", tmp_path / "usr-share-datasets")
     return tmp_path
 
 
@@ -30,21 +32,21 @@ def no_default_locations(monkeypatch, tmp_path):
 def test_read_idx_round_trip(tmp_path, compress):
     images, _ = synthetic_images(5, seed=0)
     path = write_idx(tmp_path / ("images.gz" if compress else "images"), images, compress=compress)
-    np.testing.assert_array_equal(datasets.read_idx(path), images)
+    np.testing.assert_array_equal(seed.read_idx(path), images)
 
 
 def test_read_idx_big_endian_int32(tmp_path):
     values = np.arange(6, dtype=">i4").reshape(2, 3)
     path = tmp_path / "ints.gz"
     path.write_bytes(gzip.compress(idx_bytes(values, type_code=0x0C)))
-    np.testing.assert_array_equal(datasets.read_idx(path), values)
+    np.testing.assert_array_equal(seed.read_idx(path), values)
 
 
 def test_bad_magic_names_file(tmp_path):
     path = tmp_path / "train-labels-idx1-ubyte.gz"
     path.write_bytes(gzip.compress(b"\x12\x34\x08\x01" + b"\x00\x00\x00\x02" + b"\x01\x02"))
     with pytest.raises(CorruptDataset, match=r"train-labels-idx1-ubyte\.gz: bad IDX magic number 0x12340801"):
-        datasets.read_idx(path)
+        seed.read_idx(path)
 
 
 def test_truncated_gzip_stream_names_file(tmp_path):
@@ -52,7 +54,7 @@ def test_truncated_gzip_stream_names_file(tmp_path):
     path = write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)
     path.write_bytes(path.read_bytes()[:-200])
     with pytest.raises(CorruptDataset, match=r"train-images-idx3-ubyte\.gz: cannot decompress"):
-        datasets.read_idx(path)
+        seed.read_idx(path)
 
 
 def test_truncated_data_reports_expected_and_actual_bytes(tmp_path):
@@ -61,7 +63,7 @@ def test_truncated_data_reports_expected_and_actual_bytes(tmp_path):
     path.write_bytes(gzip.compress(idx_bytes(images)[:-10]))
     with pytest.raises(CorruptDataset, match=r"truncated: header says shape \(3, 28, 28\) \(2352 data bytes\) "
                                              r"but the file holds 2342"):
-        datasets.read_idx(path)
+        seed.read_idx(path)
 
 
 def test_trailing_bytes_are_an_error(tmp_path):
@@ -69,14 +71,14 @@ def test_trailing_bytes_are_an_error(tmp_path):
     path = tmp_path / "labels.gz"
     path.write_bytes(gzip.compress(idx_bytes(labels) + b"\x00"))
     with pytest.raises(CorruptDataset, match="has trailing bytes"):
-        datasets.read_idx(path)
+        seed.read_idx(path)
 
 
 def test_header_shorter_than_announced(tmp_path):
     path = tmp_path / "labels.gz"
     path.write_bytes(gzip.compress(b"\x00\x00\x08\x03\x00\x00"))
     with pytest.raises(CorruptDataset, match="announces 3 dimensions"):
-        datasets.read_idx(path)
+        seed.read_idx(path)
 
 
 def test_label_out_of_range(tmp_path, no_default_locations):
@@ -108,7 +110,7 @@ def test_partial_directory_lists_missing_files(tmp_path, no_default_locations):
 
 
 def test_unknown_dataset():
-    with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
+    with pytest.raises(datasets.DatasetError, match="unknown dataset 'cifar': registered are fashion_mnist, mnist"):
         datasets.load("cifar", allow_download=False)
 
 
@@ -122,12 +124,12 @@ def test_lookup_order_option_then_keras_cache_then_debian(tmp_path, no_default_l
         write_dataset(root, "fashion_mnist", train=20, test=10)
     monkeypatch.setenv(datasets.DATA_DIR_ENV, str(env_dir))
 
-    assert datasets.find("fashion_mnist", option_dir) == option_dir / "fashion-mnist"
-    assert datasets.find("fashion_mnist") == env_dir / "fashion-mnist"
+    assert seed.find("fashion_mnist", option_dir) == option_dir / "fashion-mnist"
+    assert datasets.load("fashion_mnist", allow_download=False).source == str(env_dir / "fashion-mnist")
     monkeypatch.delenv(datasets.DATA_DIR_ENV)
-    assert datasets.find("fashion_mnist") == keras_cache / "fashion-mnist"
+    assert seed.find("fashion_mnist") == keras_cache / "fashion-mnist"
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras-home"))
-    assert datasets.find("fashion_mnist") == debian / "fashion-mnist"
+    assert seed.find("fashion_mnist") == debian / "fashion-mnist"
     assert datasets.load("fashion_mnist", allow_download=False).source == str(debian / "fashion-mnist")
 
 
@@ -155,7 +157,7 @@ def test_download_is_the_last_resort(no_default_locations, monkeypatch):
         calls.append(name)
         return (images[:20], labels[:20]), (images[20:], labels[20:])
 
-    monkeypatch.setattr(datasets, "_keras_download", fake_download)
+    monkeypatch.setattr(seed, "_keras_download", fake_download)
     assert datasets.load("mnist").source == "keras download"
     assert calls == ["mnist"]
 
@@ -164,7 +166,7 @@ def test_failed_download_is_not_found(no_default_locations, monkeypatch):
     def offline(name):
         raise Exception("URL fetch failure: no network")
 
-    monkeypatch.setattr(datasets, "_keras_download", offline)
+    monkeypatch.setattr(seed, "_keras_download", offline)
     with pytest.raises(DatasetNotFound, match="Keras could not download it .*no network"):
         datasets.load("mnist")
 
@@ -205,8 +207,8 @@ def test_real_datasets(name):
 
 
 def test_uncompressed_idx_files_are_read_as_well(tmp_path):
-    from fitbench.measure.datasets import DIRECTORY_NAMES, IDX_FILES, load
-    from tests.conftest import synthetic_images, write_idx
+    from fitbench.measure.datasets import load
+    from fixtures.datasets import DIRECTORY_NAMES, IDX_FILES
 
     directory = tmp_path / DIRECTORY_NAMES["mnist"]
     x_train, y_train = synthetic_images(100, seed=1)
@@ -222,8 +224,8 @@ def test_uncompressed_idx_files_are_read_as_well(tmp_path):
 def test_an_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from fitbench.measure.datasets import UnreadableDataset, read_idx
-    from tests.conftest import write_idx
+    from fitbench.measure.datasets import UnreadableDataset
+    from fixtures.datasets import read_idx
 
     path = write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(10, np.uint8))
 

@@ -15,7 +15,7 @@ import pytest
 
 from fitbench import cli
 from fitbench.compare.results import load_run
-from tests.conftest import ROOT, SHARED_CACHE
+from tests.helpers import ROOT, SHARED_CACHE
 
 MANY = "tests/sample/bench_many.py"
 OPTIONS = ("-o", "python_files=bench_*.py", "--offline", "--require-data", "--devices", "cpu", *SHARED_CACHE)
@@ -69,7 +69,7 @@ def test_a_killed_session_leaves_every_benchmark_it_finished(synthetic_data_dir,
 
 
 def test_a_finished_session_is_not_partial_and_its_autosave_keeps_its_number(synthetic_data_dir, tmp_path):
-    from tests.conftest import run_pytest
+    from tests.helpers import run_pytest
 
     storage = tmp_path / "storage"
     for _ in range(2):
@@ -120,7 +120,7 @@ def test_a_partial_copy_takes_no_number_and_is_named_for_its_session(synthetic_d
 
 
 def test_xdist_writes_the_json_from_its_workers(synthetic_data_dir, tmp_path):
-    from tests.conftest import run_pytest
+    from tests.helpers import run_pytest
 
     out = tmp_path / "run.json"
     run = run_pytest(MANY, *OPTIONS, "--data-dir", str(synthetic_data_dir), "--profile", "smoke", "-n", "2",
@@ -141,7 +141,7 @@ def test_xdist_writes_the_json_from_its_workers(synthetic_data_dir, tmp_path):
 
 
 def test_a_diverging_optimizer_fails_with_its_message_and_stops(synthetic_data_dir, tmp_path):
-    from tests.conftest import run_pytest
+    from tests.helpers import run_pytest
 
     out = tmp_path / "run.json"
     run = run_pytest("tests/sample/bench_diverge.py", *OPTIONS, "--data-dir", str(synthetic_data_dir),
@@ -172,7 +172,7 @@ def test_a_diverging_optimizer_fails_with_its_message_and_stops(synthetic_data_d
 
 
 def test_out_of_memory_fails_that_test_alone_and_the_session_goes_on(synthetic_data_dir, tmp_path):
-    from tests.conftest import run_pytest
+    from tests.helpers import run_pytest
 
     run = run_pytest(MANY, *OPTIONS, "--data-dir", str(synthetic_data_dir), "--profile", "smoke",
                      "-p", "tests.plugins.oom", "--oom-at-batch", "90")
@@ -207,7 +207,7 @@ def test_a_crash_says_how_the_process_died(status, how):
 
 
 def test_replicas_that_do_not_divide_a_batch_skip_naming_the_option(synthetic_data_dir):
-    from tests.conftest import run_pytest
+    from tests.helpers import run_pytest
 
     run = run_pytest(MANY, *OPTIONS, "--data-dir", str(synthetic_data_dir), "--profile", "smoke", "-k", "60 or 70",
                      "--cpu-replicas", "3", "-rs")

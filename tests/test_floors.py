@@ -11,14 +11,14 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "fitbench"
 # Bottom to top. A module on floor N may import modules of floors 0..N.
 FLOORS = [
-    ("shared types and statistics", ["compare.record", "compare.run_info", "compare.stats", "compare.thresholds",
-                                     "compare.options"]),
+    ("shared types and statistics", ["core.record", "core.run_info", "core.stats", "core.thresholds",
+                                     "core.options", "core"]),
     ("processes", ["processes.groups", "processes.turns", "processes.cluster", "processes.launch", "processes"]),
     ("measuring", ["measure.startup", "measure.workloads", "measure.models", "measure.datasets",
                    "measure.hardware", "measure.devices", "measure.memory", "measure.flops", "measure.peak",
                    "measure.experiments", "measure.runner", "measure"]),
-    ("comparing and presenting", ["compare.results", "compare.gate", "compare.scaling", "compare.history", "compare",
-                                  "present.format", "present.progress", "present.report", "present"]),
+    ("comparing", ["compare.results", "compare.gate", "compare.scaling", "compare.history", "compare"]),
+    ("presenting", ["present.format", "present.progress", "present.report", "present"]),
     ("the pytest plugin and the command line", ["plugin.session", "plugin.options", "plugin.isolation",
                                                 "plugin.results",
                                                 "plugin.gating", "plugin.summary", "plugin.collect",
@@ -77,6 +77,31 @@ def test_only_the_plugin_imports_pytest():
                         for alias in node.names)
                     for node in ast.walk(ast.parse(path.read_text())))]
     assert all(name.startswith("plugin") for name in users), users
+
+
+def cycles() -> list[list[str]]:
+    """Every import circle between the package's modules (lazy imports count), each once."""
+    found = modules()
+    graph = {module: sorted(imports(path, set(found)) - {module, ""}) for module, path in found.items()}
+    circles, state = [], {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for other in graph[module]:
+            if state.get(other) == "open":
+                circles.append(path[path.index(other):] + [other])
+            elif other not in state:
+                visit(other, path + [other])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    return circles
+
+
+def test_no_import_circle():
+    assert cycles() == []
 
 
 def table() -> str:

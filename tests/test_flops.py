@@ -3,7 +3,8 @@
 import keras
 import pytest
 
-from fitbench.measure import flops, models
+from fitbench.measure import flops
+from fixtures import models
 
 
 def test_mlp_flops_by_hand():
@@ -67,8 +68,8 @@ def test_flop_counts_agree_with_tensorflows_profiler(name, build):
 
 
 def test_epoch_work_counts_steps_flops_evaluations_and_a_twin(tiny_dataset):
-    from fitbench.measure import models
     from fitbench.measure.workloads import Schedule, Workload
+    from fixtures import models
 
     workload = Workload("mlp", "fashion_mnist", models.mlp, {"smoke": Schedule(2, train_samples=1000)},
                         model_args={"units": (16,)}, validation=500, batch_size=64)

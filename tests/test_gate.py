@@ -10,20 +10,10 @@ import pytest
 
 from fitbench import cli
 from fitbench.compare import gate
-from fitbench.compare import thresholds as thresholds_module
 from fitbench.compare.results import NotBenchmarkJSON, load_run
+from fitbench.core import thresholds as thresholds_module
 from fitbench.present import format as text_format
-from tests.conftest import make_record
-
-MACHINE = {"system": "Linux", "machine": "x86_64", "python": "3.11.7", "cpu_name": "Test CPU", "gpus": [],
-           "tensorflow": "2.21.0", "keras": "3.15.1", "cpu": {"hz_actual": [2_100_000_000, 0]}}
-
-
-def benchmark(name, epochs, accuracy=0.85, gate_marker=None, group="g", profile="smoke", replicas=1):
-    record = make_record(name, epoch_seconds=list(epochs), accuracy=accuracy, profile=profile, replicas=replicas)
-    record.gate = gate_marker or {}
-    return {"name": name, "group": group, "params": {"device": "cpu"}, "stats": {"data": list(epochs[1:])},
-            "extra_info": record.to_json()}
+from tests.helpers import MACHINE, benchmark, interleaved_runs, runs, write
 
 
 def legacy_benchmark(name, epochs, accuracy=0.85):
@@ -39,17 +29,6 @@ def legacy_benchmark(name, epochs, accuracy=0.85):
 def epochs(seed, scale=1.0, first=2.0, rounds=9, noise=0.02):
     rng = np.random.default_rng(seed)
     return [first] + list(scale * rng.lognormal(0, noise, rounds))
-
-
-def write(path, benchmarks, machine=None, date="2026-11-23T00:00:00"):
-    path.write_text(json.dumps({"machine_info": {**MACHINE, **(machine or {})}, "commit_info": {"id": "abc"},
-                                "datetime": date, "benchmarks": benchmarks}))
-    return str(path)
-
-
-def runs(tmp_path, base_benchmarks, cand_benchmarks, **machine):
-    return (write(tmp_path / "base.json", base_benchmarks),
-            write(tmp_path / "cand.json", cand_benchmarks, machine or None))
 
 
 def verdicts(base, cand, **settings):
@@ -371,24 +350,6 @@ def test_verdict_intervals_are_finite_with_enough_rounds(tmp_path):
 
 
 # --- interleaved runs -------------------------------------------------------------------------
-
-def interleaved_runs(tmp_path, scale, names=("t[a]", "t[b]", "t[c]"), seed=0, ring="r1"):
-    """A baseline and a candidate that took turns in one ring, on a machine whose speed
-    drifts by 20% from epoch to epoch (shared by the two epochs of a pair)."""
-    rng = np.random.default_rng(seed)
-    base, cand = [], []
-    for name in names:
-        drift = rng.lognormal(0, 0.20, 11)
-        b = [2.0, *(drift * rng.lognormal(0, 0.01, 11))]
-        c = [2.0, *(scale * drift * rng.lognormal(0, 0.01, 11))]
-        for benchmarks, epochs_, index in ((base, b, 0), (cand, c, 1)):
-            entry = benchmark(name, epochs_)
-            entry["extra_info"]["interleave"] = {"ring": ring, "index": index, "size": 2}
-            for k, epoch in enumerate(entry["extra_info"]["epochs"]):
-                epoch["turn"] = 2 * k + index
-            benchmarks.append(entry)
-    return runs(tmp_path, base, cand)
-
 
 def test_interleaved_runs_are_paired_and_see_through_drift(tmp_path):
     found, comparison = verdicts(*interleaved_runs(tmp_path, 1.0))

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 
 from fitbench.compare import gate
-from fitbench.compare.record import Environment, Record
 from fitbench.compare.results import load_run
+from fitbench.core.record import Environment, Record
 from fitbench.measure import hardware
-from tests.test_gate import interleaved_runs
+from tests.helpers import interleaved_runs
 
 
 class FakeNVML:
@@ -112,7 +112,7 @@ def test_a_new_driver_is_a_software_change_like_a_new_tensorflow():
 
 
 def test_epoch_hardware_survives_the_json_and_gives_samples_per_joule():
-    from tests.conftest import make_record
+    from tests.helpers import make_record
 
     record = make_record("t[a]", epoch_seconds=[2.0, 1.0, 1.0], samples=1000)
     for epoch in record.epochs:

@@ -9,7 +9,7 @@ import numpy as np
 
 from fitbench import cli
 from fitbench.compare import history
-from tests.conftest import make_record
+from tests.helpers import make_record
 
 MACHINE = {"system": "Linux", "machine": "x86_64", "python": "3.11.7", "cpu_name": "Test CPU", "gpus": [],
            "tensorflow": "2.21.0", "keras": "3.15.1"}
@@ -90,7 +90,7 @@ def test_the_readme_history_command_runs_as_written(tmp_path):
     import sys
     from pathlib import Path
 
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     section = (ROOT / "README.md").read_text().split("## When did it get slower?", 1)[1]
     (command,) = re.search(r"```bash\n(.*?)```", section, re.S).group(1).strip().splitlines()

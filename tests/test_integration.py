@@ -9,7 +9,7 @@ import pytest
 import fitbench
 from fitbench.measure.datasets import DEBIAN_DATASETS
 from fitbench.processes import turns
-from tests.conftest import ROOT, SHARED_CACHE, run_pytest
+from tests.helpers import ROOT, SHARED_CACHE, run_pytest
 
 SAMPLE = "tests/sample/bench_tiny.py"
 SAMPLE_OPTIONS = ("-o", "python_files=bench_*.py", "--offline", "--require-data")

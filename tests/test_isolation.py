@@ -14,7 +14,7 @@ import pytest
 
 from fitbench.measure.memory import cgroup_memory_dirs
 from fitbench.plugin import isolation
-from tests.conftest import ROOT, SHARED_CACHE, run_pytest
+from tests.helpers import ROOT, SHARED_CACHE, run_pytest
 
 OPTIONS = ("-o", "python_files=bench_*.py", "--offline", "--require-data", "--devices", "cpu", "--profile", "smoke")
 TINY = "tests/sample/bench_tiny.py"

@@ -137,7 +137,7 @@ def test_an_experiment_that_cannot_run_as_meant_says_why_and_how_to_fix_it(field
 
 
 def test_a_bad_experiment_fails_collection_before_anything_trains(tmp_path):
-    from tests.conftest import ROOT, run_pytest
+    from tests.helpers import ROOT, run_pytest
 
     text = (ROOT / "tests" / "sample" / "bench_tiny.py").read_text()
     bad = text.replace('targets={"full": 0.5, "default": 0.5, "smoke": 0.5}',

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from fitbench.compare.record import Epoch
+from fitbench.core.record import Epoch
 from fitbench.measure import startup
 from fitbench.measure.flops import EpochWork
 from fitbench.present import progress
-from tests.conftest import ROOT, run_pytest
+from tests.helpers import ROOT, run_pytest
 
 SAMPLE = "tests/sample/bench_tiny.py"
 SAMPLE_OPTIONS = ("-o", "python_files=bench_*.py", "--offline", "--require-data", "--devices", "cpu",

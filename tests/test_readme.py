@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.conftest import ROOT, SHARED_CACHE, throwaway_checkout
+from tests.helpers import ROOT, SHARED_CACHE, throwaway_checkout
 
 
 def readme_example() -> str:

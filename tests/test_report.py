@@ -11,7 +11,7 @@ import pytest
 from fitbench import cli
 from fitbench.compare import scaling
 from fitbench.compare.results import device_speedups, load_run
-from tests.conftest import make_record, run_pytest
+from tests.helpers import make_record, run_pytest
 
 SAMPLE = "tests/sample/bench_batch.py"
 
@@ -116,7 +116,7 @@ def test_the_readme_results_section_is_rewritten_from_a_run_and_names_its_origin
 
 def test_the_docs_have_a_generated_results_section():
     from fitbench.present.report import RESULTS_END, RESULTS_START
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     text = (ROOT / "docs" / "results.md").read_text()
     body = text.split(RESULTS_START, 1)[1].split(RESULTS_END, 1)[0]

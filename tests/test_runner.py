@@ -9,44 +9,12 @@ import keras
 import pytest
 
 from fitbench import Variant
-from fitbench.compare.record import Record
+from fitbench.core.record import Record
 from fitbench.measure import devices, runner
-from fitbench.measure.experiments import load_module
 from fitbench.measure.runner import EpochRunner
 from fitbench.measure.workloads import Schedule
 from fitbench.processes import turns
-from tests.conftest import ROOT
-
-# The sample benchmark's workload, in batches of 100 so the last batch is partial (1,050 samples).
-TINY = load_module(ROOT / "tests" / "sample" / "bench_tiny.py").WORKLOAD.but(
-    batch_size=100,
-    schedules={"default": Schedule(epochs=4, train_samples=1050, test_samples=500)},
-)
-
-
-class RecordingBenchmark:
-    """Stands in for pytest-benchmark's fixture and logs what happens inside timed rounds."""
-
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
-        self.extra_info: dict = {}
-        self.in_round = False
-        self.rounds = 0
-        self.pedantic_calls = 0
-
-    def pedantic(self, target, args=(), kwargs=None, setup=None, teardown=None, rounds=1,
-                 warmup_rounds=0, iterations=1):
-        self.pedantic_calls += 1
-        assert iterations == 1 and warmup_rounds == 0
-        for _ in range(rounds):
-            # As pytest-benchmark: setup runs untimed and may return (args, kwargs).
-            arguments = setup() if setup else None
-            args, kwargs = arguments or ((), {})
-            self.in_round = True
-            target(*args, **kwargs)
-            self.in_round = False
-            self.rounds += 1
-            teardown(*args, **kwargs)
+from tests.helpers import TINY, RecordingBenchmark
 
 
 def test_rounds_are_epochs_after_the_first(tiny_dataset, cpu):

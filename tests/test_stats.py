@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from fitbench.compare import stats
+from fitbench.core import stats
 
 
 @pytest.mark.parametrize("n, m", [(3, 3), (4, 6), (9, 9), (12, 7)])

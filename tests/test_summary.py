@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fitbench.present import format
-from tests.conftest import make_record
+from tests.helpers import make_record
 
 
 def row(device, seconds, accuracy=0.85, threshold=0.83, case="batch_size-32", replicas=1):

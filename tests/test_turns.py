@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fitbench.processes import turns
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def session(directory, index, epochs, log, active, errors):

@@ -11,13 +11,12 @@ import math
 import keras
 import pytest
 
-from fitbench.compare.record import DEFAULT_VARIANT, Check, Epoch, Measurement, Record
 from fitbench.compare.results import efficiency, fastest_reaching_target, variant_speedups
+from fitbench.core.record import DEFAULT_VARIANT, Check, Epoch, Measurement, Record
 from fitbench.measure import devices, peak, runner
 from fitbench.measure.experiments import load_module
 from fitbench.measure.workloads import Schedule, Variant
-from tests.conftest import ROOT, make_record
-from tests.test_runner import RecordingBenchmark
+from tests.helpers import ROOT, RecordingBenchmark, make_record
 
 TINY = load_module(ROOT / "tests" / "sample" / "bench_tiny.py").WORKLOAD.but(
     batch_size=100, schedules={"default": Schedule(epochs=3, train_samples=1050, test_samples=500)})
@@ -272,7 +271,7 @@ def test_a_variant_trains_in_turns_with_its_reference_and_its_speedup_is_paired(
     assert order == [ref, var, var, ref, ref, var, var, ref], order
     assert benchmark.rounds == 4  # only the variant's epochs are the benchmark's rounds
     assert record.reference["variant"] == DEFAULT_VARIANT and len(record.reference["epoch_seconds"]) == 5
-    from fitbench.compare.record import Record as RecordType
+    from fitbench.core.record import Record as RecordType
 
     again = RecordType.from_json(record.to_json(), record.name)
     assert again.reference == record.reference
@@ -286,7 +285,7 @@ def test_a_variant_trains_in_turns_with_its_reference_and_its_speedup_is_paired(
 
 def test_an_experiments_reference_trains_in_turns_in_each_test_and_counts_in_the_time_left(
         tmp_path, synthetic_data_dir):
-    from tests.conftest import run_pytest
+    from tests.helpers import run_pytest
 
     out = tmp_path / "paired.json"
     run = run_pytest("tests/sample/bench_paired.py", "-o", "python_files=bench_*.py", "--offline", "--require-data",

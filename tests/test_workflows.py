@@ -11,7 +11,7 @@ import re
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "gpu.yml"
 REPOSITORY = "fitbench/fitbench"

@@ -95,8 +95,8 @@ def compare_command(args: argparse.Namespace) -> int:
     """Exit 0: the gate passes; 1: a regression or a missing benchmark; 2: the inputs cannot be
     compared (a bad file or option, another machine, other software, nothing comparable)."""
     from fitbench.compare import gate
-    from fitbench.compare.options import GateSettings
     from fitbench.compare.results import NotBenchmarkJSON, load_run
+    from fitbench.core.options import GateSettings
 
     problem = next(filter(None, (writable(path) for path in (args.json, args.markdown))), None)
     if problem:
@@ -134,7 +134,7 @@ def ab_command(args: argparse.Namespace) -> int:
     A/B cannot be run or compared); 130 when interrupted."""
     from fitbench.cli import ab
     from fitbench.compare import gate
-    from fitbench.compare.options import GateSettings
+    from fitbench.core.options import GateSettings
     from fitbench.present import format
 
     problem = next(filter(None, (writable(path) for path in (args.json, args.markdown))), None)
@@ -173,7 +173,7 @@ def bisect_command(args: argparse.Namespace) -> int:
     import time
 
     from fitbench.cli import ab, bisect
-    from fitbench.compare.options import GateSettings
+    from fitbench.core.options import GateSettings
 
     problem = next(filter(None, (writable(path) for path in (args.json, args.markdown))), None)
     if problem:
@@ -408,7 +408,7 @@ def fingerprint_command(args: argparse.Namespace) -> int:
     import hashlib
     from dataclasses import asdict
 
-    from fitbench.compare.record import Environment
+    from fitbench.core.record import Environment
     from fitbench.measure import devices
 
     devices.configure()
@@ -420,7 +420,7 @@ def fingerprint_command(args: argparse.Namespace) -> int:
 
 def add_verdict_options(parser: argparse.ArgumentParser) -> None:
     """The gate's options and where its verdicts go: `fitbench compare` and `fitbench ab` alike."""
-    from fitbench.compare.options import add_gate_options
+    from fitbench.core.options import add_gate_options
 
     add_gate_options(parser.add_argument)
     parser.add_argument("--markdown", default=None, metavar="FILE",

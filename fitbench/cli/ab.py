@@ -38,8 +38,8 @@ from pathlib import Path
 
 from fitbench.cli import DEFAULT_AB_ROUNDS
 from fitbench.compare import gate
-from fitbench.compare.options import GateSettings
 from fitbench.compare.results import NotBenchmarkJSON, Run, load_run
+from fitbench.core.options import GateSettings
 from fitbench.processes import turns
 
 SIDES = ("base", "candidate")

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from fitbench.cli import ab
 from fitbench.compare import gate
-from fitbench.compare.options import GateSettings
+from fitbench.core.options import GateSettings
 
 GOOD, BAD, SKIP = "good", "bad", "skip"
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import keras
 
-from fitbench.compare import stats
+from fitbench.core import stats
 from fitbench.measure import runner
 from fitbench.measure.datasets import Dataset
 from fitbench.measure.devices import Device

@@ -3,12 +3,12 @@
 Only like is compared with like. The runs must come from one machine (CPU model, GPUs, OS,
 architecture; else `MachineMismatch`, unless allowed) and the same software (TensorFlow,
 Keras, CUDA, cuDNN, Python; else `SoftwareMismatch`, unless the user asks to compare across
-an upgrade). A benchmark is compared only when its measurement (fitbench.compare.record) is the same
+an upgrade). A benchmark is compared only when its measurement (fitbench.core.record) is the same
 on both sides; otherwise it is *incomparable*, with the differing fields named. A benchmark
 of the baseline that the candidate lacks is *missing* and fails the gate unless allowed; one
 only the candidate has is *new*. Nothing comparable at all raises `NothingComparable`.
 
-Three things are gated, each with its own direction and threshold (fitbench.compare.thresholds):
+Three things are gated, each with its own direction and threshold (fitbench.core.thresholds):
 
 * steady-state epoch time (slower is worse): a *regression* needs the slowdown to be larger
   than the threshold *and* significant: a one-sided test that the candidate is slower than
@@ -39,11 +39,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fitbench.compare import stats
-from fitbench.compare.options import GateSettings
-from fitbench.compare.record import COMPLETED, MACHINE_KEYS, SOFTWARE_KEYS, SOFTWARE_NAMES, Record
 from fitbench.compare.results import Run, efficiency
-from fitbench.compare.thresholds import ASSUMED_RUN_NOISE, Thresholds, thresholds_for
+from fitbench.core import stats
+from fitbench.core.options import GateSettings
+from fitbench.core.record import COMPLETED, MACHINE_KEYS, SOFTWARE_KEYS, SOFTWARE_NAMES, Record
+from fitbench.core.thresholds import ASSUMED_RUN_NOISE, Thresholds, thresholds_for
 from fitbench.measure import hardware
 
 REGRESSION, IMPROVEMENT, NO_CHANGE, INCONCLUSIVE = "regression", "improvement", "no change", "inconclusive"
@@ -304,7 +304,7 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
             sequential: bool = False, **overrides: Any) -> Comparison:
     """Verdicts for every benchmark of the candidate and baseline runs (see the module docstring).
 
-    `settings` are the gate's options (fitbench.compare.options.GateSettings); keyword arguments
+    `settings` are the gate's options (fitbench.core.options.GateSettings); keyword arguments
     override single settings (alpha=0.01, run_noise=0.1, ...). `sequential`: interleaved
     pairs are tested with an anytime-valid confidence sequence (stats.sequential_log_shift),
     for `fitbench ab --budget`, which looks again after every round of turns."""
@@ -510,7 +510,7 @@ def run_label(run: Run) -> str:
 
 
 def default_settings() -> GateSettings:
-    from fitbench.compare.thresholds import ALPHA, DEFAULTS
+    from fitbench.core.thresholds import ALPHA, DEFAULTS
 
     return GateSettings(alpha=ALPHA, defaults=DEFAULTS, overrides=[], run_noise="auto", allow_missing=False,
                         compare_software=False, allow_mismatch=False)

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fitbench.compare import stats
-from fitbench.compare.record import SOFTWARE_NAMES, Record
 from fitbench.compare.results import Run
-from fitbench.compare.thresholds import DEFAULTS
+from fitbench.core import stats
+from fitbench.core.record import SOFTWARE_NAMES, Record
+from fitbench.core.thresholds import DEFAULTS
 
 # Measured on simulated 20-run series (lognormal noise, sd 3%), 2026-11-30: with these two, a
 # flat series shows a change point in 1.0% of cases (4.6% under a slow random-walk drift of 0.5%

@@ -1,7 +1,7 @@
 """Runs read back: pytest-benchmark JSON files whose benchmarks carry fitbench records.
 
 The session summary, the device comparison, the gate and the report all read results as
-`Record`s (fitbench.compare.record), from the session in progress or from a file loaded here. A file
+`Record`s (fitbench.core.record), from the session in progress or from a file loaded here. A file
 is checked before anything uses it: a benchmark whose figures cannot be measurements (NaN,
 zero or negative epoch times, a NaN metric) or whose record has an unknown schema is refused
 with the file and the benchmark named.
@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fitbench.compare import stats
-from fitbench.compare.record import DEFAULT_VARIANT, Environment, Record, RecordError
-from fitbench.compare.run_info import RunInfo, RunInfoError
+from fitbench.core import stats
+from fitbench.core.record import DEFAULT_VARIANT, Environment, Record, RecordError
+from fitbench.core.run_info import RunInfo, RunInfoError
 from fitbench.measure.workloads import Variant
 
 BASELINE_DEVICE = "cpu"

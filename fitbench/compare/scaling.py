@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from fitbench.compare import run_info, stats
 from fitbench.compare.gate import interleaved_pairs
-from fitbench.compare.record import Record
 from fitbench.compare.results import write_atomically
+from fitbench.core import run_info, stats
+from fitbench.core.record import Record
 
 CLUSTER_FIELDS = ("workers", "cluster", "replicas", "global_batch")
 CONFIDENCE = 0.90

@@ -2,8 +2,10 @@
 
 A workload's dataset is either
 
-* a registered name, ``mnist`` or ``fashion_mnist``: the standard IDX files, validated, found
-  in the lookup order below; or
+* a registered name: a loader registered with `register(name, loader)` (a repository's
+  conftest.py registers its own; this repository's seed suite registers ``mnist`` and
+  ``fashion_mnist`` from their IDX files in ``fixtures/datasets.py``), called with the data
+  directory (``--data-dir`` or ``FITBENCH_DATA_DIR``) and whether it may download; or
 * a function (with the workload's ``dataset_args``) that returns the data as a mapping with
   ``train`` and ``test`` and, optionally, ``validation``: each an ``(x, y)`` pair of NumPy
   arrays, or a finite ``tf.data.Dataset`` of unbatched ``(x, y)`` elements (read into arrays
@@ -11,65 +13,23 @@ A workload's dataset is either
   its arguments and a fingerprint of the content (shapes, dtypes, a hash of the first rows),
   so that two different datasets never compare as alike.
 
-Lookup order for a dataset (first hit wins):
-
-1. the data directory given by ``--data-dir`` or ``FITBENCH_DATA_DIR``;
-2. the Keras cache: ``$KERAS_HOME/datasets`` or ``~/.keras/datasets``;
-3. Debian's ``/usr/share/datasets/<name>`` (package ``dataset-fashion-mnist``);
-4. Keras' own download, when the machine is online and downloads are allowed.
-
-In a directory, a dataset is the four IDX files in a sub-directory named after the dataset
-(``fashion-mnist/``, ``mnist/``): the layout of Keras' cache and of Debian's package. Each
-file may be gzip-compressed (``train-images-idx3-ubyte.gz``, as distributed) or not
-(``train-images-idx3-ubyte``, or ``train-images.idx3-ubyte`` as some mirrors and tools ship
-them). The Keras cache may also hold MNIST as
-``mnist.npz``, which Keras itself writes.
+A registered dataset's record names it by its name.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import inspect
 import json
 import os
-import struct
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import replace as dataclass_replace
+from typing import Any, Protocol
 
 import numpy as np
 
 DATA_DIR_ENV = "FITBENCH_DATA_DIR"
-DEBIAN_DATASETS = Path("/usr/share/datasets")
-
-# The directory names the original distributions and Keras' cache use.
-DIRECTORY_NAMES = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
-IDX_FILES = {
-    "x_train": "train-images-idx3-ubyte.gz",
-    "y_train": "train-labels-idx1-ubyte.gz",
-    "x_test": "t10k-images-idx3-ubyte.gz",
-    "y_test": "t10k-labels-idx1-ubyte.gz",
-}
-# IDX type byte -> numpy dtype (big-endian, as the format stores them).
-IDX_DTYPES = {
-    0x08: np.dtype(np.uint8),
-    0x09: np.dtype(np.int8),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-IMAGE_SHAPE = (28, 28)  # the registered datasets' images
-NUM_CLASSES = 10
-HOW_TO_PROVIDE = (
-    "Point fitbench at a directory holding the IDX .gz files with --data-dir DIR or "
-    f"{DATA_DIR_ENV}=DIR (DIR/fashion-mnist/, DIR/mnist/), put them in the Keras cache "
-    "(~/.keras/datasets/fashion-mnist/), install Debian's dataset-fashion-mnist, "
-    "or run once online so Keras can download them."
-)
 
 
 class DatasetError(Exception):
@@ -81,11 +41,8 @@ class DatasetNotFound(DatasetError):
 
 
 class CorruptDataset(DatasetError):
-    """A dataset file exists but its content is not a valid IDX file of the expected shape."""
-
-    def __str__(self) -> str:  # the problem, then the fix
-        return (f"{super().__str__()}; replace it with an intact copy of the standard IDX file "
-                "(README: Data), or delete it to fall back to the next location")
+    """A dataset file exists but its content is not valid (the message names the file, the
+    problem and the fix)."""
 
 
 class UnreadableDataset(DatasetError):
@@ -94,8 +51,8 @@ class UnreadableDataset(DatasetError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """A dataset's arrays as loaded: a registered one's uint8 images (scaled by the workload's
-    pixel_scale), or what a user's function returned."""
+    """A dataset's arrays as loaded: a registered loader's (uint8 images scaled by the workload's
+    pixel_scale when `images`), or what a user's function returned."""
 
     name: str
     x_train: np.ndarray
@@ -105,7 +62,7 @@ class Dataset:
     source: str
     x_val: np.ndarray | None = None  # a function's own validation split
     y_val: np.ndarray | None = None
-    images: bool = True  # registered IDX images: uint8 pixels, scaled and reshaped by split()
+    images: bool = True  # uint8 pixels, scaled by pixel_scale and reshaped by split()
     # What identifies it in a record: the registered name, or {function, args, fingerprint}.
     identity: str | Mapping[str, Any] = ""
     classes: int | None = field(default=None)  # integer labels: how many classes (from the data)
@@ -117,170 +74,36 @@ class Dataset:
         )
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Parse one IDX file (gzip-compressed when its name ends in .gz) and validate it.
+class Loader(Protocol):
+    """A registered dataset's loader: the data directory (None: the loader's own lookup) and
+    whether it may download. Raises DatasetNotFound, CorruptDataset or UnreadableDataset."""
 
-    Raises CorruptDataset naming the file and what is wrong: bad gzip stream, bad magic
-    number, unknown element type, or a byte count that disagrees with the header.
-    """
-    path = Path(path)
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as stream:
-                raw = stream.read()
-        else:
-            raw = path.read_bytes()
-    except PermissionError as error:
-        raise UnreadableDataset(f"{path}: permission denied; make it readable (chmod a+r) or point "
-                                "--data-dir at a copy you can read") from error
-    except (OSError, EOFError, zlib.error) as error:
-        raise CorruptDataset(f"{path}: cannot decompress ({error}); the file is damaged or truncated") from error
-
-    if len(raw) < 4:
-        raise CorruptDataset(f"{path}: {len(raw)} bytes, too short for an IDX header")
-    zero, type_code, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or type_code not in IDX_DTYPES or ndim == 0:
-        raise CorruptDataset(
-            f"{path}: bad IDX magic number 0x{raw[:4].hex()} "
-            "(expected 0x0000 then a type byte such as 0x08 and the number of dimensions)"
-        )
-    header_bytes = 4 + 4 * ndim
-    if len(raw) < header_bytes:
-        raise CorruptDataset(f"{path}: header announces {ndim} dimensions but the file ends after {len(raw)} bytes")
-    shape = struct.unpack(f">{ndim}I", raw[4:header_bytes])
-    dtype = IDX_DTYPES[type_code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    actual = len(raw) - header_bytes
-    if actual != expected:
-        problem = "truncated" if actual < expected else "has trailing bytes"
-        raise CorruptDataset(
-            f"{path}: {problem}: header says shape {shape} ({expected} data bytes) "
-            f"but the file holds {actual} data bytes"
-        )
-    return np.frombuffer(raw, dtype=dtype, offset=header_bytes).reshape(shape)
+    def __call__(self, data_dir: str | os.PathLike | None, allow_download: bool) -> Dataset: ...
 
 
-def validate(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-             y_test: np.ndarray, where: str) -> None:
-    """Check shapes, dtypes, label range, and that image and label counts agree."""
-    for part, images, labels in (("train", x_train, y_train), ("test", x_test, y_test)):
-        if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
-            raise CorruptDataset(f"{where}: {name} {part} images have shape {images.shape}, expected (N, 28, 28)")
-        if labels.ndim != 1:
-            raise CorruptDataset(f"{where}: {name} {part} labels have shape {labels.shape}, expected (N,)")
-        if len(images) != len(labels):
-            raise CorruptDataset(
-                f"{where}: {name} has {len(images)} {part} images but {len(labels)} {part} labels"
-            )
-        if images.dtype != np.uint8 or labels.dtype != np.uint8:
-            raise CorruptDataset(f"{where}: {name} {part} arrays are {images.dtype}/{labels.dtype}, expected uint8")
-        if len(labels) and labels.max() >= NUM_CLASSES:
-            raise CorruptDataset(
-                f"{where}: {name} {part} labels go up to {labels.max()}, expected 0..{NUM_CLASSES - 1}"
-            )
+REGISTERED: dict[str, Loader] = {}
 
 
-def idx_path(directory: Path, filename: str) -> Path:
-    """`filename` (.gz) in `directory`, or its uncompressed form (either spelling), whichever exists
-    (the .gz name when none does, so that the error names the distributed file)."""
-    plain = filename.removesuffix(".gz")
-    for candidate in (filename, plain, plain.replace("-idx", ".idx", 1)):
-        if (directory / candidate).is_file():
-            return directory / candidate
-    return directory / filename
-
-
-def read_idx_directory(name: str, directory: Path) -> Dataset:
-    arrays = {key: read_idx(idx_path(directory, filename)) for key, filename in IDX_FILES.items()}
-    validate(name, where=str(directory), **arrays)
-    return Dataset(name, source=str(directory), identity=name, classes=NUM_CLASSES, **arrays)
-
-
-def read_keras_npz(name: str, path: Path) -> Dataset:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in IDX_FILES}
-    except (OSError, ValueError, KeyError, zlib.error) as error:
-        raise CorruptDataset(f"{path}: not a readable Keras {name} archive ({error})") from error
-    validate(name, where=str(path), **arrays)
-    return Dataset(name, source=str(path), identity=name, classes=NUM_CLASSES, **arrays)
-
-
-def candidate_locations(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Where `name` is looked for, in order (existing or not). The download comes after these."""
-    if name not in DIRECTORY_NAMES:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DIRECTORY_NAMES)}")
-    directory_name = DIRECTORY_NAMES[name]
-    roots: list[Path] = []
-    explicit = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
-    if explicit:
-        roots.append(Path(explicit).expanduser())
-    keras_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
-    roots.append(keras_home / "datasets")
-    locations = []
-    for root in roots:
-        locations.append(root / directory_name)
-        if name == "mnist":
-            locations.append(root / "mnist.npz")
-    locations.append(DEBIAN_DATASETS / directory_name)
-    return locations
-
-
-def _holds_dataset(location: Path) -> bool:
-    if location.suffix == ".npz":
-        return location.is_file()
-    # Any one of the four files present means this location is meant to hold the dataset:
-    # a missing sibling is then reported as an error rather than silently skipped.
-    return any(idx_path(location, filename).is_file() for filename in IDX_FILES.values())
-
-
-def find(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
-    """The first location in the lookup order that holds `name`, or None."""
-    return next((loc for loc in candidate_locations(name, data_dir) if _holds_dataset(loc)), None)
+def register(name: str, loader: Loader) -> None:
+    """Make `name` a dataset a workload can name (``Workload(dataset=name)``); registering a name
+    again replaces its loader."""
+    REGISTERED[name] = loader
 
 
 def load(source: str | Callable[..., Any], data_dir: str | os.PathLike | None = None, allow_download: bool = True,
          args: Mapping[str, Any] | None = None) -> Dataset:
-    """A workload's dataset: a user's function's data (`from_function`), or a registered one."""
+    """A workload's dataset: a user's function's data (`from_function`), or a registered one (its
+    loader given the data directory: `data_dir`, else ``FITBENCH_DATA_DIR``)."""
     if callable(source):
         return from_function(source, args or {})
     if args:
         raise ValueError(f"dataset {source!r} is a registered dataset: it takes no dataset_args")
-    return load_registered(source, data_dir, allow_download)
-
-
-def load_registered(name: str, data_dir: str | os.PathLike | None = None, allow_download: bool = True) -> Dataset:
-    """Load `name` ('mnist' or 'fashion_mnist') from the first location that holds it.
-
-    Raises DatasetNotFound (saying how to provide the data) when nothing holds it and the
-    download is disallowed or fails, CorruptDataset when a file found is invalid, and
-    UnreadableDataset when it cannot be read.
-    """
-    location = find(name, data_dir)
-    if location is not None:
-        if location.suffix == ".npz":
-            return read_keras_npz(name, location)
-        missing = [f for f in IDX_FILES.values() if not idx_path(location, f).is_file()]
-        if missing:
-            raise CorruptDataset(f"{location}: holds part of {name} but lacks {', '.join(missing)}")
-        return read_idx_directory(name, location)
-    searched = ", ".join(str(loc) for loc in candidate_locations(name, data_dir))
-    if not allow_download:
-        raise DatasetNotFound(f"{name} not found (searched {searched}; download disabled). {HOW_TO_PROVIDE}")
-    try:
-        (x_train, y_train), (x_test, y_test) = _keras_download(name)
-    except Exception as error:  # Keras raises a bare Exception when the fetch fails
-        raise DatasetNotFound(
-            f"{name} not found (searched {searched}) and Keras could not download it ({error}). {HOW_TO_PROVIDE}"
-        ) from error
-    validate(name, x_train, y_train, x_test, y_test, where="keras download")
-    return Dataset(name, x_train, y_train, x_test, y_test, source="keras download", identity=name, classes=NUM_CLASSES)
-
-
-def _keras_download(name: str):
-    import keras  # imported here: the loader needs Keras only for the download
-
-    return getattr(keras.datasets, name).load_data()
+    if source not in REGISTERED:
+        raise DatasetError(f"unknown dataset {source!r}: registered are {', '.join(sorted(REGISTERED)) or 'none'}; "
+                              "register a loader with fitbench.datasets.register(name, loader) in your conftest.py, "
+                              "or give the workload a function that returns the data")
+    dataset = REGISTERED[source](data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV), allow_download)
+    return dataset if dataset.identity else dataclass_replace(dataset, identity=source)
 
 
 def source_key(source: str | Callable[..., Any], args: Mapping[str, Any] | None = None) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,11 +176,37 @@ def _none_everywhere(value: Any) -> bool:
     return value is None or (isinstance(value, Mapping) and all(v is None for v in value.values()))
 
 
+# Files whose directory pytest takes as the rootdir: conftest.py files above it are not read.
+ROOT_MARKERS = ("pyproject.toml", "pytest.ini", "tox.ini", "setup.cfg", ".git")
+
+
+def load_conftests(path: Path) -> None:
+    """Import the conftest.py files pytest would for the benchmark file `path`, from its rootdir
+    down to the file's directory, each directory first on sys.path as pytest's default import mode
+    puts it: what they register (a dataset by name) and what they make importable (the
+    repository's own modules) is there for the fitbench command too."""
+    folder = path.resolve().parent
+    chain = [folder, *folder.parents]
+    root = next((i for i, d in enumerate(chain) if any((d / marker).exists() for marker in ROOT_MARKERS)), 0)
+    for directory in reversed(chain[:root + 1]):
+        conftest = directory / "conftest.py"
+        name = f"fitbench_conftest_{abs(hash(str(conftest)))}"
+        if not conftest.is_file() or name in sys.modules:
+            continue
+        if str(directory) not in sys.path:
+            sys.path.insert(0, str(directory))
+        spec = importlib.util.spec_from_file_location(name, conftest)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+
+
 def load_module(path: str | os.PathLike) -> ModuleType:
-    """Import a benchmark file by path."""
+    """Import a benchmark file by path, after the conftest.py files pytest would read for it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no benchmark file at {path}")
+    load_conftests(path)
     spec = importlib.util.spec_from_file_location(f"fitbench_benchmark_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

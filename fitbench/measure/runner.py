@@ -56,7 +56,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fitbench.compare.record import Epoch, Measurement, Record
+from fitbench.core.record import Epoch, Measurement, Record
 from fitbench.measure import devices, hardware, memory, models
 from fitbench.measure.datasets import Dataset, Splits, split
 from fitbench.measure.devices import Device

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from fitbench.compare import run_info
 from fitbench.compare.results import write_atomically
+from fitbench.core import run_info
 from fitbench.plugin import isolation
 from fitbench.plugin.session import state
 

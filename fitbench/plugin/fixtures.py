@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 import tensorflow as tf
 
-from fitbench.compare.record import Record
+from fitbench.core.record import Record
 from fitbench.measure import devices, memory, runner
 from fitbench.measure.datasets import Dataset, DatasetError, DatasetNotFound
 from fitbench.measure.devices import Device, DeviceUnavailable

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fitbench.compare import gate
-from fitbench.compare.options import GateSettings
 from fitbench.compare.results import NotBenchmarkJSON, load_run
+from fitbench.core.options import GateSettings
 from fitbench.plugin.results import session_run
 from fitbench.plugin.session import state
 from fitbench.present import format

@@ -1,11 +1,11 @@
 """The plugin's command-line options and markers, declared once (the gate's options come from
-fitbench.compare.options, shared with the CLI)."""
+fitbench.core.options, shared with the CLI)."""
 
 from __future__ import annotations
 
 import pytest
 
-from fitbench.compare.options import add_gate_options
+from fitbench.core.options import add_gate_options
 from fitbench.measure.devices import KINDS
 from fitbench.measure.workloads import DEFAULT_PROFILE, PROFILES
 
@@ -27,8 +27,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--data-dir",
         default=None,
-        help="directory with fashion-mnist/ and mnist/ IDX .gz files (default: $FITBENCH_DATA_DIR, "
-        "then the Keras cache, then /usr/share/datasets, then Keras' download)",
+        help="directory the registered datasets are read from (default: $FITBENCH_DATA_DIR); a dataset's "
+        "loader may look in more places after it",
     )
     group.addoption(
         "--require-data",
@@ -38,7 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--offline",
         action="store_true",
-        help="never try Keras' download when a dataset is not found locally",
+        help="never let a registered dataset's loader download it when it is not found locally",
     )
     group.addoption(
         "--devices",

@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 import fitbench
-from fitbench.compare import run_info
-from fitbench.compare.record import Record, RecordError
 from fitbench.compare.results import (
     NotBenchmarkJSON,
     Run,
@@ -19,7 +17,9 @@ from fitbench.compare.results import (
     load_run,
     variant_speedups,
 )
-from fitbench.compare.run_info import RunInfo
+from fitbench.core import run_info
+from fitbench.core.record import Record, RecordError
+from fitbench.core.run_info import RunInfo
 from fitbench.measure import devices, hardware, peak
 from fitbench.plugin import isolation
 from fitbench.plugin.session import RESULT_KEY, UNFINISHED, state

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fitbench.compare.record import Record
+from fitbench.core.record import Record
 from fitbench.measure import datasets
 
 if TYPE_CHECKING:
     from fitbench.compare.gate import Comparison
-    from fitbench.compare.options import GateSettings
     from fitbench.compare.results import Run
+    from fitbench.core.options import GateSettings
     from fitbench.measure.workloads import Variant
     from fitbench.plugin.results import SessionRecords
     from fitbench.present.progress import Progress

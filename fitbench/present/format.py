@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 from fitbench.compare import results
 from fitbench.compare.gate import INFORMATIONAL, OVERALL, REGRESSION, Comparison, Verdict
-from fitbench.compare.record import COMPLETED, Record
 from fitbench.compare.results import Speedup, VariantSpeedup, device_speedups, fastest_reaching_target, variant_speedups
+from fitbench.core.record import COMPLETED, Record
 
 
 def number(value: float | None, digits: int) -> str:

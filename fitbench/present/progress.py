@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fitbench.compare.record import Epoch
+from fitbench.core.record import Epoch
 from fitbench.measure.flops import EpochWork
 
 

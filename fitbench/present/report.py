@@ -21,8 +21,8 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 from fitbench.compare import history, scaling  # noqa: E402
-from fitbench.compare.record import Record  # noqa: E402
 from fitbench.compare.results import Run, device_speedups, load_run, variant_speedups  # noqa: E402
+from fitbench.core.record import Record  # noqa: E402
 from fitbench.measure import experiments
 from fitbench.measure.experiments import UNIT_METRICS, Experiment, Plot  # noqa: E402
 from fitbench.present.format import efficiency, number, variant_lines  # noqa: E402

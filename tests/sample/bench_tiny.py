@@ -1,6 +1,7 @@
 """A tiny benchmark in the shape of those in benchmarks/, run by tests/test_integration.py."""
 
-from fitbench import Experiment, Schedule, Workload, models
+from fitbench import Experiment, Schedule, Workload
+from fixtures import models
 
 WORKLOAD = Workload(
     name="tiny",

@@ -1,5 +1,5 @@
 """The gate's policy: thresholds (defaults, per benchmark, from a file) and the checks on its
-settings. The defaults live here and only here; fitbench.compare.options declares them as options."""
+settings. The defaults live here and only here; fitbench.core.options declares them as options."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Options declared once, for pytest (`--gate-alpha`, ...) and the CLI (`--alpha`, ...), in the
-manner of pytest-benchmark's `add_*_options(addoption, prefix)`. Defaults: fitbench.compare.thresholds."""
+manner of pytest-benchmark's `add_*_options(addoption, prefix)`. Defaults: fitbench.core.thresholds."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fitbench.compare import thresholds
-from fitbench.compare.thresholds import DEFAULTS
+from fitbench.core import thresholds
+from fitbench.core.thresholds import DEFAULTS
 
 
 def add_gate_options(addoption: Callable[..., Any], prefix: str = "") -> None:
