@@ -78,9 +78,9 @@ def run_pytest(*args: str, env: dict[str, str] | None = None, timeout: int = 600
 def throwaway_checkout(destination: Path) -> Path:
     """The files a benchmark session needs, copied from this checkout into a git repository of
     their own with one commit on `main` (and origin/main pointing at it): for `fitbench ab`."""
-    for name in ("fitbench", "tests/sample", "tests/plugins"):
+    for name in ("fitbench", "fixtures", "tests/sample", "tests/plugins"):
         shutil.copytree(ROOT / name, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "tests/__init__.py"):
+    for name in ("pyproject.toml", "conftest.py", "tests/__init__.py"):
         shutil.copy(ROOT / name, destination / name)
     for command in (["init", "-q", "-b", "main"], ["add", "-A"],
                     ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"],

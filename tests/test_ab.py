@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fitbench.cli import DEFAULT_AB_ROUNDS, ab
+from fitbench.cli import ab
+from fitbench.cli.common import DEFAULT_AB_ROUNDS
 from fitbench.core import stats
 from tests.helpers import ROOT, SAMPLE_ARGS, fitbench_cli, throwaway_checkout
 

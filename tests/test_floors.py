@@ -8,6 +8,8 @@ import ast
 import sys
 from pathlib import Path
 
+COMMANDS = ["ab", "bisect", "compare", "fingerprint", "history", "interleave", "noise", "overhead", "report",
+            "workers"]
 PACKAGE = Path(__file__).resolve().parent.parent / "fitbench"
 # Bottom to top. A module on floor N may import modules of floors 0..N.
 FLOORS = [
@@ -23,8 +25,11 @@ FLOORS = [
                                                 "plugin.results",
                                                 "plugin.gating", "plugin.summary", "plugin.collect",
                                                 "plugin.hooks", "plugin.durable", "plugin.crashes", "plugin.fixtures",
+                                                "plugin.finish",
                                                 "plugin",
-                                                "cli.ab", "cli.bisect", "cli.overhead", "cli", "__main__", ""]),
+                                                "cli.common", "cli.ab", "cli.bisect", "cli.overhead",
+                                                *(f"cli.commands.{name}" for name in COMMANDS), "cli.commands",
+                                                "cli", "__main__", ""]),
 ]
 
 

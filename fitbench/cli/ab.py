@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fitbench.cli import DEFAULT_AB_ROUNDS
+from fitbench.cli.common import DEFAULT_AB_ROUNDS
 from fitbench.compare import gate
 from fitbench.compare.results import NotBenchmarkJSON, Run, load_run
 from fitbench.core.options import GateSettings

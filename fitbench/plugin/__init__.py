@@ -6,7 +6,7 @@ end), `collect` (parametrization over devices and each experiment's grid), `fixt
 (`train`, `case`, `device`, `load_dataset`), `results` (records to pytest-benchmark's JSON),
 `gating` (--gate), `summary` (the terminal), `durable` (nothing lost), `isolation` (a
 benchmark session trains in one pytest-xdist worker, so a crash fails one test), `crashes` (how
-a worker died), `session` (its state).
+a worker died), `finish` (the session's end, in one written order), `session` (its state).
 """
 
 from fitbench.measure import startup
@@ -26,4 +26,5 @@ pytest_plugins = [
     "fitbench.plugin.hooks",
     "fitbench.plugin.crashes",
     "fitbench.plugin.fixtures",
+    "fitbench.plugin.finish",
 ]

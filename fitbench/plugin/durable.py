@@ -35,6 +35,8 @@ from fitbench.core import run_info
 from fitbench.plugin import isolation
 from fitbench.plugin.session import state
 
+PLUGIN_NAME = "fitbench-durable"
+
 
 class DurableResults:
     """Rewrites the session's JSON after each test (see the module docstring)."""
@@ -129,8 +131,9 @@ class DurableResults:
         # Ctrl-C or SIGTERM: the final JSON holds the benchmarks that finished, marked partial.
         state(self.config).interrupted = True
 
-    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session):
+    def before_save(self) -> None:
+        """At the session's end, before pytest-benchmark saves (fitbench.plugin.finish): the final
+        file written where pytest-benchmark writes none, and its numbered save made exclusive."""
         if self.distributed:  # pytest-benchmark writes nothing under xdist: the final file is ours
             self.write(partial=bool(state(self.config).interrupted))
         elif self.session is not None and not self.session.benchmarks:
@@ -141,7 +144,9 @@ class DurableResults:
             # pytest-benchmark saves the final run now, under the next free number; two sessions
             # ending together would take the same one, and one file would replace the other.
             self.session.storage.save = exclusive_save(self.session.storage)
-        yield
+
+    def after_save(self) -> None:
+        """After pytest-benchmark saved the final run (fitbench.plugin.finish)."""
         if self.saved_copy is not None:
             self.saved_copy.unlink(missing_ok=True)  # the final run is saved: its partial copy goes
 

@@ -12,8 +12,8 @@ from fitbench.plugin.session import state
 from fitbench.present import format
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    # Before the terminal summary (printed by the terminal reporter's wrapper of this hook).
+def judge(session: pytest.Session) -> None:
+    """The gate judged at the session's end (fitbench.plugin.finish): a failure fails the session."""
     if evaluate_gate(session.config) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

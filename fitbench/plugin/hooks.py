@@ -13,8 +13,8 @@ from fitbench.measure import devices
 from fitbench.measure.workloads import Variant
 from fitbench.plugin import durable, isolation
 from fitbench.plugin.gating import configure_gate
-from fitbench.plugin.results import SessionRecords, choose_compared_run, is_chief, name_saved_run
-from fitbench.plugin.session import state
+from fitbench.plugin.results import choose_compared_run, is_chief, name_saved_run
+from fitbench.plugin.session import SessionRecords, state
 from fitbench.present import progress
 from fitbench.processes import cluster as clusters
 from fitbench.processes import groups, turns
@@ -52,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(state(config).records, "fitbench-records")
     state(config).interrupted = False
     if not hasattr(config, "workerinput") and is_chief(config):
-        config.pluginmanager.register(durable.DurableResults(config), "fitbench-durable")
+        config.pluginmanager.register(durable.DurableResults(config), durable.PLUGIN_NAME)
         groups.sigterm_as_interrupt()
     # Must run before anything initializes TensorFlow's devices (in a cluster: waits for every worker).
     try:

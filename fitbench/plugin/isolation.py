@@ -220,12 +220,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         benchmarks.compared_mapping = {}
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session):
-    benchmarks = getattr(session.config, "_benchmarksession", None)
-    if benchmarks is not None and sole_worker(session.config):
-        benchmarks.benchmarks = []  # sent to the controller with each report
-    yield
+CONTROLLER_PLUGIN = "fitbench-isolated-controller"
+WORKER_PLUGIN = "fitbench-isolated-worker"
+
+
+def finish(session: pytest.Session) -> None:
+    """The isolation's part of the session's end, before pytest-benchmark saves (fitbench.plugin.finish):
+    the worker hands over what the controller needs, the controller keeps pytest's status."""
+    for name in (WORKER_PLUGIN, CONTROLLER_PLUGIN):
+        plugin = session.config.pluginmanager.get_plugin(name)
+        if plugin is not None:
+            plugin.finish(session)
 
 
 class Deselected:
@@ -265,11 +270,9 @@ class IsolatedController:
                 self.config.hook.pytest_deselected(items=[Deselected(nodeid) for nodeid in output["deselected"]])
             state(self.config).left_out = output["left_out"]
 
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_sessionfinish(self, session: pytest.Session):
+    def finish(self, session: pytest.Session) -> None:
         if self.collection_failed and session.exitstatus == pytest.ExitCode.TESTS_FAILED:
             session.exitstatus = pytest.ExitCode.INTERRUPTED
-        yield
 
 
 WORKER_OUTPUT = "fitbench"  # in the worker's workeroutput: what it deselected, for the controller
@@ -285,17 +288,20 @@ class IsolatedWorker:
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.deselected.extend(item.nodeid for item in items)
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def finish(self, session: pytest.Session) -> None:
+        benchmarks = getattr(self.config, "_benchmarksession", None)
+        if benchmarks is not None:
+            benchmarks.benchmarks = []  # each was sent to the controller with its test's report
         self.config.workeroutput[WORKER_OUTPUT] = {"deselected": self.deselected,
                                                    "left_out": state(self.config).left_out}
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if isolating_controller(config):
-        config.pluginmanager.register(IsolatedController(config), "fitbench-isolated-controller")
+        config.pluginmanager.register(IsolatedController(config), CONTROLLER_PLUGIN)
     elif sole_worker(config):
         groups.end_with_parent()  # a controller killed with SIGKILL takes its worker with it
         # The controller compares: the worker does not load the compared run as well (pytest-
         # benchmark loads it in its own trylast pytest_configure, after this one).
         config.option.benchmark_compare = None
-        config.pluginmanager.register(IsolatedWorker(config), "fitbench-isolated-worker")
+        config.pluginmanager.register(IsolatedWorker(config), WORKER_PLUGIN)

@@ -22,11 +22,14 @@ from fitbench.core.record import Record, RecordError
 from fitbench.core.run_info import RunInfo
 from fitbench.measure import devices, hardware, peak
 from fitbench.plugin import isolation
-from fitbench.plugin.session import RESULT_KEY, UNFINISHED, state
-
-RECORD_PROPERTY = "fitbench"
-POSITION_PROPERTY = "fitbench-position"
-PEAKS_PROPERTY = "fitbench-peaks"
+from fitbench.plugin.session import (
+    PEAKS_PROPERTY,
+    POSITION_PROPERTY,
+    RECORD_PROPERTY,
+    RESULT_KEY,
+    UNFINISHED,
+    state,
+)
 
 
 def is_chief(config: pytest.Config) -> bool:
@@ -62,37 +65,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         # The peaks it measured (the controller's efficiency figures), even without a pytest cache.
         item.user_properties.append((PEAKS_PROPERTY, state(item.config).peaks))
     return (yield)
-
-
-class SessionRecords:
-    """Collects each benchmark's record from its report (from xdist workers too)."""
-
-    def __init__(self, config: pytest.Config):
-        self.config = config
-        self.records: list[Record] = []
-        self.entries: list[dict] = []  # as reported: what the xdist controller writes as JSON
-        self.positions: dict[str, int] = {}  # test name -> place in the collection
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call":
-            for key, entry in report.user_properties:
-                if key == POSITION_PROPERTY and entry is not None:
-                    self.positions[report.nodeid.rsplit("::", 1)[-1]] = entry
-                if key == PEAKS_PROPERTY and entry:  # measured by an isolated session's worker
-                    state(self.config).peaks = entry
-                if key == RECORD_PROPERTY:
-                    self.entries.append(entry)
-                    self.records.append(Record.from_json(entry["extra_info"], entry["name"], entry["group"],
-                                                         entry["params"]))
-
-    @pytest.hookimpl(hookwrapper=True, tryfirst=True)  # before pytest-benchmark's finish() compares
-    def pytest_sessionfinish(self, session: pytest.Session):
-        drop_incomparable(self.config)
-        yield
-
-    def in_grid_order(self) -> list[Record]:
-        order = state(self.config).order or self.positions  # the latter under xdist
-        return sorted(self.records, key=lambda record: order.get(record.name, len(order)))
 
 
 def session_run(config: pytest.Config) -> Run:

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from fitbench.compare.results import Run
     from fitbench.core.options import GateSettings
     from fitbench.measure.workloads import Variant
-    from fitbench.plugin.results import SessionRecords
     from fitbench.present.progress import Progress
     from fitbench.processes.cluster import Cluster
 
@@ -25,6 +24,10 @@ RESULT_KEY = pytest.StashKey[Record]()
 # In a benchmark's extra_info while it trains, replaced by its record when the test ends: an
 # entry that still has it (the session was interrupted mid-test) is never written as a result.
 UNFINISHED = "fitbench_unfinished"
+# A test report's user properties (pytest-xdist sends them from its workers to the controller):
+RECORD_PROPERTY = "fitbench"  # the test's record, as pytest-benchmark's JSON entry
+POSITION_PROPERTY = "fitbench-position"  # its place in the collection (the grid's order)
+PEAKS_PROPERTY = "fitbench-peaks"  # the matmul peaks its worker measured
 
 
 @dataclass
@@ -48,6 +51,32 @@ class Session:
     gate: Comparison | Exception | None = None  # the gate's outcome, or why it could not run
     # Each dataset as loaded (or why it could not be), by source key: parsed once per session.
     loaded_datasets: dict[str, datasets.Dataset | datasets.DatasetError] = field(default_factory=dict)
+
+
+class SessionRecords:
+    """Collects each benchmark's record from its report (from xdist workers too)."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.records: list[Record] = []
+        self.entries: list[dict] = []  # as reported: what the xdist controller writes as JSON
+        self.positions: dict[str, int] = {}  # test name -> place in the collection
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            for key, entry in report.user_properties:
+                if key == POSITION_PROPERTY and entry is not None:
+                    self.positions[report.nodeid.rsplit("::", 1)[-1]] = entry
+                if key == PEAKS_PROPERTY and entry:  # measured by an isolated session's worker
+                    state(self.config).peaks = entry
+                if key == RECORD_PROPERTY:
+                    self.entries.append(entry)
+                    self.records.append(Record.from_json(entry["extra_info"], entry["name"], entry["group"],
+                                                         entry["params"]))
+
+    def in_grid_order(self) -> list[Record]:
+        order = state(self.config).order or self.positions  # the latter under xdist
+        return sorted(self.records, key=lambda record: order.get(record.name, len(order)))
 
 
 STATE_KEY = pytest.StashKey[Session]()

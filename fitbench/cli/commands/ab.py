@@ -1,0 +1,94 @@
+"""`fitbench ab`: two versions of the code, or two environments, measured in one job, taking turns."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fitbench.cli.common import (
+    DEFAULT_AB_ROUNDS,
+    add_ring_options,
+    add_verdict_options,
+    fail,
+    print_comparison,
+    writable,
+)
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    abp = commands.add_parser(
+        "ab",
+        help="A/B in one job: two versions of the code (--base REF) or two environments (--base-python, "
+        "--candidate-python) run the same pytest selection, taking turns, and are gated like fitbench compare",
+        description="Run `pytest PYTEST_ARGS` as two sessions that take turns one timed epoch each (the order "
+        "alternates every round): the base and the candidate, each with its own checkout (a temporary git "
+        "worktree of --base/--candidate, else the working tree), Python and environment; then gate the "
+        "candidate against the base as fitbench compare does. Example: fitbench ab --base main -- benchmarks "
+        "-k test_batch_size --profile smoke --devices cpu. Exit status: 0 passes, 1 a regression or a missing "
+        "benchmark, 2 the A/B cannot be run or compared, 130 interrupted.",
+    )
+    abp.add_argument("--base", default=None, metavar="REF",
+                     help="the base's code: a branch, tag or commit, or merge-base:origin/main (default: the "
+                     "working tree, for two environments)")
+    abp.add_argument("--candidate", default=None, metavar="REF", help="the candidate's code (default: the working "
+                     "tree, uncommitted changes included)")
+    abp.add_argument("--base-python", default=None, metavar="PATH",
+                     help="the base's Python, for example another venv's bin/python (default: this one)")
+    abp.add_argument("--candidate-python", default=None, metavar="PATH", help="the candidate's Python")
+    abp.add_argument("--base-env", action="append", default=[], metavar="NAME=VALUE",
+                     help="an environment variable for the base's session only (repeatable)")
+    abp.add_argument("--candidate-env", action="append", default=[], metavar="NAME=VALUE",
+                     help="an environment variable for the candidate's session only (repeatable), for example "
+                     "TF_ENABLE_ONEDNN_OPTS=0")
+    abp.add_argument("--rounds", type=int, default=None,
+                     help="rounds of the selection, each a ring of a fresh session a side; the side started "
+                     f"first alternates (default {DEFAULT_AB_ROUNDS}: one round cannot tell a per-session effect "
+                     "from a change)")
+    abp.add_argument("--budget", default=None, metavar="DURATION",
+                     help="instead of --rounds: rounds until every benchmark is decided or the next would not "
+                     "fit in DURATION (20m, 1h); sequential test, valid at every look")
+    abp.add_argument("--output", default=None, metavar="DIR",
+                     help="where both runs' JSON, the session logs and verdicts.json go (default: "
+                     ".benchmarks/ab/DATE-TIME)")
+    add_ring_options(abp)
+    add_verdict_options(abp)
+    abp.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit as `fitbench compare` does (0 passes, 1 a regression or a missing benchmark, 2 the
+    A/B cannot be run or compared); 130 when interrupted."""
+    from fitbench.cli import ab
+    from fitbench.compare import gate
+    from fitbench.core.options import GateSettings
+    from fitbench.present import format
+
+    problem = next(filter(None, (writable(path) for path in (args.json, args.markdown))), None)
+    if problem:
+        return fail("ab", problem)
+    try:
+        settings = GateSettings.read(lambda name: getattr(args, name))
+        plan = ab.plan(args.base, args.candidate, args.base_python, args.candidate_python, args.base_env,
+                       args.candidate_env, args.pytest_args, args.output, args.rounds, args.budget, args.order,
+                       Path.cwd())
+        outcome = ab.AB(plan, settings, say=lambda line: print(line, flush=True),
+                        timeout=args.timeout, join_timeout=args.join_timeout).run()
+    except (ab.ABError, gate.MachineMismatch, gate.SoftwareMismatch, gate.NothingComparable, ValueError) as error:
+        return fail("ab", str(error))
+    if outcome.interrupted:
+        print("fitbench ab: interrupted; each session saved what it finished in " + str(plan.output))
+        return 130
+    comparison = outcome.comparison
+    print_comparison(comparison, args.markdown, args.json)
+    with open(plan.output / "verdicts.json", "w") as out:
+        json.dump({**comparison.as_dict(), "rounds": outcome.rounds, "seconds": round(outcome.seconds, 1),
+                   "undecided": outcome.undecided, "runs": outcome.runs}, out, indent=2, default=str)
+    for verdict in comparison.verdicts + ([comparison.overall] if comparison.overall else []):
+        if verdict.name in outcome.undecided:
+            print(f"UNDECIDED at the budget: {verdict.name}: epoch time x{format.ratio(verdict)} "
+                  f"after {verdict.candidate_epochs} pairs")
+    print(f"fitbench ab: {outcome.rounds} round{'s' if outcome.rounds > 1 else ''} in {outcome.seconds / 60:.1f} min; "
+          f"runs and verdicts in {plan.output} (fitbench report {plan.output}/base-*.json "
+          f"{plan.output}/candidate-*.json)")
+    return 1 if comparison.failures else 0
