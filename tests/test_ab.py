@@ -132,6 +132,7 @@ def test_the_confidence_sequence_only_narrows_as_pairs_are_added():
 
 # --- both forms, end to end ----------------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_two_versions_of_the_code_each_run_their_own_fitbench_and_a_changed_model_is_judged(
         tmp_path, synthetic_data_dir):
     repo = tmp_path / "repo"
@@ -162,6 +163,7 @@ def test_two_versions_of_the_code_each_run_their_own_fitbench_and_a_changed_mode
     assert len(listed.strip().splitlines()) == 1 and not Path(base["fitbench"]["package"]).exists()
 
 
+@pytest.mark.e2e
 def test_two_environments_with_a_planted_slowdown_is_a_regression(tmp_path, synthetic_data_dir):
     """The environment form with one venv twice and an environment difference: the candidate's
     session plants a 100% slowdown in every timed epoch."""

@@ -29,14 +29,16 @@ def commit(repo: Path, message: str) -> str:
 
 
 def planted_history(repo: Path, commits: int = COMMITS, planted: int = PLANTED, slowdown: float = 0.3) -> list[str]:
-    """A benchmark project in git, `commits` commits; the `planted`-th adds a conftest that slows every epoch."""
+    """A benchmark project in git, `commits` commits; the `planted`-th adds to its conftest.py a hook that
+    slows every epoch."""
     throwaway_checkout(repo)
     shas = [subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True,
                            text=True).stdout.strip()]
     for number in range(2, commits + 1):
         (repo / "CHANGES.txt").open("a").write(f"change {number}\n")
         if number == planted:
-            (repo / "conftest.py").write_text(PLANT.format(slowdown))
+            with (repo / "conftest.py").open("a") as conftest:
+                conftest.write("\n\n" + PLANT.format(slowdown))
         shas.append(commit(repo, f"change {number}"))
     return shas
 
@@ -98,7 +100,7 @@ def bisector(tmp_path: Path, budget: float | None = None) -> bisect.Bisector:
 
 
 def planted_in(tested: str, cwd: Path) -> bool:
-    return (cwd / "conftest.py").exists()  # each step runs in the worktree git bisect checked out
+    return "plant(" in (cwd / "conftest.py").read_text()  # each step runs in the worktree git bisect checked out
 
 
 def test_git_bisect_finds_the_planted_commit_in_four_steps_and_leaves_the_checkout_alone(tmp_path):
@@ -192,6 +194,7 @@ def test_the_good_commit_must_come_first(tmp_path):
 
 # --- end to end --------------------------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_bisect_finds_the_commit_that_planted_a_slowdown(tmp_path, synthetic_data_dir):
     # The wiring end to end: real sessions, taking turns, a verdict a step. 5 commits and a 2x
     # slowdown in the 4th, in the default of 2 rounds a step: 2 steps, 8 sessions, about 2

@@ -168,6 +168,7 @@ def test_the_cli_names_a_missing_command(tmp_path):
 
 # --- correctness: 2 workers follow 1 worker's loss trajectory ------------------------------------
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("steps_per_execution", [1, 4])
 def test_two_workers_follow_one_workers_losses(synthetic_data_dir, tmp_path, steps_per_execution):
     """2 workers at per-replica batch 100 against 1 process at global batch 200, same seed and
@@ -250,6 +251,7 @@ def test_scaling_is_written_to_the_runs_json(tmp_path):
 
 # --- a whole pytest session as a 2-worker cluster -------------------------------------------------
 
+@pytest.mark.e2e
 def test_a_two_worker_session_writes_one_record_of_the_cluster(synthetic_data_dir, tmp_path):
     out, logs = tmp_path / "run.json", tmp_path / "logs"
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
@@ -271,6 +273,7 @@ def test_a_two_worker_session_writes_one_record_of_the_cluster(synthetic_data_di
     assert " cpu/2w " in done.stdout  # the summary's device column
 
 
+@pytest.mark.e2e
 def test_a_cluster_session_refuses_xdist_and_cpu_replicas():
     tf_config = config(1, 0)
     refused = run_pytest("tests/sample/bench_tiny.py", "-n", "1", env={"TF_CONFIG": tf_config})

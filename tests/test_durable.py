@@ -44,6 +44,7 @@ def wait_for_benchmarks(out, count: int, process: subprocess.Popen, timeout: flo
     pytest.fail(f"no {count} benchmarks in {out} within {timeout} s")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_a_killed_session_leaves_every_benchmark_it_finished(synthetic_data_dir, tmp_path, sig, capsys):
     out = tmp_path / "run.json"
@@ -68,6 +69,7 @@ def test_a_killed_session_leaves_every_benchmark_it_finished(synthetic_data_dir,
     capsys.readouterr()
 
 
+@pytest.mark.e2e
 def test_a_finished_session_is_not_partial_and_its_autosave_keeps_its_number(synthetic_data_dir, tmp_path):
     from tests.helpers import run_pytest
 
@@ -81,6 +83,7 @@ def test_a_finished_session_is_not_partial_and_its_autosave_keeps_its_number(syn
     assert not json.loads(next(storage.rglob("0002_*.json")).read_text())["fitbench"]["partial"]
 
 
+@pytest.mark.e2e
 def test_sessions_started_together_in_one_storage_never_overwrite_each_other(synthetic_data_dir, tmp_path):
     """Two sessions with --benchmark-autosave into one storage folder, started at the same
     instant, three times: six runs saved under six numbers, each whole, and no partial copy left."""
@@ -101,6 +104,7 @@ def test_sessions_started_together_in_one_storage_never_overwrite_each_other(syn
         assert not document["fitbench"]["partial"] and len(document["benchmarks"]) == 1
 
 
+@pytest.mark.e2e
 def test_a_partial_copy_takes_no_number_and_is_named_for_its_session(synthetic_data_dir, tmp_path):
     out = tmp_path / "run.json"
     storage = tmp_path / "storage"
@@ -119,6 +123,7 @@ def test_a_partial_copy_takes_no_number_and_is_named_for_its_session(synthetic_d
     assert load_run(copy).partial  # fitbench's tools read it, marked partial
 
 
+@pytest.mark.e2e
 def test_xdist_writes_the_json_from_its_workers(synthetic_data_dir, tmp_path):
     from tests.helpers import run_pytest
 
@@ -140,6 +145,7 @@ def test_xdist_writes_the_json_from_its_workers(synthetic_data_dir, tmp_path):
     assert cli.main(["compare", str(serial), str(out)]) == 2
 
 
+@pytest.mark.e2e
 def test_a_diverging_optimizer_fails_with_its_message_and_stops(synthetic_data_dir, tmp_path):
     from tests.helpers import run_pytest
 
@@ -171,6 +177,7 @@ def test_a_diverging_optimizer_fails_with_its_message_and_stops(synthetic_data_d
     assert cli.main(["compare", str(baseline), str(out), "--allow-missing"]) == 1
 
 
+@pytest.mark.e2e
 def test_out_of_memory_fails_that_test_alone_and_the_session_goes_on(synthetic_data_dir, tmp_path):
     from tests.helpers import run_pytest
 
@@ -206,6 +213,7 @@ def test_a_crash_says_how_the_process_died(status, how):
     assert crashes.how_it_died(status).startswith(how)
 
 
+@pytest.mark.e2e
 def test_replicas_that_do_not_divide_a_batch_skip_naming_the_option(synthetic_data_dir):
     from tests.helpers import run_pytest
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from fitbench import cli
 from fitbench.compare import history
@@ -83,6 +84,7 @@ def test_too_few_runs_and_unreadable_files_are_named(tmp_path, capsys):
     assert cli.main(["history", str(tmp_path / "nowhere")]) == 2
 
 
+@pytest.mark.e2e
 def test_the_readme_history_command_runs_as_written(tmp_path):
     import re
     import shlex

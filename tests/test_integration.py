@@ -7,9 +7,12 @@ import json
 import pytest
 
 import fitbench
-from fitbench.measure.datasets import DEBIAN_DATASETS
 from fitbench.processes import turns
+from fixtures.datasets import DEBIAN_DATASETS
 from tests.helpers import ROOT, SHARED_CACHE, run_pytest
+
+# Whole pytest sessions: the end-to-end tier (pytest tests -m e2e).
+pytestmark = pytest.mark.e2e
 
 SAMPLE = "tests/sample/bench_tiny.py"
 SAMPLE_OPTIONS = ("-o", "python_files=bench_*.py", "--offline", "--require-data")

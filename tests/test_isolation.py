@@ -49,6 +49,7 @@ def test_benchmark_files_are_found_by_pytests_patterns_outside_skipped_folders(t
     assert not isolation.finds_benchmarks([tmp_path / "tests"], ["test_*.py", "bench_*.py"], [])
 
 
+@pytest.mark.e2e
 def test_a_benchmark_session_is_isolated_by_default_and_measures_as_a_plain_one(synthetic_data_dir, tmp_path):
     runs = {}
     for how, more in (("isolated", ()), ("plain", ("--no-isolate",))):
@@ -74,6 +75,7 @@ def test_a_benchmark_session_is_isolated_by_default_and_measures_as_a_plain_one(
     assert len(lines) == mine["stats"]["rounds"] + 1 and "session" in lines[-1]
 
 
+@pytest.mark.e2e
 def test_compare_and_compare_fail_work_in_an_isolated_session(synthetic_data_dir, tmp_path):
     storage = tmp_path / "storage"
     options = (TINY, *OPTIONS, "--data-dir", str(synthetic_data_dir), f"--benchmark-storage={storage}")
@@ -96,6 +98,7 @@ def test_compare_and_compare_fail_work_in_an_isolated_session(synthetic_data_dir
 
 @pytest.mark.parametrize("more, reason", [(("--no-isolate",), "--no-isolate"), (("-s",), "-s: "),
                                           (("-n", "0"), "-n 0")])
+@pytest.mark.e2e
 def test_a_session_stays_in_its_own_process_when_asked_and_says_so(synthetic_data_dir, more, reason):
     run = run_pytest(TINY, *OPTIONS, "--data-dir", str(synthetic_data_dir), *more, isolate=True)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -104,6 +107,7 @@ def test_a_session_stays_in_its_own_process_when_asked_and_says_so(synthetic_dat
     assert reason in note and note.endswith("a native crash or the OOM killer ends the session")
 
 
+@pytest.mark.e2e
 def test_a_session_without_benchmark_files_is_not_isolated(tmp_path):
     (tmp_path / "test_plain.py").write_text("def test_one():\n    assert True\n")
     run = run_pytest(str(tmp_path / "test_plain.py"), isolate=True)
@@ -111,6 +115,7 @@ def test_a_session_without_benchmark_files_is_not_isolated(tmp_path):
     assert ISOLATED not in run.stdout and "1 passed" in run.stdout
 
 
+@pytest.mark.e2e
 def test_a_native_crash_fails_that_test_alone_by_default(synthetic_data_dir, tmp_path):
     out = tmp_path / "run.json"
     run = run_pytest("tests/sample/bench_crash.py", *OPTIONS, "--data-dir", str(synthetic_data_dir),
@@ -154,6 +159,7 @@ def read_or_empty(path: Path) -> str:
         return ""
 
 
+@pytest.mark.e2e
 def test_a_test_the_oom_killer_ends_fails_alone_with_the_cgroups_limit(synthetic_data_dir, tmp_path):
     """The kernel's OOM killer, for real: the session runs in a memory cgroup limited to 1.5 GB
     (a tiny session trains in well under that); one case takes memory until it is killed."""
@@ -205,6 +211,7 @@ def running(pid: int) -> bool:
         return False
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the worker ends with its parent through prctl")
 def test_a_worker_whose_controller_was_killed_does_not_train_on(synthetic_data_dir):
     clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}

@@ -16,6 +16,9 @@ import pytest
 
 from tests.helpers import ROOT
 
+# Whole pytest sessions: the end-to-end tier (pytest tests -m e2e).
+pytestmark = pytest.mark.e2e
+
 PROJECT = ROOT / "tests" / "outside"
 
 

@@ -136,6 +136,7 @@ def test_an_experiment_that_cannot_run_as_meant_says_why_and_how_to_fix_it(field
     assert len(problems) == 1 and problems[0].startswith(problem), problems
 
 
+@pytest.mark.e2e
 def test_a_bad_experiment_fails_collection_before_anything_trains(tmp_path):
     from tests.helpers import ROOT, run_pytest
 

@@ -146,6 +146,7 @@ def test_a_worker_knows_only_its_test_and_says_so_with_its_id():
     assert lines[0].startswith("[gw1] t[x] epoch 1/2:") and "session" not in lines[0] and "val" not in lines[0]
 
 
+@pytest.mark.e2e
 def test_a_session_prints_each_epoch_and_q_keeps_it_quiet(synthetic_data_dir):
     run = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir), isolate=True)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -185,6 +186,7 @@ def test_the_users_log_level_is_honoured():
     assert startup.kept_lines(START_UP, min_level=0, driver_present=False) == START_UP[1:5] + START_UP[-1:]
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(startup.nvidia_driver_present(), reason="this machine has an NVIDIA driver")
 def test_no_tensorflow_start_up_line_reaches_a_cpu_only_user():
     code = "from fitbench.measure import startup; tf = startup.load(); print(len(tf.config.list_physical_devices()))"

@@ -11,7 +11,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import ROOT, SHARED_CACHE, throwaway_checkout
+
+# Whole pytest sessions: the end-to-end tier (pytest tests -m e2e).
+pytestmark = pytest.mark.e2e
 
 
 def readme_example() -> str:

@@ -42,6 +42,7 @@ def report(paths, out, *more):
     return (out / "report.md").read_text()
 
 
+@pytest.mark.e2e
 def test_report_tables_each_profile_from_its_newest_run_and_says_which(three_runs, tmp_path):
     text = report(three_runs, tmp_path / "report")
     smoke, default = load_run(three_runs[1]), load_run(three_runs[2])
@@ -66,6 +67,7 @@ def test_report_tables_each_profile_from_its_newest_run_and_says_which(three_run
     assert not (tmp_path / "report" / "history_test_batch_size_default.png").exists()  # one default run only
 
 
+@pytest.mark.e2e
 def test_an_older_run_of_a_measurement_goes_into_its_history(three_runs, tmp_path):
     text = report([three_runs[0], three_runs[1]], tmp_path / "two")
     assert "history" in text.split("## Runs", 1)[1]
@@ -95,6 +97,7 @@ def test_device_speedups_are_per_sample():
     assert "gpu 40.0x cpu per sample (bounded schedule" in by_pair["gpu", "cpu"].describe()
 
 
+@pytest.mark.e2e
 def test_the_readme_results_section_is_rewritten_from_a_run_and_names_its_origin(three_runs, tmp_path, capsys):
     from fitbench.present.report import RESULTS_END, RESULTS_START
 
@@ -123,6 +126,7 @@ def test_the_docs_have_a_generated_results_section():
     assert body.lstrip().startswith("Machine: ") and "Written by `fitbench report " in body
 
 
+@pytest.mark.e2e
 def test_a_runs_weak_scaling_figures_get_their_own_section(three_runs, tmp_path):
     scaled = tmp_path / "scaled.json"
     scaled.write_text(three_runs[2].read_text())

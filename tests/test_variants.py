@@ -283,6 +283,7 @@ def test_a_variant_trains_in_turns_with_its_reference_and_its_speedup_is_paired(
     assert 0 < speedup.low <= speedup.ratio <= speedup.high < math.inf
 
 
+@pytest.mark.e2e
 def test_an_experiments_reference_trains_in_turns_in_each_test_and_counts_in_the_time_left(
         tmp_path, synthetic_data_dir):
     from tests.helpers import run_pytest
