@@ -192,6 +192,25 @@ def test_two_workers_follow_one_workers_losses(synthetic_data_dir, tmp_path, ste
     assert two["test_accuracy"] == pytest.approx(one["test_accuracy"], abs=1e-6)
 
 
+@pytest.mark.e2e
+def test_weak_scaling_of_two_local_workers_end_to_end(synthetic_data_dir, tmp_path):
+    """`fitbench workers 2 --scaling`: 1 and 2 single-core workers, the batch per worker, taking
+    turns one timed epoch each; the efficiency is printed and written to the 2-worker run's JSON."""
+    clean = {key: value for key, value in os.environ.items()
+             if not key.startswith("PYTEST_") and key != "TF_CONFIG"}
+    logs = tmp_path / "scaling"
+    run = subprocess.run([PYTHON, "-m", "fitbench", "workers", "2", "--scaling", "--logs", str(logs), "--",
+                          "pytest", *SHARED_CACHE, "tests/sample/bench_tiny.py", "-o", "python_files=bench_*.py",
+                          "--profile", "smoke", "--devices", "cpu", "--offline", "--require-data",
+                          "--data-dir", str(synthetic_data_dir)],
+                         cwd=ROOT, env=clean, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "weak-scaling efficiency" in run.stdout
+    (figure,) = json.loads((logs / "workers-2.json").read_text())["fitbench"]["scaling"]
+    assert figure["workers"] == 2 and figure["method"].startswith("interleaved")
+    assert 0 < figure["low"] <= figure["efficiency"] <= figure["high"] and math.isfinite(figure["high"])
+
+
 # --- like with like; weak scaling -----------------------------------------------------------------
 
 def _cluster_record(workers: int, seconds: list[float], cores: int = 1, batch: int = 512, turns=None):

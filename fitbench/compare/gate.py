@@ -304,6 +304,11 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
             sequential: bool = False, **overrides: Any) -> Comparison:
     """Verdicts for every benchmark of the candidate and baseline runs (see the module docstring).
 
+    A short pipeline: admit (the machines and software, then each benchmark: missing, failed,
+    new or incomparable ones get their verdict there), test (epoch time, the checked metric, the
+    first epoch), combine (all benchmarks at once, from interleaved pairs), correct (Holm over
+    the family; a throttled GPU overrides a time verdict), decide (each benchmark's one verdict).
+
     `settings` are the gate's options (fitbench.core.options.GateSettings); keyword arguments
     override single settings (alpha=0.01, run_noise=0.1, ...). `sequential`: interleaved
     pairs are tested with an anytime-valid confidence sequence (stats.sequential_log_shift),
@@ -311,6 +316,44 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
     settings = settings or default_settings()
     if overrides:
         settings = GateSettings(**{**settings.__dict__, **overrides})
+    machine, software = _admit_environments(baseline, candidate, settings)
+    base_rows, cand_rows = _pool(baseline), _pool(candidate)
+    names = list(cand_rows) + [name for name in base_rows if name not in cand_rows]  # grid order
+    peaks_of = {id(record): run.info.peak_gflops for run in [*baseline, *candidate] for record in run.records}
+    tests = _Tests()
+    verdicts: dict[str, Verdict] = {}
+    for name in names:
+        base, cand = base_rows.get(name), cand_rows.get(name)
+        reference = (cand or base)[0]
+        limits = thresholds_for(name, reference.group, reference.gate, settings.defaults, settings.overrides)
+        verdicts[name] = (_admit(name, base, cand, limits, settings)
+                          or _test(name, base, cand, limits, settings, sequential, peaks_of, len(names), tests))
+    if not tests.time and not any(v.verdict == FAILED for v in verdicts.values()):
+        reasons = [f"{v.name}: {v.verdict}" + (f" ({v.note})" if v.note else "") for v in verdicts.values()]
+        raise NothingComparable("no benchmark measured the same thing in both runs:\n  " + "\n  ".join(reasons))
+    overall = _combine(tests, settings, sequential)
+    if overall is not None:
+        verdicts[overall.name] = overall
+    _correct(verdicts, tests, overall, settings.alpha)
+    _decide(verdicts, overall)
+    return Comparison([run_label(r) for r in baseline], [run_label(r) for r in candidate], settings.alpha,
+                      [verdicts[n] for n in names], candidate[0].environment.describe(), machine, software,
+                      settings.allow_missing, overall)
+
+
+@dataclass
+class _Tests:
+    """What the test step found, for the steps after it."""
+
+    time: list[tuple[str, float, float]] = field(default_factory=list)  # (name, p_regression, p_improvement)
+    first_epoch: list[tuple[str, float, float]] = field(default_factory=list)
+    smallest: dict[str, float] = field(default_factory=dict)  # the smallest p-value each test could reach
+    paired: dict[str, Any] = field(default_factory=dict)  # name -> (baseline, candidate) epochs of a ring
+
+
+def _admit_environments(baseline: Sequence[Run], candidate: Sequence[Run],
+                        settings: GateSettings) -> tuple[list[str], list[str]]:
+    """The machine and software differences, refused unless the settings allow them."""
     machine, software = environment_differences(baseline, candidate)
     if machine and not settings.allow_mismatch:
         raise MachineMismatch(
@@ -321,113 +364,113 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
             "the runs differ in software: " + "; ".join(software)
             + "; to ask whether that change made training slower, pass --compare-software "
             "(--gate-compare-software in pytest)")
-    base_rows, cand_rows = _pool(baseline), _pool(candidate)
-    peaks_of = {id(record): run.info.peak_gflops for run in [*baseline, *candidate]
-                for record in run.records}
-    names = list(cand_rows) + [name for name in base_rows if name not in cand_rows]  # grid order
-    verdicts: dict[str, Verdict] = {}
-    tested: list[tuple[str, float, float]] = []  # (name, p_regression, p_improvement)
-    first_tests: list[tuple[str, float, float]] = []
-    smallest: dict[str, float] = {}
-    paired = {}  # name -> (baseline epochs, candidate epochs) of interleaved runs
-    for name in names:
-        base, cand = base_rows.get(name), cand_rows.get(name)
-        reference = (cand or base)[0]
-        limits = thresholds_for(name, reference.group, reference.gate, settings.defaults, settings.overrides)
-        if cand is None:
-            verdicts[name] = Verdict(name, MISSING, thresholds=asdict(limits),
-                                     note="in the baseline, not in the candidate (it crashed, was skipped or "
-                                     "deselected)" + (" (allowed)" if settings.allow_missing else
-                                                      "; pass --allow-missing if that is intended"))
-            continue
-        failed = [r for r in cand if r.status != COMPLETED]
-        if failed:
-            verdicts[name] = Verdict(name, FAILED, thresholds=asdict(limits),
-                                     note=failed[0].failure or failed[0].status)
-            continue
-        if base is None:
-            verdicts[name] = Verdict(name, NEW, thresholds=asdict(limits), note="not in the baseline")
-            continue
-        failed = [r for r in base if r.status != COMPLETED]
-        if failed:
-            verdicts[name] = Verdict(name, INCOMPARABLE, thresholds=asdict(limits),
-                                     note=f"the baseline's training did not complete: {failed[0].failure}")
-            continue
-        differences = _measurement_differences(base, cand)
-        if differences:
-            verdicts[name] = Verdict(name, INCOMPARABLE, thresholds=asdict(limits), differences=differences,
-                                     note="measured different things: " + "; ".join(differences))
-            continue
-        pairs = interleaved_pairs(base, cand)
-        shift, p_reg, p_imp, method, floor = _epoch_time_test(base, cand, pairs, limits, settings.alpha,
-                                                              settings.run_noise, sequential)
-        tested.append((name, p_reg, p_imp))
-        smallest[name] = floor
-        if pairs is not None:
-            paired[name] = pairs
-        base_value, cand_value = _metric(base), _metric(cand)
-        goal = cand[0].goal
-        # Worse is a drop for a metric whose goal is >= (accuracy), a rise for <= (an error).
-        worsening = None if base_value is None or cand_value is None else (
-            base_value - cand_value if goal == ">=" else cand_value - base_value)
-        if worsening is None:
-            metric = INCONCLUSIVE
-        elif worsening > limits.metric:
-            metric = REGRESSION
-        elif worsening < -limits.metric:
-            metric = IMPROVEMENT
-        else:
-            metric = NO_CHANGE
-        first_ratio, first_reg, first_imp = _first_epoch_test(base, cand, limits, settings.alpha,
-                                                              len(names))
-        first_tests.append((name, first_reg, first_imp))
-        verdicts[name] = Verdict(
-            name, "", metric=metric, ratio=shift.ratio, ratio_low=shift.ratio_low,
-            ratio_high=shift.ratio_high, baseline_epochs=sum(len(r.steady_seconds) for r in base),
-            candidate_epochs=sum(len(r.steady_seconds) for r in cand), baseline_metric=base_value,
-            candidate_metric=cand_value, metric_name=_metric_name(cand), goal=goal,
-            first_epoch_ratio=first_ratio, thresholds=asdict(limits), method=method,
-            code_changes=_code_changes(base, cand), throttling=_throttling(base, cand),
-            baseline_efficiency=_efficiency(base, peaks_of), candidate_efficiency=_efficiency(cand, peaks_of))
-    if not tested and not any(v.verdict == FAILED for v in verdicts.values()):
-        reasons = [f"{v.name}: {v.verdict}" + (f" ({v.note})" if v.note else "") for v in verdicts.values()]
-        raise NothingComparable("no benchmark measured the same thing in both runs:\n  " + "\n  ".join(reasons))
+    return machine, software
 
-    overall = None
-    if len(paired) >= 2 and len(paired) == len(tested):
-        overall, p_reg, p_imp = _overall(list(paired.values()), settings.defaults, settings.alpha, sequential)
-        verdicts[overall.name] = overall
-        tested.append((overall.name, p_reg, p_imp))
-        smallest[overall.name] = 0.0
 
-    # Holm over every benchmark compared; the verdict on all benchmarks at once, the question a
-    # change is asked first, starts with half of alpha (weighted Holm), the benchmarks share the rest.
-    family = len(tested)
-    weights = [float(family - 1) if overall is not None and name == overall.name else 1.0 for name, _, _ in tested]
+def _admit(name: str, base: list | None, cand: list | None, limits: Thresholds,
+           settings: GateSettings) -> Verdict | None:
+    """The verdict of a benchmark that cannot be tested (missing, failed, new, incomparable), or None."""
+    thresholds = asdict(limits)
+    if cand is None:
+        return Verdict(name, MISSING, thresholds=thresholds,
+                       note="in the baseline, not in the candidate (it crashed, was skipped or deselected)"
+                       + (" (allowed)" if settings.allow_missing else "; pass --allow-missing if that is intended"))
+    failed = [r for r in cand if r.status != COMPLETED]
+    if failed:
+        return Verdict(name, FAILED, thresholds=thresholds, note=failed[0].failure or failed[0].status)
+    if base is None:
+        return Verdict(name, NEW, thresholds=thresholds, note="not in the baseline")
+    failed = [r for r in base if r.status != COMPLETED]
+    if failed:
+        return Verdict(name, INCOMPARABLE, thresholds=thresholds,
+                       note=f"the baseline's training did not complete: {failed[0].failure}")
+    differences = _measurement_differences(base, cand)
+    if differences:
+        return Verdict(name, INCOMPARABLE, thresholds=thresholds, differences=differences,
+                       note="measured different things: " + "; ".join(differences))
+    return None
+
+
+def _test(name: str, base: list, cand: list, limits: Thresholds, settings: GateSettings, sequential: bool,
+          peaks_of: dict[int, Any], family: int, tests: _Tests) -> Verdict:
+    """A benchmark measured alike on both sides: its epoch time, checked metric and first epoch tested
+    (the p-values kept in `tests` for the correction); its verdict decided later."""
+    pairs = interleaved_pairs(base, cand)
+    shift, p_reg, p_imp, method, floor = _epoch_time_test(base, cand, pairs, limits, settings.alpha,
+                                                          settings.run_noise, sequential)
+    tests.time.append((name, p_reg, p_imp))
+    tests.smallest[name] = floor
+    if pairs is not None:
+        tests.paired[name] = pairs
+    base_value, cand_value = _metric(base), _metric(cand)
+    goal = cand[0].goal
+    first_ratio, first_reg, first_imp = _first_epoch_test(base, cand, limits, settings.alpha, family)
+    tests.first_epoch.append((name, first_reg, first_imp))
+    return Verdict(
+        name, "", metric=_metric_verdict(base_value, cand_value, goal, limits.metric), ratio=shift.ratio,
+        ratio_low=shift.ratio_low, ratio_high=shift.ratio_high,
+        baseline_epochs=sum(len(r.steady_seconds) for r in base),
+        candidate_epochs=sum(len(r.steady_seconds) for r in cand), baseline_metric=base_value,
+        candidate_metric=cand_value, metric_name=_metric_name(cand), goal=goal,
+        first_epoch_ratio=first_ratio, thresholds=asdict(limits), method=method,
+        code_changes=_code_changes(base, cand), throttling=_throttling(base, cand),
+        baseline_efficiency=_efficiency(base, peaks_of), candidate_efficiency=_efficiency(cand, peaks_of))
+
+
+def _metric_verdict(base_value: float | None, cand_value: float | None, goal: str, threshold: float) -> str:
+    """Worse is a drop for a metric whose goal is >= (accuracy), a rise for <= (an error)."""
+    if base_value is None or cand_value is None:
+        return INCONCLUSIVE
+    worsening = base_value - cand_value if goal == ">=" else cand_value - base_value
+    if worsening > threshold:
+        return REGRESSION
+    if worsening < -threshold:
+        return IMPROVEMENT
+    return NO_CHANGE
+
+
+def _combine(tests: _Tests, settings: GateSettings, sequential: bool) -> Verdict | None:
+    """The verdict on all benchmarks at once, when every tested benchmark was interleaved (2 or more)."""
+    if len(tests.paired) < 2 or len(tests.paired) != len(tests.time):
+        return None
+    overall, p_reg, p_imp = _overall(list(tests.paired.values()), settings.defaults, settings.alpha, sequential)
+    tests.time.append((overall.name, p_reg, p_imp))
+    tests.smallest[overall.name] = 0.0
+    return overall
+
+
+def _correct(verdicts: dict[str, Verdict], tests: _Tests, overall: Verdict | None, alpha: float) -> None:
+    """Holm over every benchmark compared; the verdict on all benchmarks at once, the question a
+    change is asked first, starts with half of alpha (weighted Holm), the benchmarks share the rest.
+    A throttled GPU runs the same code slower: its time verdict is not one on the code."""
+    family = len(tests.time)
+    weights = [float(family - 1) if overall is not None and name == overall.name else 1.0
+               for name, _, _ in tests.time]
     for (name, _, _), weight, p_reg, p_imp in zip(
-            tested, weights, stats.holm([p for _, p, _ in tested], weights),
-            stats.holm([p for _, _, p in tested], weights), strict=True):
+            tests.time, weights, stats.holm([p for _, p, _ in tests.time], weights),
+            stats.holm([p for _, _, p in tests.time], weights), strict=True):
         verdict = verdicts[name]
         verdict.p_regression, verdict.p_improvement = p_reg, p_imp
-        verdict.time = _time_verdict(verdict, p_reg, p_imp, settings.alpha)
-        verdict.note = _why(verdict, settings.alpha, family, smallest[name], sum(weights) / weight)
+        verdict.time = _time_verdict(verdict, p_reg, p_imp, alpha)
+        verdict.note = _why(verdict, alpha, family, tests.smallest[name], sum(weights) / weight)
         if verdict.throttling and verdict.time in (REGRESSION, IMPROVEMENT):
-            # A throttled GPU runs the same code slower: not a verdict on the code.
             verdict.note = (f"x{verdict.ratio:.3f} would be a{'n' if verdict.time == IMPROVEMENT else ''} "
                             f"{verdict.time}, but {verdict.throttling}: the GPU's clocks, not necessarily the code")
             verdict.time = INCONCLUSIVE
         elif verdict.throttling:
             verdict.note = "; ".join(filter(None, [verdict.note, verdict.throttling]))
-    _first_epoch_verdicts(verdicts, first_tests, settings.alpha)
+    _first_epoch_verdicts(verdicts, tests.first_epoch, alpha)
+
+
+def _decide(verdicts: dict[str, Verdict], overall: Verdict | None) -> None:
+    """Each benchmark's one verdict: a regression in any gated figure, else an improvement, else
+    inconclusive, else no change."""
     for verdict in verdicts.values():
         if not verdict.verdict:
             gated = [verdict.time, verdict.metric, verdict.first_epoch]
             verdict.verdict = next((v for v in (REGRESSION, IMPROVEMENT, INCONCLUSIVE) if v in gated), NO_CHANGE)
     if overall is not None:
         overall.verdict = overall.time
-    return Comparison([run_label(r) for r in baseline], [run_label(r) for r in candidate], settings.alpha,
-                      [verdicts[n] for n in names], candidate[0].environment.describe(), machine, software,
-                      settings.allow_missing, overall)
 
 
 def _time_verdict(verdict: Verdict, p_reg: float, p_imp: float, alpha: float) -> str:
