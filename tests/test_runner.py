@@ -139,12 +139,12 @@ def test_spent_iterators_are_deleted_off_the_training_thread(tiny_dataset, cpu):
         def __del__(self):
             deleted_in.append(threading.current_thread().name)
 
-    epoch_runner = EpochRunner(TINY, "default", cpu, tiny_dataset)
-    epoch_runner._iterator, epoch_runner._epochs = Spent(), Spent()
+    epoch_runner = EpochRunner(TINY.but(variant=Variant(pipeline="numpy")), "default", cpu, tiny_dataset)
+    epoch_runner.pipeline.iterator, epoch_runner.pipeline.epochs = Spent(), Spent()
     epoch_runner.drop_iterators()
     for thread in list(runner._releasing):
         thread.join()
-    assert epoch_runner._iterator is None and epoch_runner._epochs is None
+    assert epoch_runner.pipeline.iterator is None and epoch_runner.pipeline.epochs is None
     assert deleted_in == ["fitbench-release-iterators"] * 2
 
 

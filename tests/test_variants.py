@@ -116,14 +116,14 @@ def test_k_steps_per_call_train_each_epoch_exactly(tiny_dataset, cpu, monkeypatc
     trainer = runner.EpochRunner(TINY.but(variant=Variant(steps_per_execution=4, pipeline=pipeline)),
                                  "default", cpu, tiny_dataset)
     calls: list[tuple[int, int]] = []
-    original = runner.EpochRunner.calls
+    original = type(trainer.pipeline).calls
 
     def spy(self):
         for first, last, iterator in original(self):
             calls.append((first, last))
             yield first, last, iterator
 
-    monkeypatch.setattr(runner.EpochRunner, "calls", spy)
+    monkeypatch.setattr(type(trainer.pipeline), "calls", spy)
     record = trainer.run(RecordingBenchmark())
     assert calls == [(0, 3), (4, 7), (8, 11)] * 2 if pipeline == "numpy" else [(0, 3), (4, 7), (8, 10)] * 2
     # Every sample trained once per epoch: 3 epochs x 11 steps.

@@ -132,8 +132,12 @@ class EpochRunner:
         )
         # TPUs need static shapes: a partial last batch would trigger a new compilation.
         self.drop_remainder = device.is_tpu
-        self.multi_worker = isinstance(device.strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        if self.multi_worker and self.variant.pipeline == "numpy":
+        # Chosen once: where a round's batches come from, and how a step runs (one process or a
+        # cluster). The timing loop (train_epoch, epoch_loop) knows neither.
+        self.pipeline = pipeline_for(self)
+        self.loop: Loop = (Cluster() if isinstance(device.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                           else SingleProcess())
+        if isinstance(self.loop, Cluster) and isinstance(self.pipeline, NumpyPipeline):
             raise ValueError(NUMPY_IN_CLUSTER)
         self.model: keras.Model | None = None
         self.records: list[Epoch] = []
@@ -141,8 +145,7 @@ class EpochRunner:
         self.initial_loss = math.nan  # the validation loss before training, measured in start()
         self._turn: int | None = None
         self._hardware = hardware.sampler(device.kind == "gpu")
-        self._iterator = None
-        self._epochs = None  # the numpy pipeline's epoch iterator (Keras' TFEpochIterator)
+        self._callbacks: keras.callbacks.CallbackList | None = None
 
     def build(self) -> keras.Model:
         keras.utils.set_random_seed(self.workload.seed)
@@ -158,13 +161,7 @@ class EpochRunner:
         if variant.jit_compile and not model.jit_compile:
             raise ValueError(f"XLA was asked for, but Keras turned it off for {model.name} (a layer does not "
                              "support XLA, or op determinism is enabled); drop jit_compile from the variant")
-        if self.multi_worker:
-            # What fit() would build from the first batch (metrics, loss, optimizer state).
-            with self.device.strategy.scope():
-                model._symbolic_build(data_batch=(self._x_train[:1], self._y_train[:1]))
-            model.train_function = cluster_function(model, model.train_step)
-            self._evaluate_all = cluster_function(model, model.test_step, whole_dataset=True)
-            self._barrier = barrier_function(self.device.strategy)
+        self.loop.built(self, model)
         return model
 
     @property
@@ -180,9 +177,8 @@ class EpochRunner:
         batch = self.workload.batch_size
         self._val_data = self._eval_dataset(self.splits.x_val, self.splits.y_val, batch)
         self._test_data = self._eval_dataset(self.splits.x_test, self.splits.y_test, batch)
-        if self.multi_worker:
-            distribute = self.device.strategy.experimental_distribute_dataset
-            self._val_data, self._test_data = distribute(self._val_data), distribute(self._test_data)
+        self._val_data, self._test_data = (self.loop.evaluation_data(self.device.strategy, data)
+                                           for data in (self._val_data, self._test_data))
 
     @property
     def validation_data(self) -> tf.data.Dataset:
@@ -191,11 +187,7 @@ class EpochRunner:
 
     def evaluate(self, data) -> dict[str, float]:
         """Loss and metric on `data` (validation or test), untimed."""
-        if not self.multi_worker:
-            return self.model.evaluate(data, verbose=0, return_dict=True)
-        self.model.reset_metrics()
-        self._evaluate_all(data)
-        return {key: float(value) for key, value in self.model.get_metrics_result().items()}
+        return self.loop.evaluate(self.model, data)
 
     @staticmethod
     def _eval_dataset(x: np.ndarray, y: np.ndarray, batch: int) -> tf.data.Dataset:
@@ -234,25 +226,10 @@ class EpochRunner:
         return count // batch if self.drop_remainder else -(-count // batch)
 
     def first_epoch(self, data: tf.distribute.DistributedDataset | None) -> None:
-        """Epoch 1 through Keras' own fit: builds the model under the strategy, traces the step.
-        `data` None: the numpy pipeline, fit on the split's arrays."""
-        if self.multi_worker:
-            self._callbacks = self.callbacks()
-            self._iterator = iter(data)
-        start = time.perf_counter()
-        if self.multi_worker:  # fit() cannot run under MultiWorkerMirroredStrategy: the rounds' loop
-            self.epoch_loop(0)
-            self.sync()
-        else:
-            if data is None:
-                self.model.fit(self.splits.x_train, self.splits.y_train, batch_size=self.workload.batch_size,
-                               epochs=1, shuffle=True, verbose=0)
-            else:
-                self.model.fit(data, epochs=1, shuffle=False, verbose=0)
-            devices.synchronize()
-        self._last_epoch_seconds = time.perf_counter() - start
-        if not self.multi_worker:
-            self._callbacks = self.callbacks()
+        """Epoch 1, tracing included, timed on its own: through Keras' own fit (it builds the
+        model under the strategy), or a cluster's own loop. `data`: the pipeline's first epoch
+        (None for the numpy pipeline: fit on the split's arrays)."""
+        self._last_epoch_seconds = self.loop.first_epoch(self, data)
 
     def callbacks(self) -> keras.callbacks.CallbackList:
         """The hooks fit() calls around each batch, with the History it always adds."""
@@ -262,9 +239,7 @@ class EpochRunner:
 
     def sync(self) -> None:
         """Wait for this process's devices, then, in a cluster, for every worker (a barrier)."""
-        devices.synchronize()
-        if self.multi_worker:
-            self._barrier()
+        self.loop.sync()
 
     def open_rounds(self) -> None:
         """Before the rounds, untimed: one iterator over epochs 2..N, as fit() keeps one over a
@@ -272,32 +247,15 @@ class EpochRunner:
         than a small epoch), so it is not opened per round; between rounds it prefetches the
         next epoch, as fit's does during validation."""
         self.drop_iterators()  # a cluster's epoch 1 ran on an iterator of its own
-        if self.variant.pipeline == "numpy":
-            # The epoch iterator fit() builds for arrays; each enumeration is one epoch.
-            self._epochs = numpy_epoch_iterator(self.model, self.splits.x_train, self.splits.y_train,
-                                                self.workload.batch_size)
-            self._epochs.reset()
-        elif self.variant.steps_per_execution == 1:
-            self._iterator = iter(self.epoch_data(1, self.schedule.epochs - 1))
+        self.pipeline.open_rounds()
 
     def before_round(self) -> None:
         """Untimed, before each round: reset the metrics (as fit does before each epoch); with
         k > 1 steps per execution, open this epoch's own iterator (a call of the train function
         stops at its end, as in fit); then wait for the turn in an interleaved run."""
         self.model.reset_metrics()
-        if self.variant.pipeline == "tf.data" and self.variant.steps_per_execution > 1:
-            self.drop_iterators()  # the last epoch's, spent
-            self._iterator = iter(self.epoch_data(len(self.records)))
+        self.pipeline.before_round(len(self.records))
         self.take_turn()
-
-    def calls(self):
-        """One epoch's calls of the train function: (first step, last step, iterator)."""
-        if self.variant.pipeline == "numpy":
-            yield from self._epochs
-            return
-        steps, per_call = self.steps_per_epoch, self.variant.steps_per_execution
-        for step in range(0, steps, per_call):
-            yield step, min(step + per_call, steps) - 1, self._iterator
 
     def take_turn(self) -> None:
         """Before a timed epoch, untimed: in an interleaved run, wait until it is this run's turn;
@@ -307,9 +265,7 @@ class EpochRunner:
 
     def drop_iterators(self) -> None:
         """Untimed: this runner's spent iterators go, deleted off this thread (`release`)."""
-        spent = [self._iterator, self._epochs]  # their only references
-        self._iterator = self._epochs = None
-        release(spent)
+        self.pipeline.drop()
 
     def train_epoch(self) -> None:
         """The timed round: what one epoch of a multi-epoch fit() runs, then a device sync (and,
@@ -323,10 +279,8 @@ class EpochRunner:
         """One epoch of fit()'s loop: the train function per call between the batch hooks."""
         model, callbacks = self.model, self._callbacks
         callbacks.on_epoch_begin(epoch)
-        # fit()'s guard around an epoch (for arrays: end of data ends the epoch).
-        guard = self._epochs.catch_stop_iteration() if self.variant.pipeline == "numpy" else contextlib.nullcontext()
-        with guard:
-            for first_step, last_step, iterator in self.calls():
+        with self.pipeline.guard():  # fit()'s guard around an epoch (for arrays: end of data ends it)
+            for first_step, last_step, iterator in self.pipeline.calls():
                 callbacks.on_train_batch_begin(first_step)
                 logs = model.train_function(iterator)
                 callbacks.on_train_batch_end(last_step, logs)
@@ -385,8 +339,7 @@ class EpochRunner:
         # every clock): what an exploding loss is measured against (Workload.loss_explosion).
         self.initial_loss = float(self.evaluate(self._val_data)["loss"])
         self.model.reset_metrics()  # epoch 1's training metrics start from zero, as fit's do
-        numpy = self.variant.pipeline == "numpy"
-        self.first_epoch(None if numpy else self.epoch_data(0))
+        self.first_epoch(self.pipeline.first_epoch_data())
         self.record_epoch()
         self.open_rounds()
 
@@ -513,6 +466,176 @@ def _plain(value: Any) -> Any:
 
 NUMPY_IN_CLUSTER = ("the numpy pipeline trains through Keras' fit, which cannot run under "
                     "MultiWorkerMirroredStrategy (keras-team/keras#20585); use pipeline=tf.data in a cluster")
+
+
+class Pipeline:
+    """Where a round's batches come from, chosen once per runner (`pipeline_for`): epoch 1's data,
+    the iterators opened between rounds (untimed) and the calls of the train function that make
+    one epoch (timed)."""
+
+    def __init__(self, runner: EpochRunner):
+        self.runner = runner
+        self.iterator = None  # the distributed iterator the calls read from
+
+    def first_epoch_data(self) -> tf.distribute.DistributedDataset | None:
+        return self.runner.epoch_data(0)
+
+    def fit_first_epoch(self, model: keras.Model, data: tf.distribute.DistributedDataset | None) -> None:
+        model.fit(data, epochs=1, shuffle=False, verbose=0)
+
+    def open_rounds(self) -> None:
+        """Before the rounds, untimed."""
+
+    def before_round(self, epoch: int) -> None:
+        """Before round `epoch` (0-based), untimed."""
+
+    def calls(self):
+        """One epoch's calls of the train function: (first step, last step, iterator)."""
+        steps, per_call = self.runner.steps_per_epoch, self.runner.variant.steps_per_execution
+        for step in range(0, steps, per_call):
+            yield step, min(step + per_call, steps) - 1, self.iterator
+
+    def guard(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def drop(self) -> None:
+        """Untimed: the spent iterators go, deleted off this thread (`release`)."""
+        spent = [self.iterator]  # its only reference
+        self.iterator = None
+        release(spent)
+
+
+class TFDataPipeline(Pipeline):
+    """tf.data, one step per call: one iterator over epochs 2..N, opened before the rounds, as fit()
+    keeps one over a repeated dataset."""
+
+    def open_rounds(self) -> None:
+        self.iterator = iter(self.runner.epoch_data(1, self.runner.schedule.epochs - 1))
+
+
+class TFDataPerEpochPipeline(Pipeline):
+    """tf.data, k > 1 steps per call: each epoch its own iterator, opened before its round, so that
+    the epoch's last call stops at its end, as in fit()."""
+
+    def before_round(self, epoch: int) -> None:
+        self.drop()  # the last epoch's, spent
+        self.iterator = iter(self.runner.epoch_data(epoch))
+
+
+class NumpyPipeline(Pipeline):
+    """The split's arrays through Keras' own adapter: epoch 1 is fit(x, y); each round runs fit's
+    epoch loop over the TFEpochIterator that fit builds (shuffling, batching and distributing in
+    Keras' code, inside the round, as in a notebook's fit)."""
+
+    def __init__(self, runner: EpochRunner):
+        super().__init__(runner)
+        self.epochs = None  # Keras' TFEpochIterator; each enumeration is one epoch
+
+    def first_epoch_data(self) -> None:
+        return None
+
+    def fit_first_epoch(self, model: keras.Model, data: None) -> None:
+        splits = self.runner.splits
+        model.fit(splits.x_train, splits.y_train, batch_size=self.runner.workload.batch_size, epochs=1,
+                  shuffle=True, verbose=0)
+
+    def open_rounds(self) -> None:
+        self.epochs = numpy_epoch_iterator(self.runner.model, self.runner.splits.x_train, self.runner.splits.y_train,
+                                           self.runner.workload.batch_size)
+        self.epochs.reset()
+
+    def calls(self):
+        yield from self.epochs
+
+    def guard(self) -> contextlib.AbstractContextManager:
+        return self.epochs.catch_stop_iteration()
+
+    def drop(self) -> None:
+        spent = [self.iterator, self.epochs]  # their only references
+        self.iterator = self.epochs = None
+        release(spent)
+
+
+def pipeline_for(runner: EpochRunner) -> Pipeline:
+    """The workload's variant's pipeline: NumPy, or tf.data with one or k steps per call."""
+    if runner.variant.pipeline == "numpy":
+        return NumpyPipeline(runner)
+    return TFDataPipeline(runner) if runner.variant.steps_per_execution == 1 else TFDataPerEpochPipeline(runner)
+
+
+class Loop(Protocol):
+    """How steps run: in one process through Keras' fit and evaluate, or as a cluster's worker."""
+
+    def built(self, runner: EpochRunner, model: keras.Model) -> None: ...
+
+    def evaluation_data(self, strategy: tf.distribute.Strategy, data: tf.data.Dataset): ...
+
+    def evaluate(self, model: keras.Model, data) -> dict[str, float]: ...
+
+    def first_epoch(self, runner: EpochRunner, data) -> float: ...
+
+    def sync(self) -> None: ...
+
+
+class SingleProcess:
+    """One process: Keras' own fit (epoch 1), train function and evaluate."""
+
+    def built(self, runner: EpochRunner, model: keras.Model) -> None:
+        pass
+
+    def evaluation_data(self, strategy: tf.distribute.Strategy, data: tf.data.Dataset) -> tf.data.Dataset:
+        return data
+
+    def evaluate(self, model: keras.Model, data) -> dict[str, float]:
+        return model.evaluate(data, verbose=0, return_dict=True)
+
+    def first_epoch(self, runner: EpochRunner, data) -> float:
+        """Epoch 1 through fit (it builds the model under the strategy, traces the step); its seconds."""
+        start = time.perf_counter()
+        runner.pipeline.fit_first_epoch(runner.model, data)
+        devices.synchronize()
+        seconds = time.perf_counter() - start
+        runner._callbacks = runner.callbacks()
+        return seconds
+
+    def sync(self) -> None:
+        devices.synchronize()
+
+
+class Cluster:
+    """A worker of a MultiWorkerMirroredStrategy cluster: Keras' fit, evaluate and train function
+    cannot run there (keras-team/keras#20585), so the model's own train_step and test_step run
+    through strategy.run (`cluster_function`), epoch 1 included, and a round ends at a barrier."""
+
+    def built(self, runner: EpochRunner, model: keras.Model) -> None:
+        # What fit() would build from the first batch (metrics, loss, optimizer state).
+        strategy = runner.device.strategy
+        with strategy.scope():
+            model._symbolic_build(data_batch=(runner._x_train[:1], runner._y_train[:1]))
+        model.train_function = cluster_function(model, model.train_step)
+        self._evaluate_all = cluster_function(model, model.test_step, whole_dataset=True)
+        self._barrier = barrier_function(strategy)
+
+    def evaluation_data(self, strategy: tf.distribute.Strategy, data: tf.data.Dataset):
+        return strategy.experimental_distribute_dataset(data)
+
+    def evaluate(self, model: keras.Model, data) -> dict[str, float]:
+        model.reset_metrics()
+        self._evaluate_all(data)
+        return {key: float(value) for key, value in model.get_metrics_result().items()}
+
+    def first_epoch(self, runner: EpochRunner, data) -> float:
+        """Epoch 1 by the rounds' own loop (tracing included); its seconds."""
+        runner._callbacks = runner.callbacks()
+        runner.pipeline.iterator = iter(data)
+        start = time.perf_counter()
+        runner.epoch_loop(0)
+        self.sync()
+        return time.perf_counter() - start
+
+    def sync(self) -> None:
+        devices.synchronize()
+        self._barrier()
 
 
 def cluster_function(model: keras.Model, step: Callable, whole_dataset: bool = False) -> Callable:
