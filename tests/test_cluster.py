@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from fitbench.compare import scaling
+from fitbench.present import format as text_format
 from fitbench.processes import cluster, launch
 from fitbench.processes.cluster import ClusterError
 from tests.helpers import ROOT, SHARED_CACHE, make_record, run_pytest
@@ -240,7 +241,8 @@ def test_weak_scaling_efficiency_with_its_interval():
     # 2 workers take 0.8 of one worker's epoch time for the same samples: 1 / (2 x 0.8) = 62.5%.
     assert figure.efficiency == pytest.approx(0.625, rel=0.02)
     assert figure.low < figure.efficiency < figure.high and figure.method == "unpaired epochs"
-    assert "weak-scaling efficiency 62% [" in figure.describe() or "weak-scaling efficiency 63% [" in figure.describe()
+    described = text_format.weak_scaling(figure)
+    assert "weak-scaling efficiency 62% [" in described or "weak-scaling efficiency 63% [" in described
 
 
 def test_interleaved_scaling_runs_are_paired_by_turn():

@@ -11,6 +11,7 @@ import pytest
 from fitbench import cli
 from fitbench.compare import scaling
 from fitbench.compare.results import device_speedups, load_run
+from fitbench.present import format as text_format
 from tests.helpers import make_record, run_pytest
 
 SAMPLE = "tests/sample/bench_batch.py"
@@ -94,7 +95,7 @@ def test_device_speedups_are_per_sample():
     assert by_pair["gpu", "cpu"].ratio == pytest.approx((2.0 / 1_000) / (3.0 / 60_000))  # 40x
     assert not by_pair["gpu", "cpu"].same_schedule
     assert by_pair["tpu", "gpu"].ratio == pytest.approx(2.0) and by_pair["tpu", "gpu"].same_schedule
-    assert "gpu 40.0x cpu per sample (bounded schedule" in by_pair["gpu", "cpu"].describe()
+    assert "gpu 40.0x cpu per sample (bounded schedule" in text_format.device_speedup(by_pair["gpu", "cpu"])
 
 
 @pytest.mark.e2e

@@ -16,6 +16,7 @@ from fitbench.core.record import DEFAULT_VARIANT, Check, Epoch, Measurement, Rec
 from fitbench.measure import devices, peak, runner
 from fitbench.measure.experiments import load_module
 from fitbench.measure.workloads import Schedule, Variant
+from fitbench.present import format as text_format
 from tests.helpers import ROOT, RecordingBenchmark, make_record
 
 TINY = load_module(ROOT / "tests" / "sample" / "bench_tiny.py").WORKLOAD.but(
@@ -278,7 +279,7 @@ def test_a_variant_trains_in_turns_with_its_reference_and_its_speedup_is_paired(
     record.name, record.case = "test_variants[cpu-tiny-spe4]", "tiny-spe4"
     (speedup,) = variant_speedups([record])
     assert speedup.paired and speedup.baseline_case == "its f32 twin" and speedup.ratio > 0
-    assert "unpaired" not in speedup.describe()
+    assert "unpaired" not in text_format.variant_speedup(speedup)
     # 4 pairs are too few for the signed-rank interval: the paired t interval stands in.
     assert 0 < speedup.low <= speedup.ratio <= speedup.high < math.inf
 

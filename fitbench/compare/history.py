@@ -43,6 +43,7 @@ MIN_SEGMENT = 2  # runs on each side of a step
 CONFIDENCE = 0.90
 
 
+
 @dataclass
 class Point:
     """One run of a measurement's series."""
@@ -57,6 +58,7 @@ class Point:
     @property
     def label(self) -> str:
         return self.run.label
+
 
 
 @dataclass
@@ -74,14 +76,6 @@ class ChangePoint:
     verdict: str  # regression, improvement or shift
     software: list[str] = field(default_factory=list)  # 'TensorFlow 2.20.0 -> 2.21.0'
     metric: str = ""  # the checked metric's change across the step, when it moved
-
-    def describe(self) -> str:
-        changed = f"; {', '.join(self.software)}" if self.software else ""
-        metric = f"; {self.metric}" if self.metric else ""
-        return (f"{self.verdict.upper():<12} {self.name}: epoch time x{self.ratio:.3f} [{self.low:.3f}, "
-                f"{self.high:.3f}] between {self.before.label} and {self.after.label} "
-                f"({self.runs_before} runs before, {self.runs_after} after; t-test p = {self.p_value:.2g})"
-                f"{changed}{metric}")
 
 
 @dataclass

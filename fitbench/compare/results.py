@@ -32,6 +32,7 @@ class NotBenchmarkJSON(ValueError):
     """A file that cannot be read as a fitbench run (the message names the file and the fix)."""
 
 
+
 @dataclass
 class Run:
     """One pytest-benchmark JSON file (or the session in progress)."""
@@ -114,6 +115,7 @@ def load_run(path: str | os.PathLike) -> Run:
                document.get("datetime", ""), run_info)
 
 
+
 @dataclass(frozen=True)
 class Speedup:
     """How much faster `device` trains one sample than `reference` does, for one case."""
@@ -126,11 +128,6 @@ class Speedup:
     device_seconds_per_sample: float
     reference_seconds_per_sample: float
     same_schedule: bool  # False when one side trained a bounded subset (still per sample)
-
-    def describe(self) -> str:
-        case = f" {self.case}" if self.case else ""
-        bounded = "" if self.same_schedule else " (bounded schedule on one side; compared per sample)"
-        return f"{self.experiment}{case}: {self.device} {self.ratio:.1f}x {self.reference} per sample{bounded}"
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -165,6 +162,7 @@ def device_speedups(rows: list[Record]) -> list[Speedup]:
     return speedups
 
 
+
 @dataclass(frozen=True)
 class VariantSpeedup:
     """How much faster a training variant runs an epoch than the default variant (float32, no
@@ -183,12 +181,6 @@ class VariantSpeedup:
     # True: the variant and its reference took turns epoch by epoch in one test (paired
     # epochs); False: two tests that ran apart, whose drift the interval does not contain.
     paired: bool = False
-
-    def describe(self) -> str:
-        how = "" if self.paired else ", unpaired: tests run apart"
-        if self.low <= 0 or math.isinf(self.high):
-            return f"{self.ratio:.2f}x (too few timed epochs for a 90% interval{how})"
-        return f"{self.ratio:.2f}x [{self.low:.2f}, {self.high:.2f}]" + (f" ({how[2:]})" if how else "")
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "high": None if math.isinf(self.high) else self.high}

@@ -28,6 +28,7 @@ CLUSTER_FIELDS = ("workers", "cluster", "replicas", "global_batch")
 CONFIDENCE = 0.90
 
 
+
 @dataclass(frozen=True)
 class WeakScaling:
     name: str  # the benchmark (pytest's name)
@@ -40,13 +41,6 @@ class WeakScaling:
     method: str
     metric_one: float | None
     metric_many: float | None
-
-    def describe(self) -> str:
-        interval = (f"[{self.low:.0%}, {self.high:.0%}]" if math.isfinite(self.high) and self.low > 0
-                    else "(too few timed epochs for a 90% interval)")
-        return (f"{self.name}: {self.workers} workers {self.many_samples_per_second:,.0f} samples/s, 1 worker "
-                f"{self.one_samples_per_second:,.0f}: weak-scaling efficiency {self.efficiency:.0%} {interval} "
-                f"({self.method})")
 
     def as_dict(self) -> dict[str, Any]:
         return {key: (None if isinstance(value, float) and not math.isfinite(value) else value)

@@ -37,7 +37,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             write("")
             write("device comparison (per training sample, same global batch size):")
             for speedup in speedups:
-                write(f"  {speedup.describe()}")
+                write(f"  {format.device_speedup(speedup)}")
     ring = turns.current()
     if ring is not None:
         write("")

@@ -1,15 +1,25 @@
-"""Every text fitbench prints or writes: numbers, the session summary table, the gate's verdicts
-(terminal and markdown). The report's markdown uses the same helpers."""
+"""The text fitbench prints or writes of its measurements and comparisons: numbers, the session
+summary table, the gate's verdicts (terminal and markdown), device and variant speed-ups, weak
+scaling, history's change points. The report's markdown uses the same helpers. Domain objects
+return data; what is not rendered here: the record's own one-line facts (fitbench.core.record:
+a check, an environment, time to target), the process supervisors' lines about their
+sessions and workers (fitbench.processes), the commands' progress lines (fitbench.cli.ab and
+fitbench.cli.bisect), and every error message, made where the error is raised."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from fitbench.compare import results
 from fitbench.compare.gate import INFORMATIONAL, OVERALL, REGRESSION, Comparison, Verdict
 from fitbench.compare.results import Speedup, VariantSpeedup, device_speedups, fastest_reaching_target, variant_speedups
 from fitbench.core.record import COMPLETED, Record
+
+if TYPE_CHECKING:  # only their fields are read: importing them would import ruptures and scipy
+    from fitbench.compare.history import ChangePoint
+    from fitbench.compare.scaling import WeakScaling
 
 
 def number(value: float | None, digits: int) -> str:
@@ -121,11 +131,11 @@ def variant_lines(records: Sequence[Record]) -> list[str]:
            "(Hodges-Lehmann, 90% interval from epoch pairs: each variant trained in turns with its f32 twin):"]
     for speedup in speedups:
         out.append(f"  {speedup.experiment.removeprefix('test_')} {speedup.case or '-'} on {speedup.device}: "
-                   f"{speedup.describe()}{_target_note(speedup)}")
+                   f"{variant_speedup(speedup)}{_target_note(speedup)}")
     for fastest, _group in fastest_reaching_target(list(records)):
         mine = next((s for s in speedups if (s.experiment, s.case, s.device) ==
                      (fastest.experiment, fastest.case, fastest.device)), None)
-        ratio = f", {mine.describe()} over f32" if mine else " (the f32 baseline itself)"
+        ratio = f", {variant_speedup(mine)} over f32" if mine else " (the f32 baseline itself)"
         out.append(f"on this machine: fastest variant that reaches its target, "
                    f"{fastest.experiment.removeprefix('test_')} on {fastest.device} at batch size "
                    f"{fastest.batch_size}: {fastest.case or '-'}{ratio}")
@@ -223,3 +233,35 @@ def failure_lines(comparison: Comparison) -> list[str]:
             + (f" (time {v.time}, metric {v.metric}, first epoch {v.first_epoch})"
                if v.verdict == REGRESSION and v.method else f" ({v.note})")
             for v in comparison.failures]
+
+
+def device_speedup(speedup: Speedup) -> str:
+    """'batch_size batch_size-32: gpu 12.3x cpu per sample'."""
+    case = f" {speedup.case}" if speedup.case else ""
+    bounded = "" if speedup.same_schedule else " (bounded schedule on one side; compared per sample)"
+    return f"{speedup.experiment}{case}: {speedup.device} {speedup.ratio:.1f}x {speedup.reference} per sample{bounded}"
+
+
+def variant_speedup(speedup: VariantSpeedup) -> str:
+    """'1.42x [1.30, 1.55]', or why there is no interval; 'unpaired' when the tests ran apart."""
+    how = "" if speedup.paired else ", unpaired: tests run apart"
+    if speedup.low <= 0 or math.isinf(speedup.high):
+        return f"{speedup.ratio:.2f}x (too few timed epochs for a 90% interval{how})"
+    return f"{speedup.ratio:.2f}x [{speedup.low:.2f}, {speedup.high:.2f}]" + (f" ({how[2:]})" if how else "")
+
+
+def weak_scaling(figure: WeakScaling) -> str:
+    interval = (f"[{figure.low:.0%}, {figure.high:.0%}]" if math.isfinite(figure.high) and figure.low > 0
+                else "(too few timed epochs for a 90% interval)")
+    return (f"{figure.name}: {figure.workers} workers {figure.many_samples_per_second:,.0f} samples/s, 1 worker "
+            f"{figure.one_samples_per_second:,.0f}: weak-scaling efficiency {figure.efficiency:.0%} {interval} "
+            f"({figure.method})")
+
+
+def change_point(change: ChangePoint) -> str:
+    changed = f"; {', '.join(change.software)}" if change.software else ""
+    metric = f"; {change.metric}" if change.metric else ""
+    return (f"{change.verdict.upper():<12} {change.name}: epoch time x{change.ratio:.3f} [{change.low:.3f}, "
+            f"{change.high:.3f}] between {change.before.label} and {change.after.label} "
+            f"({change.runs_before} runs before, {change.runs_after} after; t-test p = {change.p_value:.2g})"
+            f"{changed}{metric}")

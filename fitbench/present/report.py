@@ -25,7 +25,13 @@ from fitbench.compare.results import Run, device_speedups, load_run, variant_spe
 from fitbench.core.record import Record  # noqa: E402
 from fitbench.measure import experiments
 from fitbench.measure.experiments import UNIT_METRICS, Experiment, Plot  # noqa: E402
-from fitbench.present.format import efficiency, number, variant_lines  # noqa: E402
+from fitbench.present.format import (  # noqa: E402
+    change_point,
+    efficiency,
+    number,
+    variant_lines,
+    weak_scaling,
+)
 
 DEVICES = ("cpu", "gpu", "tpu")
 MARKERS = {"cpu": "o", "gpu": "s", "tpu": "^"}
@@ -360,7 +366,7 @@ def render(runs: Sequence[Run], directory: Path, known: dict[str, Experiment] | 
         lines += ["", "## Scaling", "", "Weak scaling (`fitbench workers N --scaling`): the same batch per worker "
                   "and cores per worker on 1 and N workers; efficiency = N workers' samples/s over N x one "
                   "worker's, with its 90% interval.", ""]
-        lines += [f"* {scaling.WeakScaling.from_dict(figure).describe()}" for figure in figures]
+        lines += [f"* {weak_scaling(scaling.WeakScaling.from_dict(figure))}" for figure in figures]
 
     lines += ["", "## History", ""]
     histories = []
@@ -372,7 +378,7 @@ def render(runs: Sequence[Run], directory: Path, known: dict[str, Experiment] | 
         experiment = known.get(name)
         changes = [change for entries in series
                    for change in getattr(found.get(_series_key(entries[-1].record)), "change_points", [])]
-        marked += [change.describe() for change in changes]
+        marked += [change_point(change) for change in changes]
         made = history_plot(directory / f"history_{_slug(name)}_{profile}.png",
                             f"{experiment.title if experiment else name} ({profile}): median epoch time across runs",
                             series, changes)

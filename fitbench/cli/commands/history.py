@@ -27,6 +27,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from fitbench.compare import history
     from fitbench.compare.results import NotBenchmarkJSON, load_run
+    from fitbench.present import format
 
     paths = []
     for place in map(Path, args.runs):
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         if series.note:
             print(f"{'-':<12} {series.name}: {series.note}{partial}")
         for change in series.change_points:
-            print(change.describe() + partial)
+            print(format.change_point(change) + partial)
     alerts = history.alerts(found, args.alert_last) if args.alert_last else []
     if args.markdown:
         Path(args.markdown).write_text(history_markdown(found, alerts, args.alert_last))

@@ -62,6 +62,7 @@ def scaling_command(args: argparse.Namespace, command: list[str], logs: Path) ->
     import shlex
 
     from fitbench.compare import results, scaling
+    from fitbench.present import format
     from fitbench.processes import turns
     from fitbench.processes.launch import assign_cores, available_cores
 
@@ -90,7 +91,7 @@ def scaling_command(args: argparse.Namespace, command: list[str], logs: Path) ->
         return fail("workers", f"a session wrote no results ({error}); see its log above")
     measured = scaling.weak_scaling(one.records, many.records)
     for figure in measured:
-        print(figure.describe())
+        print(format.weak_scaling(figure))
     for line in scaling.unpaired(one.records, many.records):
         print(line)
     scaling.write(paths[args.workers], measured)
