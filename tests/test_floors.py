@@ -109,6 +109,14 @@ def test_no_import_circle():
     assert cycles() == []
 
 
+def test_no_function_is_longer_than_a_screen_and_the_cli_only_dispatches():
+    long = [f"{name or 'fitbench'}.{node.name}: {node.end_lineno - node.lineno + 1} lines"
+            for name, path in modules().items() for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 80]
+    assert long == []
+    assert len((PACKAGE / "cli" / "__init__.py").read_text().splitlines()) < 150
+
+
 def table() -> str:
     """The floor plan as markdown: top floor first, each module with its docstring's first line."""
     found = modules()

@@ -1,5 +1,5 @@
-"""Options declared once, for pytest (`--gate-alpha`, ...) and the CLI (`--alpha`, ...), in the
-manner of pytest-benchmark's `add_*_options(addoption, prefix)`. Defaults: fitbench.core.thresholds."""
+"""Options declared once, for pytest (`--gate-alpha`, `--data-dir`, ...) and the CLI (`--alpha`, ...),
+in the manner of pytest-benchmark's `add_*_options(addoption, prefix)`. Defaults: fitbench.core.thresholds."""
 
 from __future__ import annotations
 
@@ -9,6 +9,16 @@ from typing import Any
 
 from fitbench.core import thresholds
 from fitbench.core.thresholds import DEFAULTS
+
+
+def add_data_options(addoption: Callable[..., Any]) -> None:
+    """Where registered datasets are read from, and whether they may be downloaded: pytest's and
+    `fitbench overhead`'s."""
+    addoption("--data-dir", default=None,
+              help="directory the registered datasets are read from (default: $FITBENCH_DATA_DIR); a dataset's "
+              "loader may look in more places after it")
+    addoption("--offline", action="store_true",
+              help="never let a registered dataset's loader download it when it is not found locally")
 
 
 def add_gate_options(addoption: Callable[..., Any], prefix: str = "") -> None:

@@ -1,11 +1,14 @@
-"""The plugin's command-line options and markers, declared once (the gate's options come from
-fitbench.core.options, shared with the CLI)."""
+"""The plugin's command-line options and markers, declared once (the data and gate options come
+from fitbench.core.options, shared with the CLI)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
-from fitbench.core.options import add_gate_options
+from fitbench.core.options import add_data_options, add_gate_options
 from fitbench.measure.devices import KINDS
 from fitbench.measure.workloads import DEFAULT_PROFILE, PROFILES
 
@@ -24,42 +27,40 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("fitbench")
-    group.addoption(
-        "--data-dir",
-        default=None,
-        help="directory the registered datasets are read from (default: $FITBENCH_DATA_DIR); a dataset's "
-        "loader may look in more places after it",
-    )
+    add_data_options(group.addoption)
     group.addoption(
         "--require-data",
         action="store_true",
         help="fail, rather than skip, the tests whose dataset cannot be found (for CI)",
     )
-    group.addoption(
-        "--offline",
-        action="store_true",
-        help="never let a registered dataset's loader download it when it is not found locally",
-    )
-    group.addoption(
+    add_device_options(group.addoption)
+    add_training_options(group.addoption)
+    add_session_options(group.addoption)
+    add_gate_options(group.addoption, prefix="gate-")
+
+
+def add_device_options(addoption: Callable[..., Any]) -> None:
+    """Where to train: the device kinds, a TPU, logical CPUs, a cluster."""
+    addoption(
         "--devices",
         default=",".join(KINDS),
         help=f"comma-separated devices to run on, from {', '.join(KINDS)} (default: all; "
         "absent ones are skipped with the reason)",
     )
-    group.addoption(
+    addoption(
         "--tpu",
         default=None,
         help="TPU name or grpc:// address for TPUClusterResolver ('local' on a Cloud TPU VM; "
         "default: $TPU_NAME, then Colab's $COLAB_TPU_ADDR)",
     )
-    group.addoption(
+    addoption(
         "--cpu-replicas",
         type=int,
         default=1,
         help="split the CPU into N logical devices and train the cpu case with MirroredStrategy "
         "over them (exercises the multi-replica path without GPUs)",
     )
-    group.addoption(
+    addoption(
         "--cluster",
         choices=("auto", "tf_config", "slurm", "none"),
         default="auto",
@@ -67,20 +68,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "TF_CONFIG is set or in a Slurm job step of 2+ tasks (srun -n N); 'none' never; on one machine "
         "`fitbench workers N -- pytest ...` starts the workers",
     )
-    group.addoption(
+    addoption(
         "--batch-per-worker",
         action="store_true",
         help="in a cluster, each case's batch size is per worker (global batch = batch x workers: weak "
         "scaling, as `fitbench workers N --scaling` runs it); default: it is the global batch",
     )
-    group.addoption(
+
+
+def add_training_options(addoption: Callable[..., Any]) -> None:
+    """What to train: the profile's schedules, a training variant."""
+    addoption(
         "--profile",
         choices=PROFILES,
         default=DEFAULT_PROFILE,
         help="schedule to train: 'full' is the notebooks' exact schedule, 'default' bounds cases "
         "too slow for a laptop CPU, 'smoke' is a small subset for CI (default: %(default)s)",
     )
-    group.addoption(
+    addoption(
         "--variant",
         action="append",
         default=[],
@@ -89,25 +94,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "precision=float32|mixed_bfloat16|mixed_float16, jit_compile=on|off, steps_per_execution=K, "
         "pipeline=tf.data|numpy; the variant is part of the test id and of what the record measured",
     )
-    group.addoption(
+    addoption(
         "--slow-variants",
         action="store_true",
         help="also run variants this device has no fast path for (float16 on a CPU, bfloat16 on a CPU "
         "without AVX512_BF16/AMX), which are skipped with the reason otherwise",
     )
-    group.addoption(
+
+
+def add_session_options(addoption: Callable[..., Any]) -> None:
+    """How the session runs: the peak measured again, crash isolation, the gate's baseline."""
+    addoption(
         "--remeasure-peak",
         action="store_true",
         help="measure the devices' matmul peak again instead of reading it from the pytest cache",
     )
-    group.addoption(
+    addoption(
         "--no-isolate",
         action="store_true",
         help="train in the session's own process; by default a session that collects benchmark files "
         "trains in one pytest-xdist worker (as with -n 1), so that a native crash or the OOM killer "
         "fails that test alone and the session goes on",
     )
-    group.addoption(
+    addoption(
         "--gate",
         action="append",
         default=[],
@@ -115,4 +124,3 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="gate this session against a saved pytest-benchmark JSON (repeat to pool several runs): "
         "a benchmark that regressed is named at the end and the session fails (see fitbench compare)",
     )
-    add_gate_options(group.addoption, prefix="gate-")

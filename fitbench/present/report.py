@@ -336,6 +336,18 @@ def render(runs: Sequence[Run], directory: Path, known: dict[str, Experiment] | 
             if made:
                 lines += ["", f"![{made.stem}]({made.name})"]
     newest_records = [e.record for entries in measurements.values() for e in entries[-1:]]
+    lines += comparison_lines(runs, newest_records, directory)
+    lines += history_lines(runs, measurements, sections, known, directory, used)
+    missing = [f"`{name}` ({experiment.title})" for name, experiment in known.items()
+               if not any(k[0] == name for k in sections)]
+    if missing:
+        lines += ["", "## Missing", "", "In no run given: " + "; ".join(missing) + "."]
+    lines += runs_lines(runs, used)
+    return "\n".join(lines) + "\n"
+
+def comparison_lines(runs: Sequence[Run], newest_records: list[Record], directory: Path) -> list[str]:
+    """The device comparison, the training variants and weak scaling, with their plots."""
+    lines: list[str] = []
     speedups = device_speedups(newest_records)
     lines += ["", "## Device comparison", ""]
     if speedups:
@@ -368,7 +380,13 @@ def render(runs: Sequence[Run], directory: Path, known: dict[str, Experiment] | 
                   "worker's, with its 90% interval.", ""]
         lines += [f"* {weak_scaling(scaling.WeakScaling.from_dict(figure))}" for figure in figures]
 
-    lines += ["", "## History", ""]
+    return lines
+
+
+def history_lines(runs: Sequence[Run], measurements: dict, sections: dict, known: dict[str, Experiment],
+                  directory: Path, used: dict[int, set[str]]) -> list[str]:
+    """Each section's median epoch time across runs, with fitbench history's change points."""
+    lines = ["", "## History", ""]
     histories = []
     found = {_series_key(series.points[-1].record): series for series in history.history(runs)}
     marked: list[str] = []
@@ -395,18 +413,20 @@ def render(runs: Sequence[Run], directory: Path, known: dict[str, Experiment] | 
     else:
         lines.append("No measurement is in more than one run: give several runs of one profile "
                      "(for example `.benchmarks/*/*.json`) for history plots.")
-    missing = [f"`{name}` ({experiment.title})" for name, experiment in known.items()
-               if not any(k[0] == name for k in sections)]
-    if missing:
-        lines += ["", "## Missing", "", "In no run given: " + "; ".join(missing) + "."]
-    lines += ["", "## Runs", "", "| run | file | profile | benchmarks | used for |", "|---|---|---|---:|---|"]
+    return lines
+
+
+def runs_lines(runs: Sequence[Run], used: dict[int, set[str]]) -> list[str]:
+    """Every run given, and what the report used it for."""
+    lines = ["", "## Runs", "", "| run | file | profile | benchmarks | used for |", "|---|---|---|---:|---|"]
     for run in sorted(runs, key=lambda r: r.datetime):
         uses = used[id(run)]
         use = (" and ".join(sorted(uses)) if uses else
                "skipped: a newer run has each of its measurements, and none of them is in another run")
         profiles = ", ".join(sorted({r.profile for r in run.records})) or "-"
         lines.append(f"| {run.label} | `{run.path}` | {profiles} | {len(run.records)} | {use} |")
-    return "\n".join(lines) + "\n"
+    return lines
+
 
 
 def write(paths: Sequence[str | os.PathLike], output: str | os.PathLike,

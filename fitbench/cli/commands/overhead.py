@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fitbench.cli.common import fail
+from fitbench.core.options import add_data_options
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -15,9 +16,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     over.add_argument("benchmark_file", nargs="?", default="benchmarks/test_batch_size.py",
                       help="benchmark file whose EXPERIMENT to use (default: %(default)s)")
     over.add_argument("--profile", default="default", help="schedule profile (default: %(default)s)")
-    over.add_argument("--data-dir", default=None, help="as pytest's --data-dir")
-    over.add_argument("--offline", action="store_true",
-                      help="as pytest's --offline: never let a dataset's loader download it")
+    add_data_options(over.add_argument)
     over.add_argument("--device", default="cpu", choices=["cpu", "gpu", "tpu"])
     over.add_argument("--cases", nargs="+", default=None, metavar="CASE",
                       help="case ids of the experiment's grid (default: all of them)")
