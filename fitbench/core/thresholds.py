@@ -55,7 +55,7 @@ def load_thresholds(path: str | None) -> list[tuple[str, dict[str, float]]]:
         document = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: cannot read gate thresholds ({error}); expected JSON like "
-                         '{"test_fashion_cnn*": {"time": 0.10}}') from error
+                         '{"test_my_cnn*": {"time": 0.10}}') from error
     if not isinstance(document, dict) or not all(isinstance(v, dict) for v in document.values()):
         raise ValueError(f"{path}: expected a JSON object of glob -> {{time, metric, first_epoch}}")
     for values in document.values():

@@ -3,9 +3,8 @@
 A workload's dataset is either
 
 * a registered name: a loader registered with `register(name, loader)` (a repository's
-  conftest.py registers its own; this repository's seed suite registers ``mnist`` and
-  ``fashion_mnist`` from their IDX files in ``fixtures/datasets.py``), called with the data
-  directory (``--data-dir`` or ``FITBENCH_DATA_DIR``) and whether it may download; or
+  conftest.py registers its own datasets), called with the data directory (``--data-dir`` or
+  ``FITBENCH_DATA_DIR``) and whether it may download; or
 * a function (with the workload's ``dataset_args``) that returns the data as a mapping with
   ``train`` and ``test`` and, optionally, ``validation``: each an ``(x, y)`` pair of NumPy
   arrays, or a finite ``tf.data.Dataset`` of unbatched ``(x, y)`` elements (read into arrays
@@ -112,7 +111,7 @@ def source_key(source: str | Callable[..., Any], args: Mapping[str, Any] | None 
 
 
 def describe_source(source: str | Callable[..., Any]) -> str:
-    """'fashion_mnist', or the function's qualified name 'module.function'."""
+    """'my_dataset' (a registered name), or the function's qualified name 'module.function'."""
     if isinstance(source, str):
         return source
     return f"{getattr(source, '__module__', '?')}.{getattr(source, '__qualname__', repr(source))}"

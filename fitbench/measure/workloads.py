@@ -112,7 +112,7 @@ class Workload:
     """One training experiment. Hyperparameters are fields, so a grid is `workload.but(...)`."""
 
     name: str
-    # A registered dataset ("mnist", "fashion_mnist") or a function returning the data
+    # A registered dataset's name (fitbench.datasets.register) or a function returning the data
     # (fitbench.measure.datasets.load), called with dataset_args.
     dataset: str | Callable[..., Any]
     model: Callable[..., Any]
