@@ -129,6 +129,20 @@ def test_a_native_crash_fails_that_test_alone_by_default(synthetic_data_dir, tmp
     assert bench["name"] == "test_crash[cpu-trains]" and bench["stats"]["rounds"] >= 2
 
 
+@pytest.mark.e2e
+def test_a_worker_that_dies_before_any_test_ends_the_session_instead_of_restarting_forever(synthetic_data_dir):
+    # The model that segfaults is built when the worker collects (for the time left), so every
+    # new worker would die the same way: the session ends after the first, in one line.
+    run = run_pytest("tests/sample/bench_segv_model.py", *OPTIONS, "--data-dir", str(synthetic_data_dir),
+                     isolate=True, timeout=300)
+    output = run.stdout + run.stderr
+    assert run.returncode == 2, output
+    assert "replacing crashed worker" not in output
+    (line,) = [line for line in run.stdout.splitlines() if "before it started any test" in line]
+    assert "(gw0) was killed by SIGSEGV (a segmentation fault in native code)" in line
+    assert "a new worker would die the same way, so the session ends here" in line
+
+
 def memory_cgroup(limit_bytes: int) -> Path | None:
     """A new memory cgroup below this process's own (the first of its memory cgroups that takes
     children with a limit: v1, or v2 with the memory controller delegated), or None where this

@@ -4,6 +4,11 @@ killer's SIGKILL. Under pytest-xdist (a benchmark session's default of one worke
 the controller sees its worker go down, fails the test that worker was running, and starts a
 new worker for the rest of the session. This plugin turns xdist's "worker crashed"
 into a verdict that says how the process died and which memory limits were in force.
+
+Restarts are bounded by what can still run: a worker that dies before it started any test
+(while collecting, or building what collection builds) would die the same way in every new
+worker, so the session ends there, in one line naming why, instead of replacing it again; a
+worker that dies running a test fails that test, so the crashes can never outnumber the tests.
 """
 
 from __future__ import annotations
@@ -65,22 +70,53 @@ def memory_clue(oom_kills_before: int | None, oom_kills_now: int | None, address
     return "no memory limit is set; the worker's own output above has the native error"
 
 
-class CrashVerdicts:
-    """Registered on pytest-xdist's controller: each crashed test's report says how and why."""
+def worker_id(node: Any) -> str:
+    return getattr(getattr(node, "gateway", None), "id", "the worker")
 
-    def __init__(self) -> None:
+
+class CrashVerdicts:
+    """Registered on pytest-xdist's controller: each crashed test's report says how and why, and a
+    worker that died before it started any test ends the session instead of being replaced."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
         self.oom_kills = memory.oom_kills()
+        self.started: set[str] = set()  # the workers that started a test (its setup reported)
+
+    def clue(self) -> str:
+        clue = memory_clue(self.oom_kills, memory.oom_kills(), memory.address_space_limit(), memory.host_limit_bytes())
+        self.oom_kills = memory.oom_kills()
+        return clue
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "setup" and hasattr(report, "node"):
+            self.started.add(worker_id(report.node))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        dsession = self.config.pluginmanager.getplugin("dsession")
+        if error is None or worker_id(node) in self.started or dsession is None:
+            return
+        # Nothing ran: a new worker would die the same way, forever. xdist counts this crash after
+        # this hook; at its maximum it starts no new worker, and shouldstop ends the session.
+        dsession._max_worker_restart = dsession._failed_nodes_count
+        dsession.shouldstop = (f"fitbench: the training process ({worker_id(node)}) {how_it_died(exit_status(node))} "
+                               f"before it started any test (at collection or a test's setup; {self.clue()}); "
+                               "a new worker would die the same way, so the session ends here: its output above "
+                               "has the error")
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
-        status = exit_status(getattr(report, "node", None))
-        worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "the worker")
-        clue = memory_clue(self.oom_kills, memory.oom_kills(), memory.address_space_limit(), memory.host_limit_bytes())
-        self.oom_kills = memory.oom_kills()
-        report.longrepr = (f"crashed: the training process ({worker}) {how_it_died(status)} while running "
-                           f"{crashitem.rsplit('::', 1)[-1]}; {clue}. The session goes on in a new worker.")
+        node = getattr(report, "node", None)
+        test = crashitem.rsplit("::", 1)[-1]
+        if worker_id(node) not in self.started:
+            report.longrepr = (f"not run: the training process ({worker_id(node)}) died before it started {test} "
+                               "(see the session's last line)")
+            return
+        report.longrepr = (f"crashed: the training process ({worker_id(node)}) {how_it_died(exit_status(node))} "
+                           f"while running {test}; {self.clue()}. The session goes on in a new worker.")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(CrashVerdicts(), "fitbench-crashes")
+        config.pluginmanager.register(CrashVerdicts(config), "fitbench-crashes")
