@@ -110,7 +110,7 @@ def test_partial_directory_lists_missing_files(tmp_path, no_default_locations):
 
 
 def test_unknown_dataset():
-    with pytest.raises(datasets.DatasetError, match="unknown dataset 'cifar': registered are fashion_mnist, mnist"):
+    with pytest.raises(datasets.DatasetError, match=r"unknown dataset 'cifar' \(registered: fashion_mnist, mnist\)"):
         datasets.load("cifar", allow_download=False)
 
 

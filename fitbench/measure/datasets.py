@@ -98,7 +98,7 @@ def load(source: str | Callable[..., Any], data_dir: str | os.PathLike | None = 
     if args:
         raise ValueError(f"dataset {source!r} is a registered dataset: it takes no dataset_args")
     if source not in REGISTERED:
-        raise DatasetError(f"unknown dataset {source!r}: registered are {', '.join(sorted(REGISTERED)) or 'none'}; "
+        raise DatasetError(f"unknown dataset {source!r} (registered: {', '.join(sorted(REGISTERED)) or 'none'}); "
                               "register a loader with fitbench.datasets.register(name, loader) in your conftest.py, "
                               "or give the workload a function that returns the data")
     dataset = REGISTERED[source](data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV), allow_download)
