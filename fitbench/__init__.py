@@ -6,12 +6,13 @@ A benchmark file needs only this package's top level::
 
 The package is grouped by concern (docs/internals.md shows the floors):
 
-* `fitbench.measure`: workloads, the dataset loader, devices, the runner, peaks, memory, FLOPs;
-* `fitbench.compare`: the record, statistics, thresholds, the gate, results read back, history;
+* `fitbench.core`: the record, the run's section, statistics, thresholds, options declared once;
+* `fitbench.measure`: workloads, the dataset loader and registry, devices, the runner, peaks, memory, FLOPs;
+* `fitbench.compare`: the gate, results read back, scaling, history;
 * `fitbench.plugin`: the pytest plugin (options, hooks, fixtures), registered by an entry point;
-* `fitbench.present`: every text and the report;
+* `fitbench.present`: the text of measurements and comparisons, and the report;
 * `fitbench.processes`: process groups, the ring of sessions taking turns, local workers;
-* `fitbench.cli`: the `fitbench` command.
+* `fitbench.cli`: the `fitbench` command, one module per command.
 """
 
 from __future__ import annotations
