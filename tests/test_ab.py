@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fitbench import cli
 from fitbench.cli import ab
 from fitbench.cli.common import DEFAULT_AB_ROUNDS
 from fitbench.core import stats
@@ -46,6 +47,15 @@ def test_a_request_that_cannot_run_is_refused_in_one_line_naming_the_fix(argumen
                "order": "alternate", "cwd": ROOT, **arguments}
     with pytest.raises(ab.ABError, match=message.replace("(", r"\(").replace(")", r"\)")):
         ab.plan(**request)
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.chdir(ROOT)
+    output = tmp_path / "a-file" / "out"
+    assert cli.main(["ab", "--candidate-env", "X=1", "--output", str(output), "--", "benchmarks"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"fitbench ab: --output {output}: cannot create it (") and "give a folder" in line
 
 
 def test_by_default_two_rounds_and_each_side_measures_its_own_peak():
@@ -161,6 +171,17 @@ def test_two_versions_of_the_code_each_run_their_own_fitbench_and_a_changed_mode
     # The worktree is gone.
     listed = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout
     assert len(listed.strip().splitlines()) == 1 and not Path(base["fitbench"]["package"]).exists()
+
+
+@pytest.mark.e2e
+def test_a_selection_that_matches_nothing_is_one_line_and_exit_2(synthetic_data_dir):
+    run = fitbench_cli("ab", "--candidate-env", "X=1", "--rounds", "1", "--", *SAMPLE_ARGS, "--data-dir",
+                       str(synthetic_data_dir), "-k", "nomatch", cwd=ROOT, timeout=300)
+    assert run.returncode == 2, run.stdout + run.stderr
+    (line,) = run.stderr.strip().splitlines()
+    assert line.startswith("fitbench ab: the base session collected no test (pytest's exit 5)") or \
+        line.startswith("fitbench ab: the candidate session collected no test (pytest's exit 5)"), line
+    assert "-k nomatch" in line
 
 
 @pytest.mark.e2e

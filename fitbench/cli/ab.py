@@ -42,6 +42,7 @@ from fitbench.compare.results import NotBenchmarkJSON, Run, load_run
 from fitbench.core.options import GateSettings
 from fitbench.processes import turns
 
+NO_TESTS_COLLECTED = 5  # pytest's exit status (pytest.ExitCode; this module does not import pytest)
 SIDES = ("base", "candidate")
 DECIDED = (gate.REGRESSION, gate.IMPROVEMENT, gate.NO_CHANGE)
 
@@ -243,7 +244,11 @@ class AB:
 
     def run(self) -> Outcome:
         plan = self.plan
-        plan.output.mkdir(parents=True, exist_ok=True)
+        try:
+            plan.output.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ABError(f"--output {plan.output}: cannot create it ({error.strerror or error}); give a folder "
+                          "you can write") from error
         try:
             self._make_worktrees()
             for side in plan.sides:
@@ -297,6 +302,10 @@ class AB:
             if driver.interrupted:
                 return self._outcome(comparison, runs, statuses, started, interrupted=True)
             for name in SIDES:
+                if ended[name].status == NO_TESTS_COLLECTED:
+                    raise ABError(f"the {name} session collected no test (pytest's exit {NO_TESTS_COLLECTED}): the "
+                                  "selection after -- matches nothing; check its paths and -k "
+                                  f"({shlex.join(plan.pytest_args)})")
                 try:
                     runs[name].append(load_run(paths[name]))
                 except NotBenchmarkJSON as error:
