@@ -133,3 +133,50 @@ def test_a_slowdown_in_throttled_epochs_is_named_not_called_a_code_regression(tm
     for verdict in comparison.verdicts:
         assert verdict.time == "inconclusive"
         assert "would be a regression, but thermal throttling in 4 of 11 candidate epochs" in verdict.note
+
+
+def test_an_epoch_records_the_hosts_cpu_time_steal_and_other_busy_time(tmp_path, monkeypatch):
+    """The process's own CPU time comes from getrusage; steal and the machine's busy time from
+    /proc/stat (here a fake one that moves 1 s of steal and 3 s of busy time over the epoch)."""
+    readings = iter([(1.0, 10.0), (1.0 + 3.0, 10.0 + 1.0)])  # (busy, steal) seconds since boot
+    monkeypatch.setattr(hardware, "proc_stat_seconds", lambda path=None: next(readings))
+    sampler = hardware.Sampler(gpus=False)
+    sampler.start()
+    sum(i * i for i in range(200_000))  # some CPU time of our own
+    host = sampler.stop()["host"]
+    assert host["cpu_seconds"] > 0 and host["cpu_seconds"] == pytest.approx(
+        host["user_seconds"] + host["system_seconds"], abs=1e-3)
+    assert host["steal_seconds"] == 1.0
+    assert host["other_busy_seconds"] == pytest.approx(3.0 - host["cpu_seconds"], abs=1e-3)
+    assert host["involuntary_switches"] >= 0 and host["cpus"] >= 1
+    shares = hardware.noise_shares(2.0, {**host, "cpus": 2})
+    assert shares["steal"] == 0.25  # 1 s of 2 s x 2 CPUs
+
+
+def test_proc_stat_is_parsed_and_its_absence_is_said(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  200 100 100 5000 50 10 40 30 7 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
+    hz = __import__("os").sysconf("SC_CLK_TCK")
+    assert hardware.proc_stat_seconds(stat) == (450 / hz, 30 / hz)  # user+nice+system+irq+softirq; steal
+    assert hardware.proc_stat_seconds(tmp_path / "none") is None
+    monkeypatch.setattr(hardware, "PROC_STAT", tmp_path / "none")
+    assert "not readable" in hardware.host_state()["steal_unavailable"]
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\ncpu MHz\t\t: 2000.0\nprocessor\t: 1\ncpu MHz\t\t: 3000.0\n")
+    assert hardware.cpu_mhz(cpuinfo) == 2500.0 and hardware.cpu_mhz(tmp_path / "none") is None
+
+
+def test_a_verdict_names_the_epochs_that_lost_the_machine_to_steal(tmp_path):
+    base, cand = interleaved_runs(tmp_path, 1.0)
+    document = json.loads(open(cand).read())
+    for entry in document["benchmarks"]:
+        epochs = entry["extra_info"]["epochs"]
+        for epoch in epochs:
+            epoch["hardware"] = {"host": {"steal_seconds": 0.0, "other_busy_seconds": 0.0, "cpus": 2}}
+        for number, share in ((3, 0.18), (7, 0.22)):
+            epochs[number - 1]["hardware"]["host"]["steal_seconds"] = share * epochs[number - 1]["seconds"] * 2
+    open(cand, "w").write(json.dumps(document))
+    comparison = gate.compare([load_run(base)], [load_run(cand)])
+    for verdict in comparison.verdicts:
+        assert verdict.machine_noise == "candidate epochs 7, 3 lost 22%, 18% of the machine to steal"
+        assert verdict.machine_noise in verdict.note

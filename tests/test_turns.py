@@ -303,3 +303,44 @@ def test_ctrl_c_at_each_stage_of_starting_the_ring_ends_it_and_leaves_no_session
     assert printed.count("killed by SIGTERM (the driver was interrupted)") == killed, printed
     left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
     assert left.stdout == "", f"sessions left running: {left.stdout}"
+
+
+WATCHING = """
+import json, os, sys, time
+from pathlib import Path
+from fitbench.processes import turns
+ring = turns.Ring.join(os.environ[turns.ENV])
+Path(sys.argv[1], f"pid-{ring.index}").write_text(str(os.getpid()))
+other = Path(sys.argv[1], f"pid-{1 - ring.index}")
+states = []
+for _ in range(3):
+    ring.take()
+    time.sleep(0.2)  # a stop signal is delivered when its target next runs
+    if other.exists():
+        stat = Path(f"/proc/{other.read_text()}/stat")
+        states.append(stat.read_text().rsplit(")", 1)[1].split()[0] if stat.exists() else "gone")
+ring.leave()
+Path(sys.argv[1], f"states-{ring.index}.json").write_text(json.dumps(states))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc (Linux)")
+@pytest.mark.parametrize("waiting, state", [("paused", "T"), ("running", "S")])
+def test_the_session_waiting_for_its_turn_is_stopped_unless_asked_to_run(tmp_path, waiting, state):
+    """While one session holds the token, the other's process is stopped (state T), so that its
+    threads take nothing from the timed epoch; with --waiting running it sleeps in its read (S)."""
+    script = tmp_path / "watching.py"
+    script.write_text(WATCHING)
+    commands = [f"{sys.executable} {script} {tmp_path}" for _ in range(2)]
+    assert turns.run(commands, tmp_path / "logs", timeout=20, waiting=waiting) == [0, 0]
+    seen = [s for i in range(2) for s in json.loads((tmp_path / f"states-{i}.json").read_text())]
+    assert seen and set(seen) <= {state, "gone"}, seen
+    assert seen.count(state) >= 4
+
+
+def test_a_ring_not_made_by_the_driver_never_stops_a_process(tmp_path, monkeypatch):
+    """Sessions of a ring made without a driver may share the caller's process group: never paused."""
+    stopped = []
+    monkeypatch.setattr(turns.groups, "signal_group", lambda group, sig: stopped.append((group, sig)))
+    run_ring(tmp_path, [3, 3])
+    assert stopped == []

@@ -150,6 +150,7 @@ class Plan:
     order: str = turns.DEFAULT_ORDER
     subfolder: Path = Path(".")  # where the user stands inside the checkout
     first_side: str = ""  # the side that is session 0 in round 1 ("": drawn at random)
+    waiting: str = turns.DEFAULT_WAITING  # what the side waiting for its turn does (turns.WAITING)
 
     @property
     def expects_software_change(self) -> bool:
@@ -160,7 +161,8 @@ class Plan:
 
 def plan(base: str | None, candidate: str | None, base_python: str | None, candidate_python: str | None,
          base_env: Sequence[str], candidate_env: Sequence[str], pytest_args: Sequence[str],
-         output: str | None, rounds: int | None, budget: str | None, order: str, cwd: Path) -> Plan:
+         output: str | None, rounds: int | None, budget: str | None, order: str, cwd: Path,
+         waiting: str = turns.DEFAULT_WAITING) -> Plan:
     """Check the request and resolve its refs (no worktree is made yet)."""
     args = list(pytest_args)
     if args[:1] == ["pytest"]:  # `-- pytest benchmarks ...` reads naturally too
@@ -208,7 +210,7 @@ def plan(base: str | None, candidate: str | None, base_python: str | None, candi
             sides.append(Side(name, top, python_path, env, ref=ref, commit=resolve_ref(top, ref), worktree=True))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(output) if output else cwd / ".benchmarks" / "ab" / stamp
-    return Plan(sides, args, out.resolve(), rounds, seconds, order, subfolder)
+    return Plan(sides, args, out.resolve(), rounds, seconds, order, subfolder, waiting=waiting)
 
 
 def _inside_git(path: Path) -> bool:
@@ -255,7 +257,7 @@ class AB:
                 self.say(f"fitbench ab: {side.describe()}")
             how = (f"rounds until decided, budget {_duration(plan.budget)}" if plan.budget
                    else f"{plan.rounds} round{'s' if plan.rounds > 1 else ''}")
-            self.say(f"fitbench ab: pytest {shlex.join(plan.pytest_args)}; {how}; turns in {plan.order} order; "
+            self.say(f"fitbench ab: pytest {shlex.join(plan.pytest_args)}; {how}; turns in {plan.order} order, the waiting side {plan.waiting}; "
                      f"results in {plan.output}")
             return self._rounds()
         finally:
@@ -291,7 +293,7 @@ class AB:
             commands = [side.command(plan.pytest_args, paths[side.name], plan.subfolder) for side in order]
             logs = plan.output / f"round-{number}"
             driver = turns.Driver(commands, logs, timeout=self.timeout, join_timeout=self.join_timeout,
-                                  order=plan.order)
+                                  order=plan.order, waiting=plan.waiting)
             ended = dict(zip((side.name for side in order), driver.run(), strict=True))
             outcomes = [ended[name] for name in SIDES]
             statuses.append([o.status for o in outcomes])

@@ -77,7 +77,7 @@ def add_verdict_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_ring_options(parser: argparse.ArgumentParser) -> None:
-    """--timeout, --join-timeout and --order: how sessions that take turns are started and ordered
+    """--timeout, --join-timeout, --order and --waiting: how sessions that take turns are started and ordered
     (`fitbench ab` and `fitbench interleave`), declared once."""
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds a session may hold the turn (its epoch, or its start-up) before it counts as "
@@ -89,6 +89,10 @@ def add_ring_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--order", default="alternate", choices=["alternate", "random", "fixed"],
                         help="turn order within each round (default %(default)s: reversed every other round, so "
                         "that no session always follows another)")
+    parser.add_argument("--waiting", default="paused", choices=["paused", "running"],
+                        help="what a session waiting for its turn does (default %(default)s: its process group is "
+                        "stopped, so that its threads take nothing from the epoch being timed; running: it only "
+                        "blocks, as rings did before)")
 
 
 def print_sessions(outcomes: list, directory: Path) -> None:

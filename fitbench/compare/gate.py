@@ -97,6 +97,9 @@ class Verdict:
     # Epochs whose GPU clocks were held down (fitbench.measure.hardware): 'thermal throttling in 4 of 11
     # candidate epochs'. A time verdict then says so instead of judging the code.
     throttling: str = ""
+    # Epochs that lost a notable share of the machine (fitbench.measure.hardware.noise_shares):
+    # 'candidate epochs 3, 7 lost 18%, 22% of the machine to steal'. Said, not judged.
+    machine_noise: str = ""
 
 
 @dataclass
@@ -194,6 +197,27 @@ def _throttling(base: list[Record], cand: list[Record]) -> str:
             count = sum(hardware.throttled(e.hardware) == kind for e in epochs)
             if count:
                 parts.append(f"{kind} throttling in {count} of {len(epochs)} {side} epochs")
+    return "; ".join(parts)
+
+
+def _machine_noise(base: list[Record], cand: list[Record], shown: int = 3) -> str:
+    """'candidate epochs 3, 7 lost 22%, 18% of the machine to steal; ...' for the epochs that lost
+    at least hardware.NOTABLE_SHARE of the machine's time to steal or to other processes (the
+    worst `shown` of each), or '' when none did (or the records do not say)."""
+    parts = []
+    for side, records in (("baseline", base), ("candidate", cand)):
+        for cause, what in (("steal", "to steal"), ("other", "to other processes")):
+            hits = sorted(((share, run, number) for run, record in enumerate(records, 1)
+                           for number, epoch in enumerate(record.epochs[1:], 2)
+                           if (share := hardware.noise_shares(epoch.seconds, epoch.hardware.get("host", {}))
+                               .get(cause, 0.0)) >= hardware.NOTABLE_SHARE), reverse=True)
+            if not hits:
+                continue
+            where = ", ".join(f"{number}" + (f" (run {run})" if len(records) > 1 else "")
+                              for _, run, number in hits[:shown])
+            more = f" and {len(hits) - shown} more" if len(hits) > shown else ""
+            parts.append(f"{side} epoch{'s' if len(hits) > 1 else ''} {where}{more} lost "
+                         f"{', '.join(f'{share:.0%}' for share, _, _ in hits[:shown])} of the machine {what}")
     return "; ".join(parts)
 
 
@@ -414,6 +438,7 @@ def _test(name: str, base: list, cand: list, limits: Thresholds, settings: GateS
         candidate_metric=cand_value, metric_name=_metric_name(cand), goal=goal,
         first_epoch_ratio=first_ratio, thresholds=asdict(limits), method=method,
         code_changes=_code_changes(base, cand), throttling=_throttling(base, cand),
+        machine_noise=_machine_noise(base, cand),
         baseline_efficiency=_efficiency(base, peaks_of), candidate_efficiency=_efficiency(cand, peaks_of))
 
 
@@ -459,6 +484,8 @@ def _correct(verdicts: dict[str, Verdict], tests: _Tests, overall: Verdict | Non
             verdict.time = INCONCLUSIVE
         elif verdict.throttling:
             verdict.note = "; ".join(filter(None, [verdict.note, verdict.throttling]))
+        if verdict.machine_noise:
+            verdict.note = "; ".join(filter(None, [verdict.note, verdict.machine_noise]))
     _first_epoch_verdicts(verdicts, tests.first_epoch, alpha)
 
 

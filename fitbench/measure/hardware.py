@@ -12,6 +12,11 @@ timed round starts and right after it ends (never inside it):
 * Instantaneous readings at the epoch's end: SM and memory clocks, power draw, temperature,
   and the current clock-event (throttle) reasons.
 * RAPL's package energy counter on the CPU (microjoules, wrapping at its range).
+* The host's noise (`host`): the CPU time this process got (user and system, all its threads,
+  getrusage), its involuntary context switches (the kernel took a core from it), the machine's
+  steal time (a hypervisor ran another guest on our vCPUs) and the machine's busy time outside
+  this process (other processes, interrupts), both from /proc/stat, and the CPU's clock where
+  Linux shows it. On a shared VM these say why an epoch was slow when the code was not.
 
 The driver version is part of the machine's software (`machine_info`): a new driver is
 compared like a new TensorFlow. The session's power limits, clocks and governor go into the
@@ -23,11 +28,17 @@ from __future__ import annotations
 
 import functools
 import os
+import resource
 from pathlib import Path
 from typing import Any
 
 RAPL = Path("/sys/class/powercap/intel-rapl:0")
 GOVERNOR = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+PROC_STAT = Path("/proc/stat")
+CPUINFO = Path("/proc/cpuinfo")
+# An epoch that lost this much of the machine's time to steal, or to other processes, is named
+# in a verdict (gate._machine_noise).
+NOTABLE_SHARE = 0.05
 
 # NVML's clock-event (throttle) reason bits (nvml.h: nvmlClocksEventReason*).
 REASONS = {0x04: "power cap", 0x08: "hardware slowdown", 0x20: "thermal (software)", 0x40: "thermal (hardware)",
@@ -116,6 +127,83 @@ def cpu_state() -> dict[str, Any]:
     return state
 
 
+def proc_stat_seconds(path: Path | None = None) -> tuple[float, float] | None:
+    """(busy, steal) CPU seconds of the whole machine since boot, summed over its CPUs, from the
+    `cpu` line of /proc/stat (user nice system idle iowait irq softirq steal ...); None where
+    there is none (not Linux). Busy counts user, nice, system, irq and softirq (guest time is
+    inside user)."""
+    try:
+        with open(path or PROC_STAT) as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    ticks = [int(value) for value in fields[1:9]]
+    per_second = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+    return (user + nice + system + irq + softirq) / per_second, steal / per_second
+
+
+def cpu_mhz(path: Path | None = None) -> float | None:
+    """The mean clock of the CPUs as /proc/cpuinfo shows it now (a VM often shows its nominal
+    clock only); None where it does not."""
+    try:
+        values = [float(line.split(":", 1)[1]) for line in (path or CPUINFO).read_text().splitlines()
+                  if line.startswith("cpu MHz")]
+    except (OSError, ValueError, IndexError):
+        return None
+    return round(sum(values) / len(values), 1) if values else None
+
+
+def host_state() -> dict[str, Any]:
+    """Once per session: how many CPUs /proc/stat sums over, the cores and TensorFlow thread pools
+    this session has, and why a host figure is null here."""
+    state: dict[str, Any] = {"cpus": os.cpu_count()}
+    if hasattr(os, "sched_getaffinity"):
+        state["affinity"] = sorted(os.sched_getaffinity(0))  # the cores this session may run on
+    import tensorflow as tf  # the pools both sides of an A/B must size alike (0: TensorFlow's default)
+
+    state["threads"] = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                        "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+    if proc_stat_seconds() is None:
+        state["steal_unavailable"] = f"{PROC_STAT} is not readable (not Linux): steal and other busy time are null"
+    if cpu_mhz() is None:
+        state["cpu_mhz_unavailable"] = f"{CPUINFO} shows no 'cpu MHz' here"
+    return state
+
+
+def _host_counters() -> dict[str, Any]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
+    machine = proc_stat_seconds()
+    return {"user": usage.ru_utime, "system": usage.ru_stime, "involuntary": usage.ru_nivcsw,
+            "busy": None if machine is None else machine[0], "steal": None if machine is None else machine[1]}
+
+
+def host_epoch(begin: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
+    """What the host did over an epoch, from the counters on both sides of it."""
+    user, system = end["user"] - begin["user"], end["system"] - begin["system"]
+    noise: dict[str, Any] = {"cpu_seconds": round(user + system, 4), "user_seconds": round(user, 4),
+                             "system_seconds": round(system, 4),
+                             "involuntary_switches": end["involuntary"] - begin["involuntary"],
+                             "steal_seconds": None, "other_busy_seconds": None, "cpus": os.cpu_count(),
+                             "cpu_mhz": cpu_mhz()}
+    if begin["busy"] is not None and end["busy"] is not None:
+        noise["steal_seconds"] = round(end["steal"] - begin["steal"], 3)
+        # /proc/stat counts in clock ticks (10 ms): a short epoch's figure is that coarse.
+        noise["other_busy_seconds"] = round(max(0.0, end["busy"] - begin["busy"] - user - system), 3)
+    return noise
+
+
+def noise_shares(epoch_seconds: float, host: dict[str, Any]) -> dict[str, float]:
+    """The shares of the machine's time (epoch seconds x its CPUs) that steal and other
+    processes took during an epoch; {} when unknown."""
+    if not host or not host.get("cpus") or epoch_seconds <= 0 or host.get("steal_seconds") is None:
+        return {}
+    capacity = epoch_seconds * host["cpus"]
+    return {"steal": host["steal_seconds"] / capacity, "other": (host.get("other_busy_seconds") or 0.0) / capacity}
+
+
 class Sampler:
     """Reads the hardware on both sides of each timed epoch (`start`, then `stop`)."""
 
@@ -126,7 +214,7 @@ class Sampler:
 
     def session(self) -> dict[str, Any]:
         """Once per session: the driver, each GPU's power limit and clocks, the CPU's governor."""
-        state: dict[str, Any] = {"cpu": cpu_state()}
+        state: dict[str, Any] = {"cpu": cpu_state(), "host": host_state()}
         if self.nvml is None:
             state["gpu_unavailable"] = self.unavailable
             return state
@@ -150,16 +238,18 @@ class Sampler:
         return counters
 
     def start(self) -> None:
-        """Right before a timed epoch."""
+        """Right before a timed epoch (the host's counters last, nearest to the clock's start)."""
         self._start = self._counters()
+        self._start["host"] = _host_counters()
 
     def stop(self) -> dict[str, Any]:
         """Right after it: what happened during the epoch ({} when nothing is readable)."""
         if not self._start:
             return {}
+        host = _host_counters()  # first, nearest to the clock's end
         end, begin = self._counters(), self._start
         self._start = {}
-        epoch: dict[str, Any] = {}
+        epoch: dict[str, Any] = {"host": host_epoch(begin["host"], host)}
         rapl = _difference(begin.get("rapl_uj"), end.get("rapl_uj"), _rapl_range())
         if rapl is not None:
             epoch["cpu_joules"] = rapl / 1e6

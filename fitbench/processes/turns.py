@@ -26,6 +26,17 @@ died without leaving. A session that does not get the token back within the time
 partner died holding it) stops taking turns, warns, and runs on alone; its later epochs
 carry no turn, so they are not paired.
 
+The waiting sessions are *paused*: a session that receives the token stops the process
+group of every other session of the ring (SIGSTOP), and a session continues the group of the
+one it passes the token to (SIGCONT, after the token is written, so that it wakes to find
+it). A blocked read costs nothing, but a waiting TensorFlow process does not only read: its
+thread pools, tf.data's prefetch and autotuning threads and Python's garbage collector run on,
+on the same cores as the timed epoch (the record's per-epoch `other_busy_seconds` shows what
+they took). Only a ring the driver made pauses (`--waiting running` keeps the old way): the
+driver starts each session in a process group of its own, and a session never stops its own
+group or the driver's. The driver continues a session before it forwards the token to it, and
+continues every session when one dies without leaving (so that their timeouts can run).
+
 The driver ends what does not end by itself: a session that has not joined by the join
 deadline, one that holds the token longer than the timeout (it stopped answering), and every
 session at the overall deadline or when the driver itself is interrupted (Ctrl-C, SIGTERM).
@@ -60,6 +71,8 @@ GRACE_SECONDS = 60.0  # after SIGTERM, for a session to write what it finished, 
 STOP = "stop"  # the file the driver writes when it ends the ring
 ORDERS = ("alternate", "random", "fixed")  # how each round of turns is ordered (see `holder`)
 DEFAULT_ORDER = "alternate"
+WAITING = ("paused", "running")  # what the sessions that wait for the token do (see the docstring)
+DEFAULT_WAITING = "paused"
 
 
 class RingError(RuntimeError):
@@ -70,9 +83,11 @@ DRIVER = "driver"  # the FIFO name of the driver (`run`), to which leaving sessi
 
 
 def create(directory: Path, size: int, timeout: float = DEFAULT_TIMEOUT, driver: bool = False,
-           order: str = DEFAULT_ORDER) -> str:
+           order: str = DEFAULT_ORDER, pause: bool = False) -> str:
     """Make a ring of `size` sessions in `directory` (emptied first, so a directory can be
-    reused): one FIFO each (and the driver's) and the ring's id, which seeds a random order."""
+    reused): one FIFO each (and the driver's) and the ring's id, which seeds a random order.
+    `pause`: the sessions stop each other's process groups while they wait (a driver's ring,
+    whose sessions each lead a group of their own)."""
     if order not in ORDERS:
         raise ValueError(f"unknown turn order {order!r}; one of {', '.join(ORDERS)}")
     if directory.exists():
@@ -82,7 +97,8 @@ def create(directory: Path, size: int, timeout: float = DEFAULT_TIMEOUT, driver:
         os.mkfifo(directory / f"{name}.fifo")
     ring_id = uuid.uuid4().hex[:12]
     (directory / "ring.json").write_text(
-        json.dumps({"id": ring_id, "size": size, "timeout": timeout, "driver": driver, "order": order}))
+        json.dumps({"id": ring_id, "size": size, "timeout": timeout, "driver": driver, "order": order,
+                    "pause": pause, "driver_group": os.getpgrp()}))
     return ring_id
 
 
@@ -146,6 +162,8 @@ class Ring:
     timeout: float = DEFAULT_TIMEOUT
     driver: bool = False  # leaving hands the token to the driver rather than to the next session
     order: str = "fixed"
+    pause: bool = False  # stop the other sessions' groups while holding the token
+    driver_group: int = 0  # never stopped
     holding: bool = False
     turn: int = -1
     left: set[int] = field(default_factory=set)
@@ -169,10 +187,29 @@ class Ring:
         if not 0 <= index < described["size"]:
             raise RingError(f"{ENV}={spec!r}: index {index} is outside the ring of {described['size']}")
         ring = cls(Path(directory), index, described["size"], described["id"], described["timeout"],
-                   described.get("driver", False), described.get("order", "fixed"))
+                   described.get("driver", False), described.get("order", "fixed"),
+                   described.get("pause", False), described.get("driver_group", 0))
         ring._inbox = os.open(ring.directory / f"{index}.fifo", os.O_RDWR)
+        (ring.directory / f"group-{index}").write_text(str(os.getpgrp()))  # before ready: the others read it
         (ring.directory / f"ready-{index}").touch()
         return ring
+
+    def _group(self, index: int) -> int | None:
+        """The process group of session `index`, when it may be stopped: a paused ring's, not
+        this session's own group nor the driver's."""
+        if not self.pause:
+            return None
+        try:
+            group = int((self.directory / f"group-{index}").read_text())
+        except (OSError, ValueError):
+            return None
+        return None if group in (os.getpgrp(), self.driver_group) or group <= 1 else group
+
+    def _pause_others(self) -> None:
+        """Holding the token: stop every other session that has not left."""
+        for index in range(self.size):
+            if index != self.index and index not in self.left and (group := self._group(index)) is not None:
+                groups.signal_group(group, signal.SIGSTOP)
 
     def _pass(self) -> bool:
         """Pass the token to the holder of the next turn; False when that is this session
@@ -183,6 +220,8 @@ class Ring:
                 self.turn = following[0]
             return False
         _send(self.directory, following[1], {"turn": following[0], "left": sorted(self.left)})
+        if (group := self._group(following[1])) is not None:
+            groups.signal_group(group, signal.SIGCONT)  # after the token is in its FIFO
         self.holding = False
         return True
 
@@ -212,6 +251,7 @@ class Ring:
                            "running on alone, the rest of this session's epochs are not interleaved")
             return None
         self.holding, self.turn, self.left = True, message["turn"], set(message["left"])
+        self._pause_others()
         self._beat()
         return self.turn
 
@@ -284,9 +324,12 @@ class Driver:
 
     def __init__(self, commands: Sequence[str], directory: Path, timeout: float = DEFAULT_TIMEOUT,
                  join_timeout: float = DEFAULT_JOIN_TIMEOUT, deadline: float = DEFAULT_DEADLINE,
-                 poll_seconds: float = 0.2, grace: float = GRACE_SECONDS, order: str = DEFAULT_ORDER):
+                 poll_seconds: float = 0.2, grace: float = GRACE_SECONDS, order: str = DEFAULT_ORDER,
+                 waiting: str = DEFAULT_WAITING):
+        if waiting not in WAITING:
+            raise ValueError(f"unknown waiting {waiting!r}; one of {', '.join(WAITING)}")
         self.interrupted = False
-        self.order = order
+        self.order, self.waiting = order, waiting
         # Absolute: a session may cd elsewhere (another checkout) before it joins the ring.
         self.commands, self.directory = list(commands), Path(directory).resolve()
         self.ring = self.directory / "ring"
@@ -296,7 +339,8 @@ class Driver:
         self.processes: list[subprocess.Popen] = []
 
     def run(self) -> list[Outcome]:
-        self.ring_id = create(self.ring, len(self.commands), self.timeout, driver=True, order=self.order)
+        self.ring_id = create(self.ring, len(self.commands), self.timeout, driver=True, order=self.order,
+                              pause=self.waiting == "paused")
         # Open from the start, so that nothing written to them is lost: a FIFO drops its data when
         # its last descriptor closes (a session that died, the driver's before it reads).
         self.fifos = {name: os.open(self.ring / f"{name}.fifo", os.O_RDWR)
@@ -382,10 +426,12 @@ class Driver:
                     following = next_turn(message["turn"], size, left, self.order, self.ring_id)
                     if following is not None:
                         _send(self.ring, following[1], {"turn": following[0], "left": sorted(left)})
+                        groups.signal_group(self.processes[following[1]].pid, signal.SIGCONT)
             for index, process in enumerate(self.processes):
                 if process.poll() is not None and index not in left and index not in dead \
                         and not (self.ring / f"left-{index}").exists():
                     dead[index] = self.fifos[index]
+                    self._continue_all()  # it may have died holding the token: the others' timeouts must run
             if all(p.poll() is not None for p in self.processes) and not select.select([inbox], [], [], 0)[0]:
                 return
             if time.monotonic() - self.started > self.deadline:
@@ -396,6 +442,11 @@ class Driver:
             if holder is not None and time.time() - latest > self.timeout and self.processes[holder].poll() is None:
                 self.end(holder, f"stopped answering: held the token for more than {self.timeout:.0f} s")
                 progress = time.time()
+
+    def _continue_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                groups.signal_group(process.pid, signal.SIGCONT)
 
     def _wait_exit(self, index: int) -> None:
         try:

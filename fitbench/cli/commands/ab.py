@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         settings = GateSettings.read(lambda name: getattr(args, name))
         plan = ab.plan(args.base, args.candidate, args.base_python, args.candidate_python, args.base_env,
                        args.candidate_env, args.pytest_args, args.output, args.rounds, args.budget, args.order,
-                       Path.cwd())
+                       Path.cwd(), waiting=args.waiting)
         outcome = ab.AB(plan, settings, say=lambda line: print(line, flush=True),
                         timeout=args.timeout, join_timeout=args.join_timeout).run()
     except (ab.ABError, gate.MachineMismatch, gate.SoftwareMismatch, gate.NothingComparable, ValueError) as error:

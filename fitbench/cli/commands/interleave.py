@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     directory = Path(args.logs or tempfile.mkdtemp(prefix="fitbench-interleave-"))
     directory.mkdir(parents=True, exist_ok=True)
     driver = turns.Driver(args.commands, directory, timeout=args.timeout, join_timeout=args.join_timeout,
-                          deadline=args.deadline, order=args.order)
+                          deadline=args.deadline, order=args.order, waiting=args.waiting)
     print(f"fitbench interleave: {len(args.commands)} sessions, logs in {directory}", flush=True)
     outcomes = driver.run()
     print_sessions(outcomes, directory)
