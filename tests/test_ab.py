@@ -238,10 +238,73 @@ def test_the_side_that_starts_first_alternates_round_by_round(tmp_path, monkeypa
     assert "candidate started first" in first and "base started first" in second
     assert "base exit 0, candidate exit 3" in second
     assert any(line.startswith("round 2 alone: all benchmarks x") for line in said)
-    assert outcome.comparison.verdicts[0].method == "interleaved, signed-rank on 22 pairs"
+    assert outcome.comparison.verdicts[0].method.startswith(
+        "interleaved, signed-rank interval on 22 pairs, 2 session pairs")
 
 
 def ab_settings():
     from fitbench.compare.gate import default_settings
 
     return default_settings()
+
+
+def test_narrowed_keeps_the_selection_and_names_the_undecided_benchmarks():
+    args = ["benchmarks", "-k", "batch or cnn", "--profile", "smoke", "-kx"]
+    assert ab.narrowed(args, ["test_b[cpu-batch_size-32]", "test_c[cpu]"]) == (
+        ["benchmarks", "--profile", "smoke", "-k", "test_b[cpu-batch_size-32] or test_c[cpu]"], " of those only")
+    assert ab.narrowed(args, []) == (args, ", of every benchmark")  # only the overall verdict is open
+    assert ab.narrowed(args, ["test_d[a b]"])[0] == args  # not a -k name: every benchmark again
+
+
+def test_a_budget_spends_its_later_rounds_on_the_undecided_benchmarks_only(tmp_path, monkeypatch):
+    """Round 1: t[a] is 20% slower (decided), t[b] and t[c] unchanged (one session pair cannot
+    say so). Round 2 runs t[b] and t[c] only, with -k naming them."""
+    from fitbench.processes import turns
+    from tests.helpers import interleaved_runs
+
+    commands_seen: list[str] = []
+
+    def round_files(number: int, names: list[str]) -> tuple[Path, Path]:
+        directory = tmp_path / f"r{number}"
+        merged = {}
+        for scale, group in ((1.2, [n for n in names if n == "t[a]"]), (1.0, [n for n in names if n != "t[a]"])):
+            if group:
+                (directory / str(scale)).mkdir(parents=True)
+                for side, path in zip(("base", "cand"), interleaved_runs(directory / str(scale), scale,
+                                                                          names=tuple(group), seed=number,
+                                                                          ring=f"ring-{number}"), strict=True):
+                    document = json.loads(Path(path).read_text())
+                    if side in merged:
+                        merged[side]["benchmarks"] += document["benchmarks"]
+                    else:
+                        merged[side] = document
+        paths = []
+        for side in ("base", "cand"):
+            paths.append(directory / f"{side}.json")
+            paths[-1].write_text(json.dumps(merged[side]))
+        return paths[0], paths[1]
+
+    class FakeDriver:
+        def __init__(self, commands, directory, **options):
+            self.commands, self.interrupted = commands, False
+
+        def run(self):
+            commands_seen.append(self.commands[0])
+            number = len(commands_seen)
+            names = [n for n in ("t[a]", "t[b]", "t[c]") if number == 1 or n in self.commands[0]]
+            base_json, cand_json = round_files(number, names)
+            for command in self.commands:
+                out = command.rsplit("--benchmark-json ", 1)[1]
+                shutil.copy(cand_json if "PLANTED=1" in command else base_json, out.strip("'"))
+            return [turns.Outcome(c, status=0) for c in self.commands]
+
+    monkeypatch.setattr(turns, "Driver", FakeDriver)
+    plan = ab.plan(None, None, None, None, [], ["PLANTED=1"], ["benchmarks", "-k", "t"], str(tmp_path / "out"),
+                   None, "2h", "alternate", ROOT)
+    said: list[str] = []
+    outcome = ab.AB(plan, ab_settings(), say=said.append).run()
+    assert "-k 't[a] or" not in commands_seen[1] and "-k 't[b] or t[c]'" in commands_seen[1]
+    assert any("another round of those only" in line for line in said)
+    verdicts = {v.name: v for v in outcome.comparison.verdicts}
+    assert verdicts["t[a]"].time == "regression" and verdicts["t[a]"].candidate_epochs == 11
+    assert verdicts["t[b]"].candidate_epochs == verdicts["t[c]"].candidate_epochs == 11 * outcome.rounds

@@ -19,7 +19,7 @@ FLOORS = [
     ("measuring", ["measure.startup", "measure.workloads", "measure.models", "measure.datasets",
                    "measure.hardware", "measure.devices", "measure.memory", "measure.flops", "measure.peak",
                    "measure.experiments", "measure.runner", "measure"]),
-    ("comparing", ["compare.results", "compare.gate", "compare.scaling", "compare.history", "compare"]),
+    ("comparing", ["compare.results", "compare.gate", "compare.scaling", "compare.history", "compare.noise", "compare"]),
     ("presenting", ["present.format", "present.progress", "present.report", "present"]),
     ("the pytest plugin and the command line", ["plugin.session", "plugin.options", "plugin.isolation",
                                                 "plugin.results",

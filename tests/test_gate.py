@@ -354,9 +354,11 @@ def test_verdict_intervals_are_finite_with_enough_rounds(tmp_path):
 def test_interleaved_runs_are_paired_and_see_through_drift(tmp_path):
     found, comparison = verdicts(*interleaved_runs(tmp_path, 1.0))
     assert {v.time for v in found.values()} == {"no change"}
-    assert all(v.method == "interleaved, signed-rank on 11 pairs" for v in found.values())
+    assert all(v.method.startswith("interleaved, signed-rank interval on 11 pairs, 1 session pair, "
+                                   "session spread 0.017 assumed") for v in found.values())
     assert comparison.overall.verdict == "no change"
-    assert 0.98 < comparison.overall.ratio_low < 1 < comparison.overall.ratio_high < 1.02
+    # The pairs alone would give about +-1%; the session term (1.7% sd, one session) widens it.
+    assert 0.96 < comparison.overall.ratio_low < 0.98 < 1 < 1.02 < comparison.overall.ratio_high < 1.04
 
 
 def test_interleaved_planted_slowdown_is_a_regression_per_benchmark_and_overall(tmp_path, capsys):
@@ -396,7 +398,8 @@ def test_rounds_of_several_rings_are_paired_ring_by_ring(tmp_path):
         directory.mkdir()
         rounds.append(interleaved_runs(directory, 1.2, seed=number, ring=f"ring-{number}"))
     comparison = gate.compare([load_run(b) for b, _ in rounds], [load_run(c) for _, c in rounds])
-    assert all(v.method == "interleaved, signed-rank on 22 pairs" for v in comparison.verdicts)
+    assert all(v.method.startswith("interleaved, signed-rank interval on 22 pairs, 2 session pairs")
+               for v in comparison.verdicts)
     assert comparison.overall.verdict == "regression"
     # A candidate round whose ring has no baseline partner is not paired.
     lone = [load_run(rounds[0][0]), load_run(rounds[1][0])]
@@ -410,9 +413,18 @@ def test_the_sequential_gate_decides_with_a_confidence_sequence(tmp_path):
     assert {v.time for v in comparison.verdicts} == {"regression"}
     assert all(v.method.startswith("interleaved, sequential on 11 pairs (95% confidence sequence")
                for v in comparison.verdicts)
+    # Unchanged code: one session pair cannot say "no change" at 5% (its own offset, 1.7% sd,
+    # is not averaged by its pairs); two can.
     same, other = interleaved_runs(tmp_path, 1.0)
     unchanged = gate.compare([load_run(same)], [load_run(other)], sequential=True)
-    assert unchanged.overall.verdict == "no change"
+    assert unchanged.overall.verdict == "inconclusive"
+    rounds = []
+    for number in range(2):
+        (tmp_path / f"round-{number}").mkdir()
+        rounds.append(interleaved_runs(tmp_path / f"round-{number}", 1.0, seed=number, ring=f"ring-{number}"))
+    unchanged = gate.compare([load_run(b) for b, _ in rounds], [load_run(c) for _, c in rounds], sequential=True)
+    assert unchanged.overall.verdict == "no change" and "2 session pairs, session spread 0.017 assumed" in \
+        unchanged.overall.method
     assert {v.time for v in unchanged.verdicts} <= {"no change", "inconclusive"}
 
 

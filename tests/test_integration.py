@@ -184,7 +184,7 @@ def test_interleaved_sessions_take_turns_and_compare_pair_by_pair(synthetic_data
     expected = [[t for t in range(2, 18) if turns.holder(t, 2, "alternate") == index] for index in (0, 1)]
     assert [turns_base, turns_slowed] == expected and turns_base[:2] == [3, 4]
     assert cli.main(["compare", str(base), str(slowed)]) == 1
-    assert "interleaved, signed-rank on 7 pairs" in capsys.readouterr().out
+    assert "interleaved, signed-rank interval on 7 pairs" in capsys.readouterr().out
     # Several pytest-xdist workers would train at the same time: refused.
     refused = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "-n", "2", env={"FITBENCH_INTERLEAVE": f"{tmp_path}:0"})
     assert refused.returncode == 4 and "cannot use pytest-xdist" in refused.stderr

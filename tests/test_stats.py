@@ -128,3 +128,29 @@ def test_weighted_holm_gives_each_hypothesis_its_share_and_passes_it_on():
     # (0.001 x 6), passes its share on, so the first needs 0.02 x 5 / 3 where plain Holm asks 0.02 x 3.
     adjusted = stats.holm([0.02, 0.001, 0.3, 0.3], [3, 1, 1, 1])
     assert adjusted == pytest.approx([0.02 * 5 / 3, 0.006, 0.6, 0.6])
+
+
+def test_the_session_spread_is_estimated_from_ring_means_beyond_what_the_pairs_explain():
+    rng = np.random.default_rng(3)
+    benchmarks = [[rng.normal(offset, 0.05, 11) for offset in rng.normal(0, 0.04, 4)] for _ in range(30)]
+    sd, dof = stats.session_spread(benchmarks)
+    assert dof == 90 and 0.03 < sd < 0.05
+    quiet = [[rng.normal(0, 0.05, 11) for _ in range(4)] for _ in range(30)]
+    assert stats.session_spread(quiet)[0] < 0.015  # no session term: near zero
+    assert stats.session_spread([[rng.normal(0, 0.05, 11)]]) == (pytest.approx(float("nan"), nan_ok=True), 0)
+
+
+def test_the_session_term_widens_an_interval_and_shrinks_only_with_more_sessions():
+    shift = stats.Shift(0.0, -0.02, 0.02, 0.90)
+    same, _ = stats.fold_session(shift, 1, 0.0)
+    assert same.low == pytest.approx(-0.02) and same.high == pytest.approx(0.02)
+    one, test = stats.fold_session(shift, 1, 0.03)
+    four, _ = stats.fold_session(shift, 4, 0.03)
+    assert one.high - one.low > four.high - four.low > 0.04
+    assert test.p_greater(0.0) == pytest.approx(0.5)
+    differences = np.random.default_rng(4).normal(0, 0.02, 44)
+    plain = stats.sequential_log_shift(differences, 0.05, 0.05)
+    rings = [i // 11 for i in range(44)]
+    folded = stats.sequential_log_shift(differences, 0.05, 0.05, rings=rings, session_sd=0.03)
+    assert folded.high - folded.low > plain.high - plain.low
+    assert folded.estimate == plain.estimate

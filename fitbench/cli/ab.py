@@ -13,7 +13,9 @@ pairs of every round:
 * `--budget 20m`: rounds until every benchmark is decided (regression, improvement or no
   change at its threshold) or the next round would not fit in the budget. Looking again
   after every round would inflate a fixed-sample test's false alarms, so the pairs are
-  tested with an anytime-valid confidence sequence (stats.sequential_log_shift).
+  tested with an anytime-valid confidence sequence (stats.sequential_log_shift). A round
+  after the first runs only the benchmarks still undecided (`-k` narrowed to their names),
+  so that the budget buys pairs where they decide something.
 
 Each side imports its own `fitbench`: its checkout comes first on PYTHONPATH (an editable
 install's finder comes after sys.path). Both runs' JSON, each round's session logs and the
@@ -257,7 +259,8 @@ class AB:
                 self.say(f"fitbench ab: {side.describe()}")
             how = (f"rounds until decided, budget {_duration(plan.budget)}" if plan.budget
                    else f"{plan.rounds} round{'s' if plan.rounds > 1 else ''}")
-            self.say(f"fitbench ab: pytest {shlex.join(plan.pytest_args)}; {how}; turns in {plan.order} order, the waiting side {plan.waiting}; "
+            self.say(f"fitbench ab: pytest {shlex.join(plan.pytest_args)}; {how}; turns in {plan.order} order, "
+                     f"the waiting side {plan.waiting}; "
                      f"results in {plan.output}")
             return self._rounds()
         finally:
@@ -286,11 +289,12 @@ class AB:
         # Which side is session 0 (started first, first in the ring's first round): drawn for the
         # first round, then alternated, so that nothing tied to a session's place favours one side.
         base_first = self.plan.first_side == "base" if self.plan.first_side else random.random() < 0.5
+        selection = list(plan.pytest_args)
         for number in range(1, 10_000):
             round_started = time.monotonic()
             paths = {name: plan.output / f"{name}-{number}.json" for name in SIDES}
             order = list(plan.sides) if base_first == (number % 2 == 1) else list(reversed(plan.sides))
-            commands = [side.command(plan.pytest_args, paths[side.name], plan.subfolder) for side in order]
+            commands = [side.command(selection, paths[side.name], plan.subfolder) for side in order]
             logs = plan.output / f"round-{number}"
             driver = turns.Driver(commands, logs, timeout=self.timeout, join_timeout=self.join_timeout,
                                   order=plan.order, waiting=plan.waiting)
@@ -331,8 +335,9 @@ class AB:
                 self.say(f"round {number}: the budget of {_duration(plan.budget)} leaves no room for another "
                          f"round ({_duration(longest)} each); {len(undecided)} undecided")
                 break
+            selection, only = narrowed(plan.pytest_args, [name for name in undecided if name != gate.OVERALL])
             self.say(f"round {number}: {len(undecided)} undecided ({', '.join(undecided[:3])}"
-                     f"{', ...' if len(undecided) > 3 else ''}); another round")
+                     f"{', ...' if len(undecided) > 3 else ''}); another round{only}")
         outcome = self._outcome(comparison, runs, statuses, started)
         if comparison is not None and plan.budget is not None:
             outcome.undecided = _undecided(comparison)
@@ -354,6 +359,24 @@ class AB:
                  statuses: list[list[int | None]], started: float, interrupted: bool = False) -> Outcome:
         return Outcome(comparison, len(statuses), time.monotonic() - started, statuses, interrupted,
                        runs={name: [run.path for run in side_runs] for name, side_runs in runs.items()})
+
+
+def narrowed(pytest_args: Sequence[str], names: Sequence[str]) -> tuple[list[str], str]:
+    """The selection of the next round: the user's, with `-k` narrowed to the undecided
+    benchmarks `names`; and what to tell the user about it. Every benchmark runs again when
+    only the verdict on all of them is undecided, or when a name cannot be a -k keyword."""
+    keyword = re.compile(r"[\w:+.\[\]\\/-]+")  # what pytest's -k takes as one name
+    if not names or not all(keyword.fullmatch(name) for name in names):
+        return list(pytest_args), ", of every benchmark"
+    args, skip = [], False
+    for arg in pytest_args:  # the user's -k goes: the names are a subset of what it selected
+        if skip:
+            skip = False
+        elif arg == "-k":
+            skip = True
+        elif not arg.startswith("-k"):
+            args.append(arg)
+    return [*args, "-k", " or ".join(names)], f" of {'it' if len(names) == 1 else 'those'} only"
 
 
 def _undecided(comparison: gate.Comparison) -> list[str]:

@@ -43,7 +43,7 @@ from fitbench.compare.results import Run, efficiency
 from fitbench.core import stats
 from fitbench.core.options import GateSettings
 from fitbench.core.record import COMPLETED, MACHINE_KEYS, SOFTWARE_KEYS, SOFTWARE_NAMES, Record
-from fitbench.core.thresholds import ASSUMED_RUN_NOISE, Thresholds, thresholds_for
+from fitbench.core.thresholds import ASSUMED_RUN_NOISE, ASSUMED_SESSION_NOISE, Thresholds, thresholds_for
 from fitbench.measure import hardware
 
 REGRESSION, IMPROVEMENT, NO_CHANGE, INCONCLUSIVE = "regression", "improvement", "no change", "inconclusive"
@@ -245,31 +245,67 @@ def interleaved_pairs(base: list[Record], cand: list[Record]) -> tuple[list[floa
     return seconds_b, seconds_c
 
 
-def _sequential(pairs: tuple[list[float], list[float]], log_threshold: float,
-                alpha: float) -> tuple[stats.Shift, float, float, str, float]:
+def pair_rings(base: list[Record]) -> list[str]:
+    """The ring (session pair) of each epoch pair `interleaved_pairs` gives, in its order."""
+    return [str(b.interleave["ring"]) for b in base for _ in b.steady_seconds]
+
+
+@dataclass
+class Sessions:
+    """The session-to-session term of interleaved runs: its sd, and where it comes from."""
+
+    sd: float
+    source: str  # 'estimated from 4 rounds (6 df)', or 'assumed'
+
+    def describe(self, rings: int) -> str:
+        return f"{rings} session pair{'s' if rings > 1 else ''}, session spread {self.sd:.3f} {self.source}"
+
+
+def session_term(paired: dict[str, tuple[list[float], list[float]]], rings: dict[str, list[str]]) -> Sessions:
+    """The session spread, estimated from every interleaved benchmark's ring means when rounds
+    allow it; never below the spread measured on a quiet shared VM (ASSUMED_SESSION_NOISE), since a
+    few rounds can estimate it near zero by chance."""
+    grouped = []
+    for name, (base, cand) in paired.items():
+        by_ring: dict[str, list[float]] = {}
+        for ring, b, c in zip(rings[name], base, cand, strict=True):
+            by_ring.setdefault(ring, []).append(math.log(c / b))
+        grouped.append(list(by_ring.values()))
+    sd, dof = stats.session_spread(grouped)
+    if dof and sd > ASSUMED_SESSION_NOISE:
+        return Sessions(sd, f"estimated from the rounds ({dof} df)")
+    floor = f" (the rounds' estimate {sd:.3f}, {dof} df, is below it)" if dof else ""
+    return Sessions(ASSUMED_SESSION_NOISE, f"assumed{floor}")
+
+
+def _sequential(pairs: tuple[list[float], list[float]], log_threshold: float, alpha: float,
+                rings: list[str], sessions: Sessions) -> tuple[stats.Shift, float, float, str, float]:
     base_epochs, cand_epochs = pairs
     differences = [math.log(c / b) for b, c in zip(base_epochs, cand_epochs, strict=True)]
-    test = stats.sequential_log_shift(differences, log_threshold, alpha)
+    test = stats.sequential_log_shift(differences, log_threshold, alpha, rings=rings, session_sd=sessions.sd)
     method = (f"interleaved, sequential on {test.pairs} pairs ({test.confidence:.0%} confidence sequence, "
-              "valid at every look)")
+              f"valid at every look; {sessions.describe(len(set(rings)))})")
     return (stats.Shift(test.estimate, test.low, test.high, test.confidence), test.p_greater, test.p_less,
             method, 0.0)
 
 
 def _epoch_time_test(base: list[Record], cand: list[Record], pairs: tuple[list[float], list[float]] | None,
-                     limits: Thresholds, alpha: float, run_noise: float | str,
-                     sequential: bool = False) -> tuple[stats.Shift, float, float, str, float]:
+                     limits: Thresholds, alpha: float, run_noise: float | str, sequential: bool = False,
+                     sessions: Sessions | None = None) -> tuple[stats.Shift, float, float, str, float]:
     """(interval of the ratio, p of a regression, p of an improvement, method, smallest p the
-    test can give) for one benchmark."""
+    test can give) for one benchmark. Interleaved pairs: the session term (`sessions`) is
+    folded in, so that one round cannot look surer than the spread between rounds allows."""
     factor, confidence = 1 + limits.time, 1 - 2 * alpha
+    sessions = sessions or Sessions(ASSUMED_SESSION_NOISE, "assumed")
     if pairs is not None and sequential:
-        return _sequential(pairs, math.log(factor), alpha)
+        return _sequential(pairs, math.log(factor), alpha, pair_rings(base), sessions)
     if pairs is not None:
         base_epochs, cand_epochs = pairs
-        return (stats.paired_log_shift(base_epochs, cand_epochs, confidence),
-                stats.paired_p_greater(base_epochs, cand_epochs, factor),
-                stats.paired_p_greater(cand_epochs, base_epochs, factor),
-                f"interleaved, signed-rank on {len(base_epochs)} pairs", stats.smallest_paired_p(len(base_epochs)))
+        shift, test = stats.fold_session(stats.paired_log_shift(base_epochs, cand_epochs, confidence),
+                                         len(base), sessions.sd)
+        return (shift, test.p_greater(math.log(factor)), test.p_less(-math.log(factor)),
+                f"interleaved, signed-rank interval on {len(base_epochs)} pairs, {sessions.describe(len(base))}",
+                0.0)
     base_runs = [r.steady_seconds for r in base]
     cand_runs = [r.steady_seconds for r in cand]
     if run_noise == 0:
@@ -344,7 +380,7 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
     base_rows, cand_rows = _pool(baseline), _pool(candidate)
     names = list(cand_rows) + [name for name in base_rows if name not in cand_rows]  # grid order
     peaks_of = {id(record): run.info.peak_gflops for run in [*baseline, *candidate] for record in run.records}
-    tests = _Tests()
+    tests = _Tests(sessions=_sessions(base_rows, cand_rows))
     verdicts: dict[str, Verdict] = {}
     for name in names:
         base, cand = base_rows.get(name), cand_rows.get(name)
@@ -373,6 +409,18 @@ class _Tests:
     first_epoch: list[tuple[str, float, float]] = field(default_factory=list)
     smallest: dict[str, float] = field(default_factory=dict)  # the smallest p-value each test could reach
     paired: dict[str, Any] = field(default_factory=dict)  # name -> (baseline, candidate) epochs of a ring
+    rings: dict[str, list[str]] = field(default_factory=dict)  # name -> the ring of each pair
+    sessions: Sessions | None = None  # the session term of interleaved pairs
+
+
+def _sessions(base_rows: dict[str, list[Record]], cand_rows: dict[str, list[Record]]) -> Sessions:
+    """The session term, from every benchmark interleaved alike on both sides."""
+    paired, rings = {}, {}
+    for name, base in base_rows.items():
+        cand = cand_rows.get(name)
+        if cand and not _measurement_differences(base, cand) and (pairs := interleaved_pairs(base, cand)):
+            paired[name], rings[name] = pairs, pair_rings(base)
+    return session_term(paired, rings)
 
 
 def _admit_environments(baseline: Sequence[Run], candidate: Sequence[Run],
@@ -421,11 +469,11 @@ def _test(name: str, base: list, cand: list, limits: Thresholds, settings: GateS
     (the p-values kept in `tests` for the correction); its verdict decided later."""
     pairs = interleaved_pairs(base, cand)
     shift, p_reg, p_imp, method, floor = _epoch_time_test(base, cand, pairs, limits, settings.alpha,
-                                                          settings.run_noise, sequential)
+                                                          settings.run_noise, sequential, tests.sessions)
     tests.time.append((name, p_reg, p_imp))
     tests.smallest[name] = floor
     if pairs is not None:
-        tests.paired[name] = pairs
+        tests.paired[name], tests.rings[name] = pairs, pair_rings(base)
     base_value, cand_value = _metric(base), _metric(cand)
     goal = cand[0].goal
     first_ratio, first_reg, first_imp = _first_epoch_test(base, cand, limits, settings.alpha, family)
@@ -458,7 +506,8 @@ def _combine(tests: _Tests, settings: GateSettings, sequential: bool) -> Verdict
     """The verdict on all benchmarks at once, when every tested benchmark was interleaved (2 or more)."""
     if len(tests.paired) < 2 or len(tests.paired) != len(tests.time):
         return None
-    overall, p_reg, p_imp = _overall(list(tests.paired.values()), settings.defaults, settings.alpha, sequential)
+    overall, p_reg, p_imp = _overall(list(tests.paired.values()), settings.defaults, settings.alpha, sequential,
+                                     [tests.rings[name] for name in tests.paired], tests.sessions)
     tests.time.append((overall.name, p_reg, p_imp))
     tests.smallest[overall.name] = 0.0
     return overall
@@ -553,25 +602,32 @@ def _first_epoch_verdicts(verdicts: dict[str, Verdict], tests: list[tuple[str, f
             verdict.first_epoch = INCONCLUSIVE
 
 
-def _overall(pairs: list[tuple[list[float], list[float]]], defaults: Thresholds,
-             alpha: float, sequential: bool = False) -> tuple[Verdict, float, float]:
+def _overall(pairs: list[tuple[list[float], list[float]]], defaults: Thresholds, alpha: float,
+             sequential: bool, rings: list[list[str]], sessions: Sessions) -> tuple[Verdict, float, float]:
     """The verdict on all interleaved benchmarks at once, before Holm; and its two p-values.
-    Sequential: every benchmark's pairs pooled, in the order measured."""
+    Sequential: every benchmark's pairs pooled, in the order measured. The session term is
+    folded in: it is shared by every benchmark of a session, so pooling them does not shrink it."""
     epochs = sum(len(b) for b, _ in pairs)
     if sequential:
         pooled = ([s for b, _ in pairs for s in b], [s for _, c in pairs for s in c])
-        shift, p_reg, p_imp, method, _ = _sequential(pooled, math.log(1 + defaults.time), alpha)
+        shift, p_reg, p_imp, method, _ = _sequential(pooled, math.log(1 + defaults.time), alpha,
+                                                     [ring for labels in rings for ring in labels], sessions)
         verdict = Verdict(OVERALL, "", "", "-", "-", ratio=shift.ratio, ratio_low=shift.ratio_low,
                           ratio_high=shift.ratio_high, baseline_epochs=epochs, candidate_epochs=epochs,
                           thresholds={"time": defaults.time}, method=method + f", {len(pairs)} benchmarks pooled")
         return verdict, p_reg, p_imp
-    test = stats.mean_paired_shift(pairs)
+    paired = stats.mean_paired_shift(pairs)
+    sessions_count = len({ring for labels in rings for ring in labels})
+    test = stats.MeanShiftTest(paired.estimate, math.sqrt(paired.standard_error ** 2
+                                                          + sessions.sd ** 2 / sessions_count),
+                               paired.degrees_of_freedom)
     log_factor = math.log(1 + defaults.time)
     low, high = test.interval(1 - 2 * alpha)
     verdict = Verdict(OVERALL, "", "", "-", "-", ratio=math.exp(test.estimate), ratio_low=math.exp(low),
                       ratio_high=math.exp(high), baseline_epochs=epochs, candidate_epochs=epochs,
                       thresholds={"time": defaults.time},
-                      method=f"interleaved, t-test on the mean of {len(pairs)} benchmarks' paired log differences")
+                      method=f"interleaved, t-test on the mean of {len(pairs)} benchmarks' paired log differences, "
+                      f"{sessions.describe(sessions_count)}")
     return verdict, test.p_greater(log_factor), test.p_less(-log_factor)
 
 

@@ -234,6 +234,34 @@ def smallest_paired_p(n: int) -> float:
     return 0.5 ** n
 
 
+def fold_session(shift: Shift, rings: int, session_sd: float) -> tuple[Shift, MeanShiftTest]:
+    """A paired interval from `rings` sessions a side, widened by the session-to-session term:
+    every pair of a session shares its offset, so more pairs never average it below
+    session_sd^2 / rings. The pairs' own standard error is read off the interval's width; the
+    sum of the two variances gives a normal interval and the matching test."""
+    z = float(scipy_stats.norm.ppf(0.5 + shift.confidence / 2))
+    pairs_error = (shift.high - shift.low) / (2 * z)
+    test = MeanShiftTest(shift.estimate, math.sqrt(pairs_error ** 2 + session_sd ** 2 / rings), math.inf)
+    low, high = test.interval(shift.confidence)
+    return Shift(shift.estimate, low, high, shift.confidence), test
+
+
+def session_spread(benchmarks: Sequence[Sequence[Sequence[float]]]) -> tuple[float, int]:
+    """(sd, degrees of freedom) of the session term, from the log differences of each benchmark,
+    grouped by ring: the variance of a benchmark's ring means beyond what its pairs explain,
+    pooled over the benchmarks with 2 rings or more (method of moments, floored at 0)."""
+    excess, dof = 0.0, 0
+    for rings in benchmarks:
+        rings = [np.asarray(ring, float) for ring in rings if len(ring) >= 2]
+        if len(rings) < 2:
+            continue
+        means = np.array([ring.mean() for ring in rings])
+        within = float(np.mean([ring.var(ddof=1) / len(ring) for ring in rings]))
+        excess += (len(rings) - 1) * (float(means.var(ddof=1)) - within)
+        dof += len(rings) - 1
+    return (math.sqrt(max(excess / dof, 0.0)) if dof else math.nan), dof
+
+
 def mean_paired_shift(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]) -> MeanShiftTest:
     """All benchmarks at once: the mean over benchmarks (equal weights) of each one's mean
     paired log difference, with Welch-Satterthwaite degrees of freedom; its ratio is the
@@ -278,7 +306,8 @@ PLANNED_PAIRS = 40  # where the confidence sequence is tightest (its mixing para
 
 
 def sequential_log_shift(differences: Sequence[float], log_threshold: float, alpha: float,
-                         first: int = FIRST_LOOK, planned: int = PLANNED_PAIRS) -> SequentialShift:
+                         first: int = FIRST_LOOK, planned: int = PLANNED_PAIRS,
+                         rings: Sequence[object] | None = None, session_sd: float = 0.0) -> SequentialShift:
     """The asymptotic confidence sequence (normal mixture, Waudby-Smith et al., "Time-uniform
     central limit theory and asymptotic confidence sequences", Annals of Statistics 2024) for
     the mean of paired log `differences` (candidate over baseline, in the order they were
@@ -288,7 +317,11 @@ def sequential_log_shift(differences: Sequence[float], log_threshold: float, alp
     + 1) / alpha)), r = rho^2 tuned to `planned` pairs; each side is crossed at any look with
     probability at most alpha (a crossing of one side implies that the one-sided half-normal
     mixture martingale exceeds 1/alpha; Ville's inequality). The p-values are the smallest
-    1 / mixture over the looks, so they can only fall as pairs are added."""
+    1 / mixture over the looks, so they can only fall as pairs are added.
+
+    `rings` (the ring of each pair) and `session_sd` (the session-to-session term): the pairs of
+    one session share its offset, so the mean of n pairs from R sessions has a variance of
+    sd^2 / n + session_sd^2 / R, not sd^2 / n; each look uses the sd that gives that variance."""
     d = np.asarray(differences, dtype=float)
     log_alpha = math.log(1 / alpha)
     rho2 = (2 * log_alpha + math.log(2 * log_alpha + 1)) / planned
@@ -297,6 +330,8 @@ def sequential_log_shift(differences: Sequence[float], log_threshold: float, alp
     for n in range(max(first, 2), len(d) + 1):
         mean = sums[n - 1] / n
         sd = math.sqrt(max((squares[n - 1] - n * mean ** 2) / (n - 1), 1e-24))
+        if session_sd and rings is not None:
+            sd = math.sqrt(sd * sd + n * session_sd ** 2 / len(set(rings[:n])))
         spread = n * rho2 + 1
         radius = sd * math.sqrt(2 * spread / (n * n * rho2) * (log_alpha + 0.5 * math.log(spread)))
         low, high = max(low, mean - radius), min(high, mean + radius)

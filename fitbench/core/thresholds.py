@@ -16,6 +16,11 @@ ALPHA = 0.05  # the chance of any false alarm over all benchmarks of a compariso
 # (docs/gating.md: Measured trust); a whole run there was up to 1.58x slower than the next with no change.
 # A quiet dedicated runner drifts far less: measure yours (`fitbench noise`) and pass it.
 ASSUMED_RUN_NOISE = 0.125
+# The session-to-session spread assumed for interleaved runs (the sd of a session's own log
+# ratio, which no pair within it can average out), and the floor of one estimated from several
+# rounds: 1.7% was the spread of a round's ratio on all benchmarks, quiet, on the shared 2-vCPU
+# VM (docs/gating.md: Measured trust). A busy machine's was 5.3%: rounds estimate it there.
+ASSUMED_SESSION_NOISE = 0.017
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     for verdict in comparison.verdicts + ([comparison.overall] if comparison.overall else []):
         if verdict.name in outcome.undecided:
             print(f"UNDECIDED at the budget: {verdict.name}: epoch time x{format.ratio(verdict)} "
-                  f"after {verdict.candidate_epochs} pairs")
+                  f"after {verdict.candidate_epochs} pairs ({verdict.method})"
+                  + (f": {verdict.note}" if verdict.note else ""))
     print(f"fitbench ab: {outcome.rounds} round{'s' if outcome.rounds > 1 else ''} in {outcome.seconds / 60:.1f} min; "
           f"runs and verdicts in {plan.output} (fitbench report {plan.output}/base-*.json "
           f"{plan.output}/candidate-*.json)")
