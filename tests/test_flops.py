@@ -67,16 +67,27 @@ def test_flop_counts_agree_with_tensorflows_profiler(name, build):
     assert 0.95 <= theirs_training / ours_training <= 1.10, (name, ours_training, theirs_training)
 
 
-def test_epoch_work_counts_steps_flops_evaluations_and_a_twin(tiny_dataset):
-    from fitbench.measure.workloads import Schedule, Workload
-    from fixtures import models
+def test_epoch_work_counts_steps_flops_evaluations_and_a_twin_from_a_record():
+    """What one epoch computes, read from a finished test's record (no model is built)."""
+    import dataclasses
 
-    workload = Workload("mlp", "fashion_mnist", models.mlp, {"smoke": Schedule(2, train_samples=1000)},
-                        model_args={"units": (16,)}, validation=500, batch_size=64)
-    per_sample = 2 * 784 * 16 * 2 + 2 * 16 * 10 * 3  # the first dense layer's backward needs no input gradient
-    work = flops.epoch_work(workload, workload.schedule("smoke"), tiny_dataset)
-    assert (work.steps, work.flops) == (16, per_sample * (1000 + 500 / 3))
+    from tests.helpers import make_record
+
+    record = make_record("t[a]", epoch_seconds=[2.0, 1.0, 1.0], samples=1000)
+    record.flops_per_sample = per_sample = 2 * 784 * 16 * 2 + 2 * 16 * 10 * 3
+    record.measurement = dataclasses.replace(
+        record.measurement, global_batch=64,
+        schedule={**record.measurement.schedule, "samples_per_epoch": 1000, "validation_samples": 500,
+                  "test_samples": 300},
+        workload={**record.measurement.workload, "model": "mlp", "model_args": {"units": [16]},
+                  "input_shape": [28, 28]})
+    for epoch in record.epochs:
+        epoch.test_metric = float("nan")  # the test set evaluated once, at the end
+    work = flops.epoch_work(record)
+    assert (work.steps, work.flops, work.trainings) == (16, per_sample * (1000 + 500 / 3), 1)
     assert work.model.startswith("mlp(") and "16" in work.model  # tests of one model share a FLOP rate
-    tracked = flops.epoch_work(workload, workload.schedule("smoke"), tiny_dataset, track_test=True, paired=True)
-    assert (tracked.steps, tracked.flops) == (32, 2 * per_sample * (1000 + (500 + len(tiny_dataset.y_test)) / 3))
-    assert (work.trainings, tracked.trainings) == (1, 2)  # the twin's turns, for the running test's time left
+    for epoch in record.epochs:
+        epoch.test_metric = 0.8  # evaluated after every epoch (time to target)
+    record.reference = {"variant": {}, "epoch_seconds": [1.0, 1.0, 1.0]}  # a twin trained in turns
+    tracked = flops.epoch_work(record)
+    assert (tracked.steps, tracked.flops, tracked.trainings) == (32, 2 * per_sample * (1000 + 800 / 3), 2)

@@ -131,9 +131,9 @@ def test_a_native_crash_fails_that_test_alone_by_default(synthetic_data_dir, tmp
 
 @pytest.mark.e2e
 def test_a_worker_that_dies_before_any_test_ends_the_session_instead_of_restarting_forever(synthetic_data_dir):
-    # The model that segfaults is built when the worker collects (for the time left), so every
-    # new worker would die the same way: the session ends after the first, in one line.
-    run = run_pytest("tests/sample/bench_segv_model.py", *OPTIONS, "--data-dir", str(synthetic_data_dir),
+    # The file segfaults in every worker as it collects, so every new worker would die the same
+    # way: the session ends after the first, in one line.
+    run = run_pytest("tests/sample/bench_segv_import.py", *OPTIONS, "--data-dir", str(synthetic_data_dir),
                      isolate=True, timeout=300)
     output = run.stdout + run.stderr
     assert run.returncode == 2, output
@@ -141,6 +141,22 @@ def test_a_worker_that_dies_before_any_test_ends_the_session_instead_of_restarti
     (line,) = [line for line in run.stdout.splitlines() if "before it started any test" in line]
     assert "(gw0) was killed by SIGSEGV (a segmentation fault in native code)" in line
     assert "a new worker would die the same way, so the session ends here" in line
+
+
+@pytest.mark.e2e
+def test_a_model_that_segfaults_when_built_fails_its_own_case_and_the_next_case_trains(synthetic_data_dir,
+                                                                                       tmp_path):
+    # No model is built at collection (the time left reads an earlier session's figures), so
+    # the model that segfaults kills its worker in its own test only; a new worker trains the rest.
+    out = tmp_path / "run.json"
+    run = run_pytest("tests/sample/bench_segv_model.py", *OPTIONS, "--data-dir", str(synthetic_data_dir),
+                     f"--benchmark-json={out}", isolate=True, timeout=300)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "1 failed, 1 passed" in run.stdout, run.stdout
+    (verdict,) = [line for line in run.stdout.splitlines() if line.startswith("crashed: ")]
+    assert "killed by SIGSEGV" in verdict and "while running test_segv[cpu-segv]" in verdict, verdict
+    (bench,) = json.loads(out.read_text())["benchmarks"]
+    assert bench["name"] == "test_segv[cpu-trains]" and bench["extra_info"]["status"] == "completed"
 
 
 def memory_cgroup(limit_bytes: int) -> Path | None:

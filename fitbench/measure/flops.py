@@ -14,9 +14,7 @@ from dataclasses import dataclass
 
 import keras
 
-from fitbench.measure import models
-from fitbench.measure.datasets import Dataset, split_sizes
-from fitbench.measure.workloads import Schedule, Workload
+from fitbench.core.record import Record
 
 
 def forward_flops(layer: keras.layers.Layer) -> int:
@@ -58,21 +56,19 @@ class EpochWork:
     trainings: int = 1  # models trained in turns: 2 with a twin (already in steps and flops)
 
 
-def epoch_work(workload: Workload, schedule: Schedule, dataset: Dataset, track_test: bool = False,
-               paired: bool = False) -> EpochWork:
-    """One epoch's work for `workload` on `dataset`: it builds the model (not compiled, not
-    trained) for its layer shapes. `track_test`: the test set is evaluated after every epoch
-    too; `paired`: a twin trains in turns in the same test (a variant's reference), doubling it."""
-    sizes = split_sizes(dataset, workload.validation, schedule.train_samples, schedule.validation_samples,
-                        schedule.test_samples)
-    shape = tuple(workload.input_shape or dataset.x_train.shape[1:])
-    model = workload.model(input_shape=shape, **models.arguments(workload.model, workload.model_args,
-                                                                  dataset.classes))
-    per_sample = training_flops_per_sample(model)
-    evaluated = sizes["validation"] + (min(len(dataset.y_test), schedule.test_samples or len(dataset.y_test))
-                                       if track_test else 0)
-    times = 2 if paired else 1
-    steps = -(-sizes["train"] // workload.batch_size)
-    name = f"{getattr(workload.model, '__qualname__', workload.model)}({sorted(workload.model_args.items())}, {shape})"
-    return EpochWork(steps=times * steps, flops=times * per_sample * (sizes["train"] + evaluated / 3), model=name,
-                     trainings=times)
+def epoch_work(record: Record) -> EpochWork:
+    """One epoch's work of the test that made `record`, from what it measured (its samples a
+    epoch, its batch, its model's FLOPs per sample), for a later session's time left: a session
+    builds no model before that model's own test (a model that cannot be built, or is too big
+    for the memory, would fail every test of the session at collection). With a twin (a
+    variant's reference, `record.reference`) the work is doubled; the test set counts when it
+    was evaluated after every epoch."""
+    schedule, workload = record.measurement.schedule, record.measurement.workload
+    times = 2 if record.reference else 1
+    tracked = bool(record.epochs) and math.isfinite(record.epochs[0].test_metric)
+    samples = schedule["samples_per_epoch"]
+    evaluated = schedule["validation_samples"] + (schedule["test_samples"] if tracked else 0)
+    steps = -(-samples // record.measurement.global_batch)
+    name = f"{workload['model']}({sorted(workload['model_args'].items())}, {tuple(workload['input_shape'])})"
+    return EpochWork(steps=times * steps, flops=times * record.flops_per_sample * (samples + evaluated / 3),
+                     model=name, trainings=times)

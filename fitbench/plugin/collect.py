@@ -4,16 +4,18 @@ profile's subset, the peaks and epochs to come, and --variant applied to a case.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import pytest
 
+from fitbench.core.record import Record
 from fitbench.measure import devices, flops
 from fitbench.measure.experiments import Case
 from fitbench.measure.flops import EpochWork
-from fitbench.measure.workloads import Schedule, Variant
+from fitbench.measure.workloads import Variant
 from fitbench.plugin import isolation
 from fitbench.plugin.results import measured_peaks
-from fitbench.plugin.session import cached_dataset, state
+from fitbench.plugin.session import state
 from fitbench.present import progress
 
 
@@ -68,7 +70,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """At the start: the selected devices' matmul peaks; the epochs each selected test will
-    train, for the session's time left (live progress)."""
+    train and, where an earlier session ran it, one epoch's work, for the session's time left
+    (live progress). No user model or dataset is loaded here: that happens in each test."""
     kinds = {getattr(getattr(item, "callspec", None), "params", {}).get("device") for item in session.items
              if getattr(getattr(item, "module", None), "EXPERIMENT", None) is not None}
     state(session.config).peak_kinds = sorted(kind for kind in kinds if kind)
@@ -98,22 +101,31 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             by_precision = (state(session.config).peaks or {}).get(device, {})
             gigaflops = by_precision.get(case.workload.variant.precision) or by_precision.get("float32")
             session_progress.pending[item.nodeid] = progress.Pending(
-                schedule.epochs, epoch_work(session.config, case, schedule, experiment.reference),
+                schedule.epochs, cached_work(session.config, item.nodeid),
                 peak=gigaflops * 1e9 if gigaflops else None)
 
 
-def epoch_work(config: pytest.Config, case: Case, schedule: Schedule, reference: Variant | None) -> EpochWork | None:
-    """What one epoch of `case` computes, for the time left; None when its data or model cannot
-    be had here (the test itself then says why)."""
-    workload = case.workload
+def _work_key(config: pytest.Config, nodeid: str) -> str:
+    digest = hashlib.sha1(f"{config.getoption('profile')}:{nodeid}".encode()).hexdigest()[:20]
+    return f"fitbench/epoch-work/{digest}"
+
+
+def cached_work(config: pytest.Config, nodeid: str) -> EpochWork | None:
+    """One epoch's work of test `nodeid` under this profile, as an earlier session measured it
+    (pytest's cache); None when none did (the time left then counts the session's mean epoch)."""
+    cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
+    value = cache.get(_work_key(config, nodeid), None) if cache is not None else None
     try:
-        dataset = cached_dataset(config, workload.dataset, workload.dataset_args)
-        if isinstance(dataset, Exception):
-            return None
-        return flops.epoch_work(workload, schedule, dataset, track_test=case.split == "test",
-                                paired=reference is not None and reference != workload.variant)
-    except Exception:  # noqa: BLE001 - an estimate only; the test reports the real error
+        return EpochWork(**value) if isinstance(value, dict) else None
+    except TypeError:  # written by another fitbench version
         return None
+
+
+def remember_work(config: pytest.Config, nodeid: str, record: Record) -> None:
+    """Keep one epoch's work of the test that made `record`, for the next session's time left."""
+    cache = getattr(config, "cache", None)
+    if cache is not None and record.flops_per_sample:
+        cache.set(_work_key(config, nodeid), dataclasses.asdict(flops.epoch_work(record)))
 
 
 def require_named_tpu(config: pytest.Config) -> None:

@@ -6,7 +6,8 @@ new worker for the rest of the session. This plugin turns xdist's "worker crashe
 into a verdict that says how the process died and which memory limits were in force.
 
 Restarts are bounded by what can still run: a worker that dies before it started any test
-(while collecting, or building what collection builds) would die the same way in every new
+(while importing a benchmark file or a conftest; no model or dataset is built before its own
+test, `collect.cached_work`) would die the same way in every new
 worker, so the session ends there, in one line naming why, instead of replacing it again; a
 worker that dies running a test fails that test, so the crashes can never outnumber the tests.
 """

@@ -20,7 +20,7 @@ from fitbench.measure.datasets import Dataset, DatasetError, DatasetNotFound
 from fitbench.measure.devices import Device, DeviceUnavailable
 from fitbench.measure.experiments import Case, Experiment
 from fitbench.measure.workloads import Variant, Workload
-from fitbench.plugin.collect import skipped_variant, under_variant_option
+from fitbench.plugin.collect import remember_work, skipped_variant, under_variant_option
 from fitbench.plugin.session import RESULT_KEY, UNFINISHED, cached_dataset, state
 from fitbench.processes import cluster as clusters
 
@@ -102,6 +102,7 @@ def train(request: pytest.FixtureRequest, benchmark, device: Device, load_datase
         gate = node.get_closest_marker("gate")
         record.gate = dict(gate.kwargs) if gate else {}
         node.stash[RESULT_KEY] = record  # written when the test's report is made
+        remember_work(request.config, node.nodeid, record)
         return record
 
     def run(workload: Workload, reference: Variant | None = None) -> Record:

@@ -1,5 +1,6 @@
 """Two cases of the sample workload; the first one's model function kills its process with
-SIGSEGV when it is built (as a native bug in a layer would), run by tests/test_isolation.py."""
+SIGSEGV when it is built (as a native bug in a layer would), run by tests/test_isolation.py.
+No model is built before its own test, so the second case still trains."""
 
 import os
 import signal
