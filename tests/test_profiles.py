@@ -150,3 +150,26 @@ def test_a_bad_experiment_fails_collection_before_anything_trains(tmp_path):
     assert run.returncode == 2, run.stdout + run.stderr  # a collection error: nothing ran
     assert "bench_bad.py: EXPERIMENT targets['smoke'] names 'b', not in the grid (a)" in run.stdout
     assert "epoch 1/" not in run.stdout
+
+
+def test_a_misspelled_metric_is_named_with_the_likely_one():
+    with pytest.raises(ValueError, match="metric 'accurracy' is not a Keras metric name "
+                                         "\\(did you mean 'accuracy'\\?\\)"):
+        Workload("w", "fashion_mnist", lambda **_: None, {}, metric="accurracy")
+    with pytest.raises(ValueError, match="is not a metric Keras takes: give a name"):
+        Workload("w", "fashion_mnist", lambda **_: None, {}, metric=lambda y_true, y_pred: y_pred)
+
+
+def test_a_metrics_direction_comes_from_its_name_its_class_or_the_user():
+    import keras
+
+    metric = keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2")
+    top2 = Workload("w", "d", lambda **_: None, {}, metric=metric)
+    assert (top2.metric_name, top2.goal) == ("top2", ">=")
+
+    def pinball(y_true, y_pred):
+        return y_pred
+
+    with pytest.raises(ValueError, match="metric 'pinball' has no known direction; give higher_is_better"):
+        Workload("w", "d", lambda **_: None, {}, metric=pinball)
+    assert Workload("w", "d", lambda **_: None, {}, metric=pinball, higher_is_better=False).goal == "<="

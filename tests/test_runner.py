@@ -206,3 +206,23 @@ def test_global_batch_must_divide_over_replicas(tiny_dataset):
     three_replicas = SimpleNamespace(kind="gpu", replicas=3, is_tpu=False, strategy=None)
     with pytest.raises(ValueError, match="must divide evenly over 3 replicas"):
         EpochRunner(TINY, "default", three_replicas, tiny_dataset)
+
+
+def top2_accuracy(y_true, y_pred):
+    return keras.metrics.sparse_top_k_categorical_accuracy(y_true, y_pred, k=2)
+
+
+@pytest.mark.parametrize("metric, name", [
+    (keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2"), "top2"),
+    (top2_accuracy, "top2_accuracy"),
+])
+def test_a_metric_object_or_function_is_checked_and_recorded_by_its_name(tiny_dataset, cpu, metric, name):
+    """Model.compile takes a metric as a name, a Metric object or a function: so does a workload.
+    A Metric object is copied for each model (its state is its model's), so it can be reused."""
+    workload = TINY.but(metric=metric, higher_is_better=True if callable(metric) and not hasattr(
+        metric, "get_config") else None)
+    result = runner.train(workload, "default", cpu, tiny_dataset)
+    again = runner.train(workload, "default", cpu, tiny_dataset)
+    assert result.measurement.workload["metric"] == name and result.goal == ">="
+    assert 0 < result.test_metric <= 1 and result.test_metric == again.test_metric
+    assert all(0 < epoch.val_metric <= 1 for epoch in result.epochs)

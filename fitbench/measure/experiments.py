@@ -161,7 +161,7 @@ class Experiment:
 
 def out_of_range(workload: Workload, threshold: float, where: str) -> list[str]:
     """A target the metric can never meet, in its own direction."""
-    metric = workload.metric
+    metric = workload.metric_name
     if metric in UNIT_METRICS and not 0 < threshold <= 1:
         return [f"{where}: {metric} target {threshold:g} is not in (0, 1], so {metric} {workload.goal} "
                 f"{threshold:g} can never be met (or always is); give a fraction, 0.85 for 85%"]

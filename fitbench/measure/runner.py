@@ -118,7 +118,7 @@ class EpochRunner:
                 f"batch size {workload.batch_size} is the global batch and must divide evenly over "
                 f"{device.replicas} replicas on {device.kind}; choose a multiple of {device.replicas}"
             )
-        self.metric = workload.metric
+        self.metric = workload.metric_name  # the key of the checked metric in Keras' logs
         self.dataset = dataset
         self.splits: Splits = split(
             dataset,
@@ -156,7 +156,7 @@ class EpochRunner:
             # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer (dynamic
             # loss scaling), as the Keras mixed-precision guide requires for float16.
             model.compile(optimizer=make_optimizer(self.workload.optimizer), loss=self.workload.loss,
-                          metrics=[self.metric], jit_compile=variant.jit_compile,
+                          metrics=[compiled_metric(self.workload.metric)], jit_compile=variant.jit_compile,
                           steps_per_execution=variant.steps_per_execution)
         if variant.jit_compile and not model.jit_compile:
             raise ValueError(f"XLA was asked for, but Keras turned it off for {model.name} (a layer does not "
@@ -433,7 +433,7 @@ class EpochRunner:
             "pixel_scale": workload.pixel_scale,
             "optimizer": {"name": type(optimizer).__name__, "config": settings},
             "loss": workload.loss,
-            "metric": workload.metric,
+            "metric": workload.metric_name,
             "goal": workload.goal,
             "validation": workload.validation,
             "validation_at": workload.validation_at,
@@ -455,6 +455,14 @@ class EpochRunner:
             workers=self.device.workers,
             cluster=dict(self.device.cluster or {}),
         )
+
+
+def compiled_metric(metric: Any) -> Any:
+    """The workload's metric for Model.compile: a Metric object is copied from its config, since
+    its state belongs to one model (a variant's twin compiles its own); a name or function as is."""
+    if isinstance(metric, keras.metrics.Metric):
+        return type(metric).from_config(metric.get_config())
+    return metric
 
 
 def _plain(value: Any) -> Any:

@@ -4,6 +4,8 @@ one schedule per profile."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +22,56 @@ HIGHER_IS_BETTER = {
     "mae": False, "mse": False, "mape": False, "msle": False, "mean_absolute_error": False,
     "mean_squared_error": False, "root_mean_squared_error": False, "mean_absolute_percentage_error": False,
     "mean_squared_logarithmic_error": False, "log_cosh_error": False,
+    "sparse_top_k_categorical_accuracy": True, "acc": True,
 }
+# Names Model.compile takes besides keras.metrics.get's (keras/src/trainers/compile_utils.py).
+COMPILE_NAMES = ("accuracy", "acc", "crossentropy", "ce")
+
+
+def metric_name(metric: Any) -> str:
+    """The name Keras logs a metric under: a string as given, a keras.metrics.Metric object's
+    `name`, a function's `__name__`."""
+    if isinstance(metric, str):
+        return metric
+    name = getattr(metric, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    name = getattr(metric, "__name__", None)
+    if callable(metric) and isinstance(name, str) and name != "<lambda>":
+        return name
+    raise ValueError(f"metric {metric!r} is not a metric Keras takes: give a name ('accuracy'), a "
+                     "keras.metrics.Metric object or a named function f(y_true, y_pred)")
+
+
+def _snake(text: str) -> str:
+    """'SparseTopKCategoricalAccuracy' -> 'sparse_top_k_categorical_accuracy'."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", text).lower()
+
+
+def known_direction(metric: Any) -> bool | None:
+    """Whether a higher value of `metric` is better, where fitbench knows it: by its name, or by
+    its class for a Metric object (SparseTopKCategoricalAccuracy(name="top2") is a score)."""
+    is_object = not isinstance(metric, str) and hasattr(metric, "get_config")
+    for name in (metric_name(metric), _snake(type(metric).__name__) if is_object else ""):
+        if name in HIGHER_IS_BETTER:
+            return HIGHER_IS_BETTER[name]
+    return None
+
+
+def unknown_to_keras(name: str) -> str | None:
+    """Why a metric *name* cannot be compiled ('' when it can); None when Keras is not importable here."""
+    if name in COMPILE_NAMES or name in HIGHER_IS_BETTER:
+        return ""
+    try:
+        import keras
+    except ImportError:
+        return None
+    try:
+        keras.metrics.get(name)
+    except ValueError:
+        close = difflib.get_close_matches(name, list(HIGHER_IS_BETTER), n=1)
+        return f"metric {name!r} is not a Keras metric name" + (f" (did you mean {close[0]!r}?)" if close else "")
+    return ""
 
 
 @dataclass(frozen=True)
@@ -123,9 +174,10 @@ class Workload:
     input_shape: tuple[int, ...] | None = None
     optimizer: str = "sgd"
     loss: str = "sparse_categorical_crossentropy"
-    # The metric the test checks against its target (a Keras metric name: accuracy, auc, mae, ...)
-    # and its direction (None: known for Keras' metrics, see HIGHER_IS_BETTER).
-    metric: str = "accuracy"
+    # The metric the test checks against its target, as Model.compile takes it: a Keras metric
+    # name (accuracy, auc, mae, ...), a keras.metrics.Metric object or a function f(y_true,
+    # y_pred); and its direction (None: known for Keras' metrics, see HIGHER_IS_BETTER).
+    metric: Any = "accuracy"
     higher_is_better: bool | None = None
     dataset_args: Mapping[str, Any] = field(default_factory=dict)
     batch_size: int = 32
@@ -145,14 +197,26 @@ class Workload:
     loss_explosion: float = 1e3
 
     def __post_init__(self) -> None:
-        if self.higher_is_better is None and self.metric not in HIGHER_IS_BETTER:
-            raise ValueError(f"workload {self.name!r}: metric {self.metric!r} has no known direction; give "
+        try:
+            name = metric_name(self.metric)
+        except ValueError as error:
+            raise ValueError(f"workload {self.name!r}: {error}") from None
+        if isinstance(self.metric, str) and (why := unknown_to_keras(self.metric)):
+            raise ValueError(f"workload {self.name!r}: {why}; give a name Keras knows (accuracy, auc, mae, ...), a "
+                             "keras.metrics.Metric object or a function f(y_true, y_pred)")
+        if self.higher_is_better is None and known_direction(self.metric) is None:
+            raise ValueError(f"workload {self.name!r}: metric {name!r} has no known direction; give "
                              "higher_is_better=True (a score) or False (an error)")
+
+    @property
+    def metric_name(self) -> str:
+        """The checked metric's name, as Keras logs it and the record keeps it."""
+        return metric_name(self.metric)
 
     @property
     def goal(self) -> str:
         """'>=' when a higher metric is better, '<=' when lower is."""
-        higher = HIGHER_IS_BETTER.get(self.metric) if self.higher_is_better is None else self.higher_is_better
+        higher = known_direction(self.metric) if self.higher_is_better is None else self.higher_is_better
         return ">=" if higher else "<="
 
     def but(self, **changes: Any) -> Workload:

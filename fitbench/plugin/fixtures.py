@@ -120,7 +120,8 @@ def train(request: pytest.FixtureRequest, benchmark, device: Device, load_datase
         if skipped:
             pytest.skip(skipped)
         session_progress = state(request.config).progress
-        on_epoch = (session_progress.test(node.nodeid, workload.schedule(profile, device.kind).epochs, workload.metric)
+        on_epoch = (session_progress.test(node.nodeid, workload.schedule(profile, device.kind).epochs,
+                                          workload.metric_name)
                     if session_progress is not None else None)
         failure = None
         try:

@@ -9,13 +9,13 @@ lines alternate between one training and three, and only counting both is right 
 After the first epoch, which a twin has not trained yet, the pace fitted for its model when one
 is known, else that epoch for each training left. For the session, each test still to run costs
 its epochs times what one of its epochs computes (optimizer steps and FLOPs,
-`fitbench.measure.flops.EpochWork`, as an earlier session's record of it gave them) at the pace measured so far (`Pace`: a cost per step, and
-per FLOP for each model seen, a model not seen yet at its device's matmul peak), so that a CNN
-after MLPs, or batch 32 after batch 512, is not taken at the wrong pace. Each test also costs
-the start-up and end seen so far (building, tracing, the final evaluation: a test's wall time
-beyond its trainings at its steady pace, measured when it ends, and provisionally after its
-second epoch). A test whose work is unknown counts the session's mean epoch. A rough figure,
-marked with "~".
+`fitbench.measure.flops.EpochWork`, as an earlier session's record of it gave them) at the pace
+measured so far (`Pace`: a cost per step, and per FLOP for each model seen, a model not seen yet
+at its device's matmul peak), so that a CNN after MLPs, or batch 32 after batch 512, is not
+taken at the wrong pace. Each test also costs the start-up and end seen so far (building,
+tracing, the final evaluation: a test's wall time beyond its trainings at its steady pace,
+measured when it ends, and provisionally after its second epoch). A test whose work is unknown
+counts the session's mean epoch. A rough figure, marked with "~".
 """
 
 from __future__ import annotations
