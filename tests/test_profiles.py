@@ -18,13 +18,13 @@ def test_a_schedule_needs_a_timed_round():
 
 
 def test_unknown_profile_lists_the_known_ones():
-    workload = Workload("w", "mnist", model=print, schedules={"full": Schedule(epochs=3)})
+    workload = Workload("w", "mnist", model=any_model, schedules={"full": Schedule(epochs=3)})
     with pytest.raises(KeyError, match="has no schedule for profile 'smoke'; it has full"):
         workload.schedule("smoke")
 
 
 def test_but_changes_one_hyperparameter():
-    workload = Workload("w", "mnist", model=print, schedules={"full": Schedule(epochs=3)})
+    workload = Workload("w", "mnist", model=any_model, schedules={"full": Schedule(epochs=3)})
     assert workload.but(batch_size=512).batch_size == 512 and workload.batch_size == 32
 
 
@@ -52,7 +52,7 @@ def test_experiments_declare_every_profile(name):
 
 
 def test_a_target_per_device_kind_and_a_subset_per_profile():
-    workload = Workload("w", "mnist", model=print, schedules={"full": Schedule(epochs=3)})
+    workload = Workload("w", "mnist", model=any_model, schedules={"full": Schedule(epochs=3)})
     one = Experiment("one", workload, targets={"full": {"cpu": 0.8, "gpu": 0.9}})
     assert one.target("full", "", "gpu") == 0.9 and not one.parametrized
     with pytest.raises(KeyError, match="no target for device 'tpu'"):
@@ -66,7 +66,7 @@ def test_a_target_per_device_kind_and_a_subset_per_profile():
 
 def test_a_schedule_per_device_kind():
     per_kind = {"cpu": Schedule(epochs=4, train_samples=10, bound="cpu"), "gpu": Schedule(epochs=4)}
-    workload = Workload("w", "mnist", model=print, schedules={"default": per_kind})
+    workload = Workload("w", "mnist", model=any_model, schedules={"default": per_kind})
     assert workload.schedule("default", "cpu").train_samples == 10
     assert workload.schedule("default", "gpu") == Schedule(epochs=4)
     with pytest.raises(KeyError, match="has no entry for device 'tpu'; it has cpu, gpu"):
@@ -108,8 +108,12 @@ def test_the_f32_variants_are_the_other_experiments_benchmarks():
     assert variants.workload_of("cnn-bf16").variant.precision == "mixed_bfloat16"
 
 
+def any_model(input_shape, **model_args):
+    """A model function fitbench can call with any model_args (these tests build no model)."""
+
+
 def experiment_of(metric: str = "accuracy", **fields) -> Experiment:
-    workload = Workload("w", "mnist", model=print, metric=metric,
+    workload = Workload("w", "mnist", model=any_model, metric=metric,
                         schedules={"smoke": Schedule(epochs=3), "default": Schedule(epochs=4)})
     return Experiment(title="T", workload=workload, **fields)
 
@@ -173,3 +177,23 @@ def test_a_metrics_direction_comes_from_its_name_its_class_or_the_user():
     with pytest.raises(ValueError, match="metric 'pinball' has no known direction; give higher_is_better"):
         Workload("w", "d", lambda **_: None, {}, metric=pinball)
     assert Workload("w", "d", lambda **_: None, {}, metric=pinball, higher_is_better=False).goal == "<="
+
+
+def test_a_model_function_fitbench_cannot_call_fails_at_collection_in_one_line():
+    def cnn(input_shape, num_classes):  # the parameter must be named `classes`
+        return None
+
+    workload = Workload("digits-cnn", "digits", cnn, {"smoke": Schedule(2)}, metric="accuracy")
+    problems = Experiment(title="t", workload=workload, targets={"smoke": 0.5}).check()
+    (line,) = [p for p in problems if "cannot be called" in p]
+    assert "cnn(input_shape, num_classes) cannot be called as fitbench calls it" in line
+    assert "missing a required argument: 'num_classes'" in line and "`classes` (the data's class count)" in line
+
+    def mlp(input_shape, units=(16,), classes=10):
+        return None
+
+    grid = {"wide": {"model_args": {"units": (64,)}}, "typo": {"model_args": {"unit": (64,)}}}
+    problems = Experiment(title="t", workload=workload.but(model=mlp), grid=grid,
+                          targets={"smoke": {"wide": 0.5, "typo": 0.5}}).check()
+    assert [p.split(":")[0] for p in problems if "cannot be called" in p] == ["typo"]
+    assert any("got an unexpected keyword argument 'unit'" in p for p in problems)

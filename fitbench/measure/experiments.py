@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from fitbench.measure import models
 from fitbench.measure.devices import KINDS
 from fitbench.measure.workloads import HIGHER_IS_BETTER, Variant, Workload
 
@@ -156,6 +157,9 @@ class Experiment:
                     where = f"{profile}/{case or '-'}" + (f"/{kind}" if isinstance(raw, Mapping) else "")
                     if threshold is not None:
                         problems += out_of_range(workload, threshold, where)
+                    contract = models.contract_problem(workload.model, workload.model_args)
+                    if contract:
+                        problems.append(f"{case or self.workload.name}: {contract}")
         return sorted(set(problems), key=problems.index)
 
 
