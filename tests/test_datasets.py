@@ -290,6 +290,23 @@ def test_a_dataset_function_called_with_arguments_it_does_not_take_says_so():
         datasets.load(_regression, args={"size": 3})
 
 
+def test_a_dataset_function_that_raises_is_one_line_naming_it_and_its_error():
+    def needs_a_file(path="nowhere.csv"):
+        raise FileNotFoundError(f"[Errno 2] No such file or directory: {path!r}")
+
+    with pytest.raises(datasets.DatasetError) as raised:
+        datasets.load(needs_a_file)
+    message = str(raised.value)
+    assert message.startswith("dataset function ") and "needs_a_file raised FileNotFoundError: " in message
+    assert "\n" not in message and isinstance(raised.value.__cause__, FileNotFoundError)
+
+    def takes_size(size):
+        raise TypeError("an error inside the function, not a bad argument")
+
+    with pytest.raises(datasets.DatasetError, match="raised TypeError: an error inside the function"):
+        datasets.load(takes_size, args={"size": 3})
+
+
 @pytest.mark.parametrize("validation, at, keep", [
     (1000, "start", {}), (0.2, "end", {}), ("test", "start", {}), (1000, "start", {"train_samples": 300}),
     (1000, "start", {"train_samples": 300, "validation_samples": 200, "test_samples": 100}),

@@ -226,3 +226,14 @@ def test_a_metric_object_or_function_is_checked_and_recorded_by_its_name(tiny_da
     assert result.measurement.workload["metric"] == name and result.goal == ">="
     assert 0 < result.test_metric <= 1 and result.test_metric == again.test_metric
     assert all(0 < epoch.val_metric <= 1 for epoch in result.epochs)
+
+
+def test_a_model_function_that_raises_is_one_line_naming_it_its_arguments_and_its_error(tiny_dataset, cpu):
+    def broken(input_shape, units=(16,), classes=10):
+        raise ValueError("Dense units must be positive, got -1")
+
+    with pytest.raises(runner.ModelFunctionError) as raised:
+        runner.train(TINY.but(model=broken), "default", cpu, tiny_dataset)
+    message = str(raised.value)
+    assert "broken(input_shape=(28, 28), units=(16,), classes=10) raised ValueError: Dense units" in message
+    assert isinstance(raised.value.__cause__, ValueError)

@@ -124,11 +124,17 @@ def from_function(function: Callable[..., Any], args: Mapping[str, Any]) -> Data
     expected = ("return {'train': (x, y), 'validation': (x, y), 'test': (x, y)} of NumPy arrays "
                 "(or unbatched tf.data.Datasets of (x, y)); 'validation' is optional")
     try:
-        returned = function(**args)
+        signature = inspect.signature(function)
+        signature.bind(**args)
     except TypeError as error:
-        signature = inspect.signature(function) if callable(function) else "?"
         raise DatasetError(f"dataset function {name}{signature} cannot be called with dataset_args "
                            f"{dict(args)!r}: {error}") from error
+    except ValueError:  # no signature to read (a builtin): found out when it is called
+        pass
+    try:
+        returned = function(**args)
+    except Exception as error:  # the user's code: one line naming it; the traceback is chained
+        raise DatasetError(f"dataset function {name} raised {type(error).__name__}: {error}") from error
     if not isinstance(returned, Mapping) or not {"train", "test"} <= set(returned) \
             or set(returned) - {"train", "validation", "test"}:
         got = sorted(returned) if isinstance(returned, Mapping) else type(returned).__name__

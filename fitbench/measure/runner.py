@@ -65,6 +65,10 @@ from fitbench.measure.workloads import Workload
 from fitbench.processes import turns
 
 
+class ModelFunctionError(RuntimeError):
+    """The workload's model function raised: the user's code, named in one line."""
+
+
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite; `record` holds the epochs up to that one."""
 
@@ -151,8 +155,15 @@ class EpochRunner:
         keras.utils.set_random_seed(self.workload.seed)
         variant = self.variant
         with precision_policy(variant.precision), self.device.strategy.scope():
-            model = self.workload.model(input_shape=self.input_shape, **models.arguments(
-                self.workload.model, self.workload.model_args, self.dataset.classes))
+            arguments = models.arguments(self.workload.model, self.workload.model_args, self.dataset.classes)
+            try:
+                model = self.workload.model(input_shape=self.input_shape, **arguments)
+            except Exception as error:  # the user's code: one line naming it; the traceback is chained
+                name = getattr(self.workload.model, "__qualname__", repr(self.workload.model))
+                raise ModelFunctionError(
+                    f"the model function {name}(input_shape={self.input_shape}, "
+                    f"{', '.join(f'{k}={v!r}' for k, v in arguments.items())}) raised {type(error).__name__}: "
+                    f"{error}") from error
             # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer (dynamic
             # loss scaling), as the Keras mixed-precision guide requires for float16.
             model.compile(optimizer=make_optimizer(self.workload.optimizer), loss=self.workload.loss,

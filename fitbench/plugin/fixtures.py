@@ -136,6 +136,10 @@ def train(request: pytest.FixtureRequest, benchmark, device: Device, load_datase
         except runner.Diverged as diverged:
             keep(diverged.record)
             failure = str(diverged)
+        except runner.ModelFunctionError as error:
+            if request.config.getoption("tbstyle", "auto") == "long":
+                raise  # the user's own traceback, chained, as asked for
+            failure = str(error)
         except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError) as error:
             if not device.cluster:
                 raise
