@@ -237,3 +237,20 @@ def test_results_are_readable_like_any_file_the_user_writes(tmp_path):
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "run.json").stat().st_mode) == 0o644
+
+
+def test_replicas_that_do_not_divide_a_batch_are_known_at_collection():
+    from types import SimpleNamespace
+
+    from fitbench.plugin.collect import undivided_batch
+    from tests.helpers import TINY
+
+    def config(replicas):
+        options = {"cpu_replicas": replicas, "batch_per_worker": False}
+        return SimpleNamespace(getoption=lambda name, default=None: options.get(name, default))
+
+    case = SimpleNamespace(workload=TINY.but(batch_size=70))
+    assert undivided_batch(config(3), case, "cpu") == (
+        "global batch size 70 does not divide over 3 replicas (--cpu-replicas 3); use a replica count that "
+        "divides it, such as 2 or 4")
+    assert undivided_batch(config(2), case, "cpu") is None and undivided_batch(config(3), case, "gpu") is None

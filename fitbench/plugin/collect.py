@@ -59,6 +59,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             left_out.append(item)
             continue
         item.add_marker(pytest.mark.benchmark(group=experiment.group(case)))
+        undivided = undivided_batch(config, experiment.resolve(case, profile, params.get("device", "cpu")),
+                                    params.get("device", "cpu"))
+        if undivided:  # known now: no need to start TensorFlow to say it
+            item.add_marker(pytest.mark.skip(reason=undivided))
         kept.append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
@@ -139,6 +143,19 @@ def require_named_tpu(config: pytest.Config) -> None:
         devices.resolve("tpu", config.getoption("tpu"))
     except devices.DeviceUnavailable as reason:
         raise pytest.UsageError(f"--tpu/TPU_NAME named a TPU that cannot be used: {reason}") from None
+
+
+def undivided_batch(config: pytest.Config, case: Case | None, kind: str) -> str | None:
+    """Why `case` cannot train on CPU replicas: its global batch does not divide over
+    --cpu-replicas (the train fixture says the same for GPUs, whose count needs TensorFlow)."""
+    replicas = config.getoption("cpu_replicas")
+    if case is None or kind != "cpu" or replicas <= 1 or config.getoption("batch_per_worker", False):
+        return None
+    batch = case.workload.batch_size
+    if batch % replicas == 0:
+        return None
+    return (f"global batch size {batch} does not divide over {replicas} replicas (--cpu-replicas {replicas}); "
+            "use a replica count that divides it, such as 2 or 4")
 
 
 def under_variant_option(config: pytest.Config, case: Case) -> Case:
