@@ -254,3 +254,17 @@ def test_replicas_that_do_not_divide_a_batch_are_known_at_collection():
         "global batch size 70 does not divide over 3 replicas (--cpu-replicas 3); use a replica count that "
         "divides it, such as 2 or 4")
     assert undivided_batch(config(2), case, "cpu") is None and undivided_batch(config(3), case, "gpu") is None
+
+
+@pytest.mark.e2e
+def test_user_code_that_raises_fails_in_one_line_naming_the_function(synthetic_data_dir):
+    from tests.helpers import run_pytest
+
+    run = run_pytest("tests/sample/bench_raises.py", *OPTIONS, "--data-dir", str(synthetic_data_dir),
+                     "--profile", "smoke")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "2 failed" in run.stdout
+    assert "broken_model(input_shape=(28, 28), units=(16,), classes=10) raised ValueError: a layer was given " \
+        "units=-1" in run.stdout, run.stdout
+    assert "missing_data raised FileNotFoundError: my_data.csv" in run.stdout, run.stdout
+    assert "Traceback" not in run.stdout and "Benchmark fixture was not used" not in run.stdout + run.stderr

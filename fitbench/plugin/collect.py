@@ -19,6 +19,9 @@ from fitbench.plugin.session import state
 from fitbench.present import progress
 
 
+UNUSED_FIXTURE = "Benchmark fixture was not used at all in this test!"
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that uses `device` runs once per selected device, marked cpu/gpu/tpu; every
     test that takes `case` runs once per case of its module's EXPERIMENT, in the grid's order."""
@@ -49,6 +52,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     profile = config.getoption("profile")
     kept, left_out = [], []
     for item in items:
+        if "train" in getattr(item, "fixturenames", ()):
+            # `train` always runs the benchmark fixture; a test that failed before it did has its
+            # own line saying why, so pytest-benchmark's warning would only be noise.
+            item.add_marker(pytest.mark.filterwarnings(f"ignore:{UNUSED_FIXTURE}"))
         experiment = getattr(getattr(item, "module", None), "EXPERIMENT", None)
         params = getattr(getattr(item, "callspec", None), "params", {})
         if experiment is None or "case" not in getattr(item, "fixturenames", ()):
