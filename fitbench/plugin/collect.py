@@ -18,7 +18,6 @@ from fitbench.plugin.results import measured_peaks
 from fitbench.plugin.session import state
 from fitbench.present import progress
 
-
 UNUSED_FIXTURE = "Benchmark fixture was not used at all in this test!"
 
 
