@@ -236,6 +236,16 @@ def test_another_machine_is_refused_but_clock_speed_is_not(tmp_path, capsys):
     assert cli.main(["compare", base, cand, "--compare-software"]) == 2  # not a way around the machine
     assert "--allow-mismatch" in capsys.readouterr().err
     assert cli.main(["compare", base, cand, "--allow-mismatch"]) == 0
+    # pytest-benchmark's CPU brand tells apart CPUs fitbench's cpu_name calls alike; a run
+    # without it (an older file) is not refused for that.
+    base, cand = runs(tmp_path, bench, bench, cpu={"brand_raw": "AMD EPYC 9654 96-Core Processor"})
+    assert verdicts(base, cand, run_noise=0)[0]["t[a]"].verdict == "no change"  # the base has no brand
+    base = runs(tmp_path, bench, bench, cpu={"brand_raw": "AMD EPYC 7B13"})[1]
+    base_path = tmp_path / "brand-a.json"
+    base_path.write_text(open(base).read())
+    _, cand = runs(tmp_path, bench, bench, cpu={"brand_raw": "AMD EPYC 9654 96-Core Processor"})
+    with pytest.raises(gate.MachineMismatch, match=r"cpu_brand: 'AMD EPYC 7B13' .* != 'AMD EPYC 9654"):
+        verdicts(str(base_path), cand)
 
 
 def test_a_software_upgrade_is_compared_only_when_asked_and_named(tmp_path, capsys):

@@ -145,7 +145,9 @@ def environment_differences(baseline: Sequence[Run], candidate: Sequence[Run]) -
     machine = []
     for run in runs[1:]:
         other = run.environment
-        for key in MACHINE_KEYS:
+        for key in (*MACHINE_KEYS, "cpu_brand"):
+            if key == "cpu_brand" and None in (other.machine.get(key), first.machine.get(key)):
+                continue  # an older file, or py-cpuinfo could not read it
             if other.machine.get(key) != first.machine.get(key):
                 machine.append(f"{key}: {first.machine.get(key)!r} ({runs[0].path}) != "
                                f"{other.machine.get(key)!r} ({run.path})")

@@ -29,7 +29,7 @@ import numpy as np
 
 from fitbench.compare.results import Run
 from fitbench.core import stats
-from fitbench.core.record import SOFTWARE_NAMES, Record
+from fitbench.core.record import MACHINE_KEYS, SOFTWARE_NAMES, Record
 from fitbench.core.thresholds import DEFAULTS
 
 # Measured on simulated 20-run series (lognormal noise, sd 3%), 2026-11-30: with these two, a
@@ -115,7 +115,8 @@ def steps(values: Sequence[float], penalty: float = PENALTY, min_segment: int = 
 def series_of(runs: Sequence[Run]) -> list[Series]:
     """Every measurement's runs in time order (one machine each; a machine is part of the name)."""
     groups: dict[tuple[str, str, str], list[Point]] = {}
-    machines = {run.path: run.environment.machine for run in runs}
+    # fitbench's machine keys: a CPU brand that older runs did not record must not split a series.
+    machines = {run.path: {key: run.environment.machine.get(key) for key in MACHINE_KEYS} for run in runs}
     several = len({repr(sorted(m.items())) for m in machines.values()}) > 1
     for run in sorted(runs, key=lambda r: r.datetime):
         machine = repr(sorted(machines[run.path].items()))

@@ -570,8 +570,11 @@ class Environment:
 
     @classmethod
     def from_machine_info(cls, machine_info: dict[str, Any]) -> Environment:
-        return cls({key: machine_info.get(key) for key in MACHINE_KEYS},
-                   {key: machine_info.get(key) for key in SOFTWARE_KEYS})
+        machine = {key: machine_info.get(key) for key in MACHINE_KEYS}
+        # pytest-benchmark's own name of the CPU (py-cpuinfo), which can tell apart two models
+        # that fitbench's cpu_name calls alike; compared only where both runs have it.
+        machine["cpu_brand"] = (machine_info.get("cpu") or {}).get("brand_raw")
+        return cls(machine, {key: machine_info.get(key) for key in SOFTWARE_KEYS})
 
     def describe(self) -> str:
         gpus = ", ".join(self.machine.get("gpus") or []) or "no GPU"
