@@ -197,3 +197,15 @@ def test_a_model_function_fitbench_cannot_call_fails_at_collection_in_one_line()
                           targets={"smoke": {"wide": 0.5, "typo": 0.5}}).check()
     assert [p.split(":")[0] for p in problems if "cannot be called" in p] == ["typo"]
     assert any("got an unexpected keyword argument 'unit'" in p for p in problems)
+
+
+def test_fitbench_0_1_names_say_what_they_became():
+    with pytest.raises(ModuleNotFoundError, match="fitbench 0.2 moved it to fitbench.measure.workloads; a benchmark "
+                                                  "file needs only `from fitbench import Experiment"):
+        from fitbench.workloads import Workload  # noqa: F401
+    from tests.helpers import make_record
+
+    with pytest.raises(AttributeError, match="is fitbench 0.1's; .* result.assert_target\\(case.split"):
+        make_record("t[a]").assert_accuracy("test_accuracy", 0.8)
+    with pytest.raises(ModuleNotFoundError, match="No module named 'fitbench.nothing'$"):
+        import fitbench.nothing  # noqa: F401 - a name that never existed: Python's own error

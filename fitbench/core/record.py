@@ -212,6 +212,11 @@ class Record:
     case: str = ""  # the test's parameters without the device ("" when none)
     schema: int = SCHEMA_VERSION  # the version it was read from
 
+    def assert_accuracy(self, *_args: Any, **_kwargs: Any) -> None:
+        """fitbench 0.1's check, gone in 0.2: says what replaced it."""
+        raise AttributeError("Record.assert_accuracy(metric, threshold) is fitbench 0.1's; in 0.2 the workload names "
+                             "its metric and the check is result.assert_target(case.split, case.threshold)")
+
     def assert_target(self, split: str, threshold: float, note: str = "") -> None:
         """Assert that the workload's metric on `split` ('test' or 'validation') meets `threshold`
         in the direction of its goal, and record the check. The failure message gives the value
