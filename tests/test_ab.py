@@ -61,7 +61,7 @@ def test_an_output_folder_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, m
 def test_by_default_two_rounds_and_each_side_measures_its_own_peak():
     plan = ab.plan(None, None, None, None, [], ["X=1"], ["benchmarks"], None, None, None, "alternate", ROOT)
     assert plan.rounds == DEFAULT_AB_ROUNDS == 2 and plan.budget is None
-    assert plan.pytest_args == ["benchmarks", "--remeasure-peak"]
+    assert plan.pytest_args == ["benchmarks", "-rs", "--remeasure-peak"]  # -rs: skip reasons in the logs
 
 
 def test_a_python_without_pytest_benchmark_is_named(tmp_path):
@@ -74,7 +74,7 @@ def test_a_python_without_pytest_benchmark_is_named(tmp_path):
 def test_keeping_the_rounds_data_is_allowed():
     plan = ab.plan(None, None, None, None, [], ["A=1"], ["benchmarks", "--benchmark-save-data"], None, 1, None,
                    "alternate", ROOT)
-    assert plan.pytest_args == ["benchmarks", "--benchmark-save-data", "--remeasure-peak"]
+    assert plan.pytest_args == ["benchmarks", "--benchmark-save-data", "-rs", "--remeasure-peak"]
     assert plan.sides[1].env == {"A": "1"}
 
 
@@ -308,3 +308,13 @@ def test_a_budget_spends_its_later_rounds_on_the_undecided_benchmarks_only(tmp_p
     verdicts = {v.name: v for v in outcome.comparison.verdicts}
     assert verdicts["t[a]"].time == "regression" and verdicts["t[a]"].candidate_epochs == 11
     assert verdicts["t[b]"].candidate_epochs == verdicts["t[c]"].candidate_epochs == 11 * outcome.rounds
+
+
+def test_a_side_whose_every_test_was_skipped_says_so(tmp_path):
+    log = tmp_path / "session-0.log"
+    log.write_text("collected 5 items\n\nSKIPPED [5] benchmarks/test_batch_size.py:45: gpu: no GPU visible to "
+                   "TensorFlow 2.21.0 (a build without CUDA)\n=========== 5 skipped in 3.21s ===========\n")
+    assert ab._all_skipped(log) == ("every selected test was skipped (5 skipped: gpu: no GPU visible to TensorFlow "
+                                    "2.21.0 (a build without CUDA))")
+    log.write_text("=========== 1 passed, 4 skipped in 3.21s ===========\n")
+    assert ab._all_skipped(log) == ""

@@ -169,6 +169,8 @@ def plan(base: str | None, candidate: str | None, base_python: str | None, candi
     args = list(pytest_args)
     if args[:1] == ["pytest"]:  # `-- pytest benchmarks ...` reads naturally too
         args = args[1:]
+    if not any(a.startswith("-r") for a in args):
+        args.append("-rs")  # each session's log then says why a test was skipped
     if "--remeasure-peak" not in args:
         # Each side measures the matmul peak in its own turn, alone: a peak cached by an earlier
         # session (perhaps beside other work) would make the efficiencies unlike.
@@ -316,6 +318,10 @@ class AB:
                     runs[name].append(load_run(paths[name]))
                 except NotBenchmarkJSON as error:
                     log = logs / f"session-{[side.name for side in order].index(name)}.log"
+                    skipped = _all_skipped(log)
+                    if skipped:
+                        raise ABError(f"the {name} session trained nothing: {skipped}; nothing to compare. Select "
+                                      f"tests that run here (its output: {log})") from error
                     raise ABError(f"the {name} session wrote no results ({error}); its output: {log}\n"
                                   + _tail(log)) from error
             comparison = gate.compare(runs["base"], runs["candidate"], self.settings,
@@ -383,6 +389,17 @@ def _undecided(comparison: gate.Comparison) -> list[str]:
     """Benchmarks (and the overall verdict) whose epoch time is not yet decided."""
     every = [v for v in comparison.verdicts if v.method] + ([comparison.overall] if comparison.overall else [])
     return [v.name for v in every if v.time not in DECIDED]
+
+
+def _all_skipped(log: Path) -> str:
+    """'every selected test was skipped (3 skipped: gpu: no GPU visible ...)' when pytest's
+    summary line says only skips, else ''."""
+    text = _tail(log, 40)
+    summary = re.findall(r"=+ (\d+ skipped[^=]*?) in [\d.]+s", text)
+    if not summary or re.search(r"\d+ (passed|failed|error)", summary[-1]):
+        return ""
+    reasons = re.findall(r"SKIPPED \[\d+\] [^:]+:\d+: (.*)", text)
+    return f"every selected test was skipped ({summary[-1]}{': ' + reasons[0] if reasons else ''})"
 
 
 def _tail(path: Path, lines: int = 15) -> str:
