@@ -268,3 +268,30 @@ def test_user_code_that_raises_fails_in_one_line_naming_the_function(synthetic_d
         "units=-1" in run.stdout, run.stdout
     assert "missing_data raised FileNotFoundError: my_data.csv" in run.stdout, run.stdout
     assert "Traceback" not in run.stdout and "Benchmark fixture was not used" not in run.stdout + run.stderr
+
+
+@pytest.mark.e2e
+def test_a_disk_that_fills_up_loses_nothing_saved_and_says_so_in_one_line(synthetic_data_dir, tmp_path):
+    """Every write after the first fails with ENOSPC: the JSON written after the first test stays
+    whole (the final write went through a temporary file), the session says what it could not
+    write and what it kept, and exits 1. With nothing writable, it says nothing was kept."""
+    from tests.helpers import run_pytest
+
+    out = tmp_path / "run.json"
+    full = ("-p", "tests.plugins.full_disk", "--profile", "smoke", "-k", "50 or 60")
+    run = run_pytest(MANY, *OPTIONS, "--data-dir", str(synthetic_data_dir), *full, f"--benchmark-json={out}",
+                     "--full-disk-after", "1")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "2 passed" in run.stdout and "INTERNALERROR" not in run.stdout + run.stderr
+    (line,) = [line for line in run.stdout.splitlines() if line.startswith("fitbench: could not save the results")]
+    assert f"{out}: No space left on device; kept: {out} (the benchmarks up to the last one" in line, line
+    document = json.loads(out.read_text())  # whole: the first test's results, marked partial
+    assert len(document["benchmarks"]) == 1 and document["fitbench"]["partial"]
+
+    storage = tmp_path / "storage"
+    run = run_pytest(MANY, *OPTIONS, "--data-dir", str(synthetic_data_dir), *full, f"--benchmark-storage={storage}",
+                     "--benchmark-autosave", "--full-disk-after", "0")
+    assert run.returncode == 1, run.stdout + run.stderr
+    (line,) = [line for line in run.stdout.splitlines() if line.startswith("fitbench: could not save the results")]
+    assert "No space left on device; nothing of this session was kept" in line, line
+    assert not list(storage.rglob("*.json")) and "INTERNALERROR" not in run.stdout + run.stderr

@@ -15,6 +15,12 @@ that file too. SIGTERM (``timeout``, Slurm, Kubernetes, CI runners cancelling) i
 a KeyboardInterrupt, so the session ends as with Ctrl-C: the summary, and the JSON of every
 benchmark it finished.
 
+A write that fails (a full disk, ENOSPC; a read-only one, EROFS) loses nothing already saved:
+every file is written to a temporary file renamed over the old one (pytest-benchmark's final
+``--benchmark-json`` write included), so the old file stays whole; the session goes on, and at
+its end one line names each path that could not be written, why, and what was kept where (the
+copy written after the last test that could be saved); the session then exits 1.
+
 Under pytest-xdist with several workers pytest-benchmark disables itself and writes nothing
 (with one, the isolated default, it measures as usual: `isolation`). The controller then
 writes the same JSON from the records its workers report (their epochs 2..N as the rounds,
@@ -46,7 +52,8 @@ class DurableResults:
         self.saved_copy: Path | None = None  # the autosave file's partial copy
         self.machine_info: dict | None = None
         self.commit_info: dict | None = None
-
+        self.unwritten: dict[str, str] = {}  # path -> why it could not be written (the last error)
+        self.written: set[str] = set()  # paths written at least once
     @property
     def session(self):
         return getattr(self.config, "_benchmarksession", None)
@@ -87,9 +94,21 @@ class DurableResults:
         text = self.render(partial, entries)
         for path in targets:
             if partial or path != self.saved_copy:
-                write_atomically(path, text)
+                self.attempt(path, lambda path=path: write_atomically(path, text))
         if not partial and self.saved_copy is not None:
-            save_numbered(self.session.storage, self.session.save or self.session.autosave, text)
+            storage = self.session.storage
+            self.attempt(Path(storage.get(f"NNNN_{self.session.save or self.session.autosave}.json")),
+                         lambda: save_numbered(storage, self.session.save or self.session.autosave, text))
+
+    def attempt(self, path: Path, write) -> None:
+        """Write, or note why `path` could not be written (a full or read-only disk) and go on."""
+        try:
+            write()
+        except OSError as error:
+            self.unwritten[str(path)] = str(error.strerror or error)
+        else:
+            self.written.add(str(path))
+            self.unwritten.pop(str(path), None)
 
     def worker_entries(self) -> list[dict]:
         """pytest-benchmark's entries for the benchmarks pytest-xdist's workers ran."""
@@ -140,15 +159,40 @@ class DurableResults:
             # No timed round anywhere (every test ended in epoch 1): pytest-benchmark writes
             # nothing, so the records are kept here.
             self.write(partial=bool(state(self.config).interrupted))
-        if self.session is not None and hasattr(self.session.storage, "get") and not self.distributed:
+        session = self.session
+        if session is not None and hasattr(session.storage, "get") and not self.distributed:
             # pytest-benchmark saves the final run now, under the next free number; two sessions
             # ending together would take the same one, and one file would replace the other.
-            self.session.storage.save = exclusive_save(self.session.storage)
+            save = exclusive_save(session.storage)
+            name = session.save or session.autosave or "run"
+            session.storage.save = lambda output, name_=name: self.attempt(
+                Path(session.storage.get(f"NNNN_{name_}.json")), lambda: save(output, name_))
+        if session is not None and session.json and not self.distributed:
+            # pytest-benchmark opens --benchmark-json and writes into it: a full disk would leave
+            # it truncated. Through a temporary file instead, the old file stays whole.
+            session.save_json = lambda output: self.attempt(Path(session.json), lambda: write_atomically(
+                Path(session.json), _dumps(output)))
 
-    def after_save(self) -> None:
-        """After pytest-benchmark saved the final run (fitbench.plugin.finish)."""
-        if self.saved_copy is not None:
-            self.saved_copy.unlink(missing_ok=True)  # the final run is saved: its partial copy goes
+    def after_save(self, session: pytest.Session | None = None) -> None:
+        """After pytest-benchmark saved the final run (fitbench.plugin.finish): the partial copy
+        goes once the final run is saved; what could not be written is said, and fails the session."""
+        if not self.unwritten:
+            if self.saved_copy is not None:
+                self.saved_copy.unlink(missing_ok=True)
+            return
+        kept = sorted(self.written)  # each holds what its last successful write saved
+        line = ("fitbench: could not save the results: " + "; ".join(
+            f"{path}: {why}" for path, why in self.unwritten.items())
+            + (f"; kept: {', '.join(kept)} (the benchmarks up to the last one that could be saved)"
+               if kept else "; nothing of this session was kept")
+            + "; free space or give a writable --benchmark-json / --benchmark-storage, and run again")
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line, red=True, bold=True)
+        else:
+            print(line)
+        if session is not None and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def save_numbered(storage, name: str, text: str) -> Path:
@@ -163,6 +207,12 @@ def save_numbered(storage, name: str, text: str) -> Path:
             continue
         storage.logger.info(f"Saved benchmark data in: {path}")
         return path
+
+
+def _dumps(output: dict) -> str:
+    from pytest_benchmark.utils import safe_dumps
+
+    return safe_dumps(output, ensure_ascii=True, indent=4)
 
 
 def exclusive_save(storage):

@@ -13,7 +13,8 @@ before pytest-benchmark saves and compares
   4. the gate judges the session, and fails it on a regression;
 then pytest-benchmark saves, compares, and the terminal summary is printed;
 after it
-  5. the partial copy of the run goes, the final run being saved.
+  5. the partial copy of the run goes, the final run being saved; a file that could not be
+     written (a full disk) is named in one line, with what was kept, and fails the session.
 """
 
 from __future__ import annotations
@@ -34,5 +35,5 @@ def pytest_sessionfinish(session: pytest.Session):
     gating.judge(session)
     outcome = yield
     if durable_results is not None:
-        durable_results.after_save()
+        durable_results.after_save(session)
     return outcome
