@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fitbench"
 # Bottom to top. A module on floor N may import modules of floors 0..N.
 FLOORS = [
     ("shared types and statistics", ["core.record", "core.run_info", "core.stats", "core.thresholds",
-                                     "core.options", "core"]),
+                                     "core.options", "core.lazy", "core"]),
     ("processes", ["processes.groups", "processes.turns", "processes.cluster", "processes.launch", "processes"]),
     ("measuring", ["measure.startup", "measure.workloads", "measure.models", "measure.datasets",
                    "measure.hardware", "measure.devices", "measure.memory", "measure.flops", "measure.peak",

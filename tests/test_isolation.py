@@ -263,3 +263,23 @@ def test_a_worker_whose_controller_was_killed_does_not_train_on(synthetic_data_d
         assert not running(worker), "the worker trains on after its controller was killed"
     finally:
         session.kill()
+
+
+@pytest.mark.e2e
+def test_an_isolated_sessions_controller_holds_no_tensorflow(synthetic_data_dir, tmp_path):
+    """The controller trains nothing: it never imports TensorFlow or Keras (about 540 MB saved
+    on this VM), and still writes the worker's machine, software and peaks into the results."""
+    probe, out = tmp_path / "probe.json", tmp_path / "run.json"
+    run = run_pytest("benchmarks/test_batch_size.py", "-p", "tests.plugins.controller_probe", "--offline",
+                     "--require-data", "--devices", "cpu", "--profile", "smoke", "-k", "batch_size-512",
+                     "--data-dir", str(synthetic_data_dir), f"--benchmark-json={out}", isolate=True,
+                     env={"FITBENCH_PROBE": str(probe)}, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    controller = json.loads(probe.read_text())
+    assert not controller["tensorflow"] and not controller["keras"], controller
+    assert controller["max_rss_mb"] < 300, controller  # it was 655 MB with TensorFlow
+    document = json.loads(out.read_text())
+    assert document["machine_info"]["tensorflow"] and document["machine_info"]["keras"]
+    assert document["fitbench"]["peak_gflops"]["cpu"]["float32"] > 0
+    assert "gpu, tpu: found by the training process" in run.stdout
+    assert "absl::InitializeLog" not in run.stdout + run.stderr  # TensorFlow's start-up still filtered

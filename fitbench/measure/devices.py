@@ -7,10 +7,11 @@ import os
 import platform
 from dataclasses import dataclass
 
-import tensorflow as tf
-
-from fitbench.measure import hardware
+from fitbench.core import lazy
+from fitbench.measure import hardware, startup
 from fitbench.processes.cluster import Cluster
+
+tf = lazy.module("tensorflow", startup.load)
 
 KINDS = ("cpu", "gpu", "tpu")
 TPU_ENV_VARS = ("TPU_NAME", "COLAB_TPU_ADDR")
@@ -263,6 +264,35 @@ def _resolve_tpu(address: str | None) -> Device:
         ) from error
     cores = strategy.num_replicas_in_sync
     return Device("tpu", strategy, f"TPU {address or 'auto'} ({cores} cores)")
+
+
+def version(package: str) -> str:
+    """A package's version: the imported module's, else its installed distribution's (reading
+    it does not import TensorFlow), else the module's once imported."""
+    import importlib
+    import sys
+    from importlib import metadata
+
+    if hasattr(sys.modules.get(package), "__version__"):
+        return sys.modules[package].__version__
+    distributions = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tf-nightly")}
+    for name in distributions.get(package, (package,)):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    if package == "tensorflow":
+        startup.load()
+    return getattr(importlib.import_module(package), "__version__", "?")
+
+
+def describe_without_tensorflow(cpu_replicas: int) -> list[str]:
+    """The header's device lines where TensorFlow is not loaded (an isolated session's controller):
+    the CPU as the options split it; GPUs and TPUs are found by the process that trains."""
+    split = (f", split into {cpu_replicas} logical devices (--cpu-replicas {cpu_replicas})"
+             if cpu_replicas > 1 else "")
+    return [f"cpu: {cpu_name()}, {os.cpu_count()} cores{split}",
+            "gpu, tpu: found by the training process (each test says what it used)"]
 
 
 def describe(tpu: str | None = None) -> list[str]:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import keras
-
+from fitbench.core import lazy
 from fitbench.core.record import Record
+from fitbench.measure import startup
+
+keras = lazy.module("keras", startup.load)
 
 
 def forward_flops(layer: keras.layers.Layer) -> int:

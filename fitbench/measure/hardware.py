@@ -162,10 +162,12 @@ def host_state() -> dict[str, Any]:
     state: dict[str, Any] = {"cpus": os.cpu_count()}
     if hasattr(os, "sched_getaffinity"):
         state["affinity"] = sorted(os.sched_getaffinity(0))  # the cores this session may run on
-    import tensorflow as tf  # the pools both sides of an A/B must size alike (0: TensorFlow's default)
+    import sys
 
-    state["threads"] = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                        "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+    tf = sys.modules.get("tensorflow")  # read where it trains; never imported for this alone
+    if tf is not None:  # the pools both sides of an A/B must size alike (0: TensorFlow's default)
+        state["threads"] = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
     if proc_stat_seconds() is None:
         state["steal_unavailable"] = f"{PROC_STAT} is not readable (not Linux): steal and other busy time are null"
     if cpu_mhz() is None:

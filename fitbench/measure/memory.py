@@ -13,7 +13,11 @@ import resource
 import sys
 from pathlib import Path
 
-import tensorflow as tf
+from fitbench.core import lazy
+from fitbench.measure import startup
+
+tf = lazy.module("tensorflow", startup.load)
+
 
 STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")

@@ -16,14 +16,15 @@ import os
 import time
 from collections.abc import Iterable
 
-import tensorflow as tf
-
-from fitbench.measure import devices
+from fitbench.core import lazy
+from fitbench.measure import devices, startup
 from fitbench.measure.devices import Device
 from fitbench.measure.workloads import PRECISIONS
 
+tf = lazy.module("tensorflow", startup.load)
+
 CACHE_KEY = "fitbench/peak_gflops"
-COMPUTE_DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}
+COMPUTE_DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}  # tf dtype names
 # Swept, and the best kept: the size that reaches a device's peak depends on its caches and
 # cores (on this project's 2-vCPU VM 1024 alone gave a "peak" that a CNN's training exceeded,
 # 105%); small enough for a few seconds on the slowest of each kind.

@@ -9,11 +9,9 @@ benchmark session trains in one pytest-xdist worker, so a crash fails one test),
 a worker died), `finish` (the session's end, in one written order), `session` (its state).
 """
 
-from fitbench.measure import startup
-
-# Before anything imports TensorFlow: its C++ start-up lines (CUDA probing on CPU-only
-# machines) are filtered, its real errors kept.
-startup.load()
+# TensorFlow is imported on first use (fitbench.core.lazy), through fitbench.measure.startup,
+# which filters its C++ start-up lines: the controller of an isolated session, which trains
+# nothing, never imports it.
 
 # Each after the modules it imports (pytest can rewrite asserts only in a module it imports itself).
 pytest_plugins = [

@@ -12,10 +12,10 @@ import dataclasses
 from collections.abc import Callable
 
 import pytest
-import tensorflow as tf
 
+from fitbench.core import lazy
 from fitbench.core.record import Record
-from fitbench.measure import devices, memory, runner
+from fitbench.measure import devices, memory, startup
 from fitbench.measure.datasets import Dataset, DatasetError, DatasetNotFound
 from fitbench.measure.devices import Device, DeviceUnavailable
 from fitbench.measure.experiments import Case, Experiment
@@ -23,6 +23,10 @@ from fitbench.measure.workloads import Variant, Workload
 from fitbench.plugin.collect import remember_work, skipped_variant, under_variant_option
 from fitbench.plugin.session import RESULT_KEY, UNFINISHED, cached_dataset, state
 from fitbench.processes import cluster as clusters
+
+tf = lazy.module("tensorflow", startup.load)
+# Imported by the first test that trains: an isolated session's controller trains nothing.
+runner = lazy.module("fitbench.measure.runner")
 
 
 @pytest.fixture(scope="session")

@@ -54,11 +54,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput") and is_chief(config):
         config.pluginmanager.register(durable.DurableResults(config), durable.PLUGIN_NAME)
         groups.sigterm_as_interrupt()
-    # Must run before anything initializes TensorFlow's devices (in a cluster: waits for every worker).
-    try:
-        devices.configure(cpu_replicas=config.getoption("cpu_replicas"), cluster=state(config).cluster)
-    except ValueError as error:
-        raise pytest.UsageError(str(error)) from error
+    # Must run before anything initializes TensorFlow's devices (in a cluster: waits for every
+    # worker). Not in an isolated session's controller: it trains nothing and holds no TensorFlow.
+    if not isolation.isolating_controller(config):
+        try:
+            devices.configure(cpu_replicas=config.getoption("cpu_replicas"), cluster=state(config).cluster)
+        except ValueError as error:
+            raise pytest.UsageError(str(error)) from error
     state(config).progress = start_progress(config)
     join_ring(config)
 
@@ -129,11 +131,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    import keras
-    import tensorflow as tf
-
-    lines = [f"fitbench: TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+    lines = [f"fitbench: TensorFlow {devices.version('tensorflow')}, Keras {devices.version('keras')}, "
              f"profile {config.getoption('profile')}, devices {','.join(state(config).devices)}"]
-    lines += [f"  {line}" for line in devices.describe(config.getoption("tpu"))]
+    if isolation.isolating_controller(config):  # TensorFlow lives in the worker only
+        lines += [f"  {line}" for line in devices.describe_without_tensorflow(config.getoption("cpu_replicas"))]
+    else:
+        lines += [f"  {line}" for line in devices.describe(config.getoption("tpu"))]
     notes = [isolation.header_note(config), *state(config).compare_notes]
     return lines + [f"fitbench: {note}" for note in notes if note]

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from fitbench.measure import startup
 from fitbench.measure.devices import tpu_address
 from fitbench.plugin.session import state
 from fitbench.processes import cluster as clusters
@@ -150,6 +151,10 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     # Before the options are parsed for good, so xdist's own options do the rest (pytest's
     # documented way to default -n: the hook's example).
     reason = why_not_isolated(early_config)
+    if reason is not None or os.environ.get("PYTEST_XDIST_WORKER"):
+        # This process trains: TensorFlow starts now, its C++ start-up lines filtered, before a
+        # conftest imports it. An isolated session's controller never imports it.
+        startup.load()
     if reason is not None:
         early_config.stash[REASON_KEY] = reason
     else:

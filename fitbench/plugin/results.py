@@ -23,6 +23,7 @@ from fitbench.core.run_info import RunInfo
 from fitbench.measure import devices, hardware, peak
 from fitbench.plugin import isolation
 from fitbench.plugin.session import (
+    MACHINE_PROPERTY,
     PEAKS_PROPERTY,
     POSITION_PROPERTY,
     RECORD_PROPERTY,
@@ -64,13 +65,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             item.user_properties.append((isolation.BENCHMARK_PROPERTY, entry))
         # The peaks it measured (the controller's efficiency figures), even without a pytest cache.
         item.user_properties.append((PEAKS_PROPERTY, state(item.config).peaks))
+        # Its software and accelerators: the controller, which holds no TensorFlow, writes them.
+        item.user_properties.append((MACHINE_PROPERTY, {"machine_info": devices.machine_info(),
+                                                        "hardware": hardware_state_of(item.config)}))
     return (yield)
 
 
 def session_run(config: pytest.Config) -> Run:
     """The session's own results as a Run (the runner's per-epoch clock; no JSON needed)."""
-    return Run("this session", state(config).records.in_grid_order(),
-               devices.machine_info())
+    return Run("this session", state(config).records.in_grid_order(), machine_info_of(config))
 
 
 def measured_peaks(config: pytest.Config) -> dict[str, dict[str, float]]:
@@ -80,7 +83,9 @@ def measured_peaks(config: pytest.Config) -> dict[str, dict[str, float]]:
     a peak). {} when the session ran no benchmark, and in a cluster's workers other than the chief."""
     if state(config).peaks is not None:
         return state(config).peaks
-    if not is_chief(config):  # a cluster's other worker writes no results: nothing to measure for
+    if not is_chief(config) or isolation.isolating_controller(config):
+        # A cluster's other worker writes no results; an isolated session's worker measured the
+        # peaks and reported them (PEAKS_PROPERTY): its controller holds no TensorFlow.
         return {}
     kinds = state(config).peak_kinds
     controller = kinds is None  # an xdist controller collects nothing: the kinds its records ran on
@@ -108,7 +113,25 @@ def measured_peaks(config: pytest.Config) -> dict[str, dict[str, float]]:
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
-    machine_info.update(devices.machine_info())
+    machine_info.update(machine_info_of(config))
+
+
+def hardware_state_of(config: pytest.Config) -> dict:
+    """The session's hardware state (fitbench.measure.hardware): in an isolated session's
+    controller, the one its worker reported (its TensorFlow pools, its GPUs' clocks)."""
+    reported = state(config).hardware_state
+    if reported is not None and isolation.isolating_controller(config):
+        return reported
+    return hardware.sampler("gpu" in state(config).devices).session()
+
+
+def machine_info_of(config: pytest.Config) -> dict:
+    """The software and accelerators the session trained with: an isolated session's controller
+    has them from its worker's reports (it holds no TensorFlow); any other process reads them."""
+    reported = state(config).machine_info
+    if reported is not None and isolation.isolating_controller(config):
+        return reported
+    return devices.machine_info()
 
 
 def records_by_name(output_json: dict, records: list[Record]) -> list[Record | None]:
@@ -145,7 +168,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
         device_comparison=[s.as_dict() for s in device_speedups(records)],
         variant_speedups=[s.as_dict() for s in variant_speedups(records)],
         peak_gflops=measured_peaks(config),
-        hardware=hardware.sampler("gpu" in state(config).devices).session(),
+        hardware=hardware_state_of(config),
         records_without_rounds=without_rounds,
     )
     output_json[run_info.KEY] = info.to_json()

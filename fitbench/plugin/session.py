@@ -28,6 +28,7 @@ UNFINISHED = "fitbench_unfinished"
 RECORD_PROPERTY = "fitbench"  # the test's record, as pytest-benchmark's JSON entry
 POSITION_PROPERTY = "fitbench-position"  # its place in the collection (the grid's order)
 PEAKS_PROPERTY = "fitbench-peaks"  # the matmul peaks its worker measured
+MACHINE_PROPERTY = "fitbench-machine"  # its worker's machine_info and hardware state
 
 
 @dataclass
@@ -44,6 +45,8 @@ class Session:
     left_out: str = ""  # the cases the profile deselected, in words
     peak_kinds: list[str] | None = None  # the device kinds whose peaks the session needs
     peaks: dict[str, dict[str, float]] | None = None  # {kind: {precision: GFLOP/s}}, once measured
+    machine_info: dict | None = None  # an isolated session's worker's, as it reported it
+    hardware_state: dict | None = None  # and its hardware state (fitbench.measure.hardware.Sampler.session)
     compare_notes: list[str] = field(default_factory=list)  # --benchmark-compare: which run, or why none
     not_compared: list[str] = field(default_factory=list)  # saved benchmarks that measured something else
     gate_settings: GateSettings | None = None
@@ -69,6 +72,9 @@ class SessionRecords:
                     self.positions[report.nodeid.rsplit("::", 1)[-1]] = entry
                 if key == PEAKS_PROPERTY and entry:  # measured by an isolated session's worker
                     state(self.config).peaks = entry
+                if key == MACHINE_PROPERTY and entry:
+                    state(self.config).machine_info = entry["machine_info"]
+                    state(self.config).hardware_state = entry["hardware"]
                 if key == RECORD_PROPERTY:
                     self.entries.append(entry)
                     self.records.append(Record.from_json(entry["extra_info"], entry["name"], entry["group"],
