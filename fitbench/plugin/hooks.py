@@ -116,7 +116,9 @@ def join_ring(config: pytest.Config) -> None:
         raise pytest.UsageError("an interleaved run cannot use pytest-xdist (-n): its workers would "
                                 "train at the same time; drop -n")
     try:
-        ring = turns.Ring.join(spec)
+        # A cluster's chief is never paused: TensorFlow's coordination service, which it hosts,
+        # must keep answering the other workers' heartbeats while another session holds the turn.
+        ring = turns.Ring.join(spec, pausable=state(config).cluster is None)
     except turns.RingError as error:
         raise pytest.UsageError(str(error)) from error
     turns.enter(ring)

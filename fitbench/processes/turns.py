@@ -32,7 +32,9 @@ one it passes the token to (SIGCONT, after the token is written, so that it wake
 it). A blocked read costs nothing, but a waiting TensorFlow process does not only read: its
 thread pools, tf.data's prefetch and autotuning threads and Python's garbage collector run on,
 on the same cores as the timed epoch (the record's per-epoch `other_busy_seconds` shows what
-they took). Only a ring the driver made pauses (`--waiting running` keeps the old way): the
+they took). A cluster's chief is never paused (TensorFlow's coordination service, which it
+hosts, must keep answering the other workers' heartbeats). Only a ring the driver made pauses
+(`--waiting running` keeps the old way): the
 driver starts each session in a process group of its own, and a session never stops its own
 group or the driver's. The driver continues a session before it forwards the token to it, and
 continues every session when one dies without leaving (so that their timeouts can run).
@@ -172,8 +174,10 @@ class Ring:
     _buffer: bytes = b""
 
     @classmethod
-    def join(cls, spec: str) -> Ring:
-        """Join the ring named by `spec` ("DIRECTORY:INDEX", the value of FITBENCH_INTERLEAVE)."""
+    def join(cls, spec: str, pausable: bool = True) -> Ring:
+        """Join the ring named by `spec` ("DIRECTORY:INDEX", the value of FITBENCH_INTERLEAVE).
+        `pausable`: the others may stop this session while they hold the token (not a cluster's
+        chief: its coordination service must answer the other workers' heartbeats)."""
         directory, _, index_text = spec.rpartition(":")
         try:
             described = json.loads((Path(directory) / "ring.json").read_text())
@@ -190,7 +194,8 @@ class Ring:
                    described.get("driver", False), described.get("order", "fixed"),
                    described.get("pause", False), described.get("driver_group", 0))
         ring._inbox = os.open(ring.directory / f"{index}.fifo", os.O_RDWR)
-        (ring.directory / f"group-{index}").write_text(str(os.getpgrp()))  # before ready: the others read it
+        if pausable:  # before ready: the others read it
+            (ring.directory / f"group-{index}").write_text(str(os.getpgrp()))
         (ring.directory / f"ready-{index}").touch()
         return ring
 
