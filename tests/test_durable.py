@@ -295,3 +295,16 @@ def test_a_disk_that_fills_up_loses_nothing_saved_and_says_so_in_one_line(synthe
     (line,) = [line for line in run.stdout.splitlines() if line.startswith("fitbench: could not save the results")]
     assert "No space left on device; nothing of this session was kept" in line, line
     assert not list(storage.rglob("*.json")) and "INTERNALERROR" not in run.stdout + run.stderr
+
+
+@pytest.mark.e2e
+def test_a_session_whose_only_test_diverged_saves_its_record_without_a_false_warning(synthetic_data_dir, tmp_path):
+    from tests.helpers import run_pytest
+
+    out = tmp_path / "run.json"
+    run = run_pytest("tests/sample/bench_diverge.py", *OPTIONS, "--data-dir", str(synthetic_data_dir),
+                     "--profile", "smoke", "-k", "sgd-1e12", f"--benchmark-json={out}")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "Not saving anything" not in run.stdout + run.stderr  # the record was saved, by fitbench
+    (record,) = load_run(out).records
+    assert record.status == "diverged"

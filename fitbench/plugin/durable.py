@@ -157,8 +157,11 @@ class DurableResults:
             self.write(partial=bool(state(self.config).interrupted))
         elif self.session is not None and not self.session.benchmarks:
             # No timed round anywhere (every test ended in epoch 1): pytest-benchmark writes
-            # nothing, so the records are kept here.
+            # nothing, so the records are kept here; and it is not told to save, which would
+            # only print its false "Not saving anything, no benchmarks have been run!".
             self.write(partial=bool(state(self.config).interrupted))
+            if state(self.config).records.entries:
+                self.session.json, self.session.save, self.session.autosave = None, None, None
         session = self.session
         if session is not None and hasattr(session.storage, "get") and not self.distributed:
             # pytest-benchmark saves the final run now, under the next free number; two sessions
