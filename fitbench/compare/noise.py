@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from fitbench.compare.results import Run
 from fitbench.core.record import Epoch, Record
+from fitbench.measure import hardware
 
 MEASURES: dict[str, Callable[[Epoch], float | None]] = {
     "wall": lambda epoch: epoch.seconds,
@@ -46,9 +47,10 @@ class PairSpread:
     other: float
 
 
-def _share(epochs: Sequence[Epoch], key: str) -> float:
-    shares = [host[key] / (epoch.seconds * host["cpus"]) for epoch in epochs
-              if (host := epoch.hardware.get("host") or {}).get(key) is not None and host.get("cpus")]
+def _share(epochs: Sequence[Epoch], cause: str) -> float:
+    """The median share of the machine the epochs lost to `cause` (hardware.noise_shares)."""
+    shares = [share[cause] for epoch in epochs
+              if (share := hardware.noise_shares(epoch.seconds, epoch.hardware.get("host") or {}))]
     return statistics.median(shares) if shares else math.nan
 
 
@@ -77,8 +79,8 @@ def pair_spreads(runs: Sequence[Run]) -> list[PairSpread]:
                     if (vb := value(b)) is not None and (vc := value(c)) is not None and vb > 0 and vc > 0]
             spread[measure] = _sd(logs) if len(logs) == len(epoch_pairs) else math.nan
         epochs = [e for pair in epoch_pairs for e in pair]
-        spreads.append(PairSpread(name, len(epoch_pairs), spread, _share(epochs, "steal_seconds"),
-                                  _share(epochs, "other_busy_seconds")))
+        spreads.append(PairSpread(name, len(epoch_pairs), spread, _share(epochs, "steal"),
+                                  _share(epochs, "other")))
     return spreads
 
 
