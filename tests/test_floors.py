@@ -8,7 +8,7 @@ import ast
 import sys
 from pathlib import Path
 
-COMMANDS = ["ab", "bisect", "compare", "fingerprint", "history", "interleave", "noise", "overhead", "report",
+COMMANDS = ["ab", "bisect", "compare", "explain", "fingerprint", "history", "interleave", "noise", "overhead", "report",
             "workers"]
 PACKAGE = Path(__file__).resolve().parent.parent / "fitbench"
 # Bottom to top. A module on floor N may import modules of floors 0..N.
@@ -18,9 +18,9 @@ FLOORS = [
     ("processes", ["processes.groups", "processes.turns", "processes.cluster", "processes.launch", "processes"]),
     ("measuring", ["measure.startup", "measure.workloads", "measure.models", "measure.datasets",
                    "measure.hardware", "measure.devices", "measure.memory", "measure.flops", "measure.peak",
-                   "measure.experiments", "measure.runner", "measure"]),
+                   "measure.experiments", "measure.opprofile", "measure.runner", "measure"]),
     ("comparing", ["compare.results", "compare.gate", "compare.scaling", "compare.history", "compare.noise",
-                   "compare"]),
+                   "compare.explain", "compare"]),
     ("presenting", ["present.format", "present.progress", "present.report", "present"]),
     ("the pytest plugin and the command line", ["plugin.session", "plugin.options", "plugin.isolation",
                                                 "plugin.results",

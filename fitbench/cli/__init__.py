@@ -8,12 +8,12 @@ import sys
 
 from fitbench.cli.common import ArgumentParser, fail
 
-COMMANDS = ("overhead", "compare", "ab", "bisect", "report", "noise", "history", "interleave", "workers",
-            "fingerprint")
+COMMANDS = ("overhead", "compare", "explain", "ab", "bisect", "report", "noise", "history", "interleave",
+            "workers", "fingerprint")
 # Everything after -- is the command the sessions (or workers) run.
 TAKES_A_COMMAND = ("workers", "ab", "bisect")
 # These never load TensorFlow themselves: their sessions do.
-WITHOUT_TENSORFLOW = ("compare", "interleave", "workers", "ab", "bisect")
+WITHOUT_TENSORFLOW = ("compare", "explain", "interleave", "workers", "ab", "bisect")
 
 
 def parser() -> ArgumentParser:

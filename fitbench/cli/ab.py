@@ -153,6 +153,15 @@ class Plan:
     subfolder: Path = Path(".")  # where the user stands inside the checkout
     first_side: str = ""  # the side that is session 0 in round 1 ("": drawn at random)
     waiting: str = turns.DEFAULT_WAITING  # what the side waiting for its turn does (turns.WAITING)
+    explain_steps: int = 0  # round 1's sessions profile this many steps per test (--explain)
+
+    def session_args(self, selection: Sequence[str], side: Side, number: int) -> list[str]:
+        """A side's pytest arguments in round `number`: with --explain, round 1 profiles each test
+        after its schedule (in the ring's turns) into the output's profiles/<side>/."""
+        if not self.explain_steps or number != 1:
+            return list(selection)
+        return [*selection, "--explain-steps", str(self.explain_steps),
+                "--explain-dir", str(self.output / "profiles" / side.name)]
 
     @property
     def expects_software_change(self) -> bool:
@@ -164,7 +173,7 @@ class Plan:
 def plan(base: str | None, candidate: str | None, base_python: str | None, candidate_python: str | None,
          base_env: Sequence[str], candidate_env: Sequence[str], pytest_args: Sequence[str],
          output: str | None, rounds: int | None, budget: str | None, order: str, cwd: Path,
-         waiting: str = turns.DEFAULT_WAITING) -> Plan:
+         waiting: str = turns.DEFAULT_WAITING, explain_steps: int = 0) -> Plan:
     """Check the request and resolve its refs (no worktree is made yet)."""
     args = list(pytest_args)
     if args[:1] == ["pytest"]:  # `-- pytest benchmarks ...` reads naturally too
@@ -178,6 +187,12 @@ def plan(base: str | None, candidate: str | None, base_python: str | None, candi
     if any(re.fullmatch(r"--benchmark-(json|autosave|save)(=.*)?", a) for a in args):
         raise ABError("fitbench ab writes each side's JSON itself (in --output); drop --benchmark-json, "
                       "--benchmark-save and --benchmark-autosave")
+    if any(a.startswith(("--explain-steps", "--explain-dir")) for a in args):
+        raise ABError("fitbench ab profiles the sessions itself: give --explain (its steps) before --, not "
+                      "--explain-steps or --explain-dir after it")
+    if explain_steps < 0 or explain_steps == 1:
+        raise ABError(f"--explain {explain_steps}: give the steps to profile per test, 2 or more (default "
+                      "20 with --explain alone)")
     if any(a == "-n" or a.startswith(("-n=", "--numprocesses")) or re.fullmatch(r"-n\d+", a) for a in args):
         raise ABError("the sides take turns one epoch at a time; pytest-xdist (-n) would train several "
                       "at once: drop -n")
@@ -214,7 +229,8 @@ def plan(base: str | None, candidate: str | None, base_python: str | None, candi
             sides.append(Side(name, top, python_path, env, ref=ref, commit=resolve_ref(top, ref), worktree=True))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(output) if output else cwd / ".benchmarks" / "ab" / stamp
-    return Plan(sides, args, out.resolve(), rounds, seconds, order, subfolder, waiting=waiting)
+    return Plan(sides, args, out.resolve(), rounds, seconds, order, subfolder, waiting=waiting,
+                explain_steps=explain_steps)
 
 
 def _inside_git(path: Path) -> bool:
@@ -296,7 +312,8 @@ class AB:
             round_started = time.monotonic()
             paths = {name: plan.output / f"{name}-{number}.json" for name in SIDES}
             order = list(plan.sides) if base_first == (number % 2 == 1) else list(reversed(plan.sides))
-            commands = [side.command(selection, paths[side.name], plan.subfolder) for side in order]
+            commands = [side.command(plan.session_args(selection, side, number), paths[side.name], plan.subfolder)
+                        for side in order]
             logs = plan.output / f"round-{number}"
             driver = turns.Driver(commands, logs, timeout=self.timeout, join_timeout=self.join_timeout,
                                   order=plan.order, waiting=plan.waiting)

@@ -204,6 +204,9 @@ class Record:
     # A variant trained in turns with its reference variant in one process (test_variants):
     # {"variant": {...}, "epoch_seconds": [...], "turns": [...], "loss": last loss}.
     reference: dict[str, Any] | None = None
+    # Training steps profiled op by op after the schedule (--explain-steps): seconds per step by
+    # phase, op type and op name (fitbench.measure.opprofile), or {"error": ...}.
+    op_profile: dict[str, Any] | None = None
     status: str = COMPLETED  # or DIVERGED: training stopped at the epoch whose loss was not finite
     failure: str = ""  # what happened, in one line, when not completed
     # pytest-benchmark's identity of the benchmark (not stored in extra_info: it has its own).
@@ -374,6 +377,7 @@ class Record:
             "gate": self.gate,
             "interleave": self.interleave,
             **({"reference": self.reference} if self.reference else {}),
+            **({"op_profile": self.op_profile} if self.op_profile else {}),
             "status": self.status,
             "failure": self.failure,
             # For readers of the JSON (jq, notebooks); fitbench recomputes them from the epochs.
@@ -429,6 +433,7 @@ class Record:
                 gate=dict(info.get("gate") or {}),
                 interleave=info.get("interleave"),
                 reference=info.get("reference"),
+                op_profile=info.get("op_profile"),
                 status=info.get("status", COMPLETED),
                 failure=info.get("failure", ""),
                 name=name,

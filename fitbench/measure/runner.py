@@ -50,6 +50,8 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import keras
@@ -57,7 +59,7 @@ import numpy as np
 import tensorflow as tf
 
 from fitbench.core.record import Epoch, Measurement, Record
-from fitbench.measure import devices, hardware, memory, models
+from fitbench.measure import devices, hardware, memory, models, opprofile
 from fitbench.measure.datasets import Dataset, Splits, split
 from fitbench.measure.devices import Device
 from fitbench.measure.flops import training_flops_per_sample
@@ -93,6 +95,15 @@ def describe_optimizer(optimizer: keras.optimizers.Optimizer) -> str:
     return f"{type(optimizer).__name__}" + (f" (learning rate {rate:g})" if isinstance(rate, float) else "")
 
 
+@dataclass(frozen=True)
+class Explain:
+    """Profile `steps` more training steps after the schedule, untimed, into `directory`
+    (fitbench.measure.opprofile; `--explain-steps`)."""
+
+    steps: int
+    directory: Path
+
+
 class Benchmark(Protocol):
     """What the runner needs of pytest-benchmark's fixture."""
 
@@ -107,8 +118,10 @@ class EpochRunner:
     """Trains one workload on one device; see the module docstring for what is timed."""
 
     def __init__(self, workload: Workload, profile: str, device: Device, dataset: Dataset,
-                 on_epoch: Callable[[Epoch], None] | None = None, track_test: bool = False):
+                 on_epoch: Callable[[Epoch], None] | None = None, track_test: bool = False,
+                 explain: Explain | None = None):
         self.workload = workload
+        self.explain = explain
         self.variant = workload.variant
         # Evaluate the test set after every epoch (untimed), for time to target when the
         # checked split is the test set.
@@ -404,10 +417,57 @@ class EpochRunner:
         paired = {} if reference is None else {"reference": reference.as_reference()}
         last = self.records[-1]
         if self.track_test:  # the last epoch's evaluation is the final one
-            return self.record(host_reset, test_loss=last.test_loss, test_metric=last.test_metric, **paired)
-        test = self.evaluate(self._test_data)
-        return self.record(host_reset, test_loss=float(test["loss"]), test_metric=float(test[self.metric]),
-                           **paired)
+            test = {"loss": last.test_loss, self.metric: last.test_metric}
+        else:
+            test = self.evaluate(self._test_data)
+        record = self.record(host_reset, test_loss=float(test["loss"]), test_metric=float(test[self.metric]),
+                             **paired)
+        if self.explain is not None:  # after every figure of the record: the steps it adds train on
+            record.op_profile = self.profile_steps(self.explain)
+        return record
+
+    def profile_steps(self, explain: Explain) -> dict[str, Any]:
+        """Untimed, after the schedule: `explain.steps` more steps under TensorFlow's profiler, in
+        chunks of opprofile.CHUNK calls, each chunk in this session's turn after one unprofiled
+        warm call, on a fresh epoch of the same pipeline. The summary (opprofile.summarize), or
+        {"error": ...} when the profiler could not run: the test's record stands either way."""
+        optimizer = self.model.optimizer
+        scopes = [opt.name for opt in (optimizer, getattr(optimizer, "inner_optimizer", None)) if opt is not None]
+        per_call = self.variant.steps_per_execution
+        calls_left = -(-explain.steps // per_call)
+        explain.directory.mkdir(parents=True, exist_ok=True)
+        spaces, step = [], 0
+        try:
+            while calls_left > 0:
+                # Its own folder: the profiler names a run by the second it started, and chunks
+                # of small steps start within one.
+                chunk = explain.directory / f"chunk-{len(spaces) + 1}"
+                turns.take()
+                self.pipeline.open_rounds()
+                self.pipeline.before_round(self.schedule.epochs)
+                calls = self.pipeline.calls()
+                with self.pipeline.guard():
+                    self.model.train_function(next(calls)[2])  # warm: the pipeline's first batch
+                    self.sync()
+                    tf.profiler.experimental.start(str(chunk))
+                    try:
+                        for _, (_, _, iterator) in zip(range(min(opprofile.CHUNK, calls_left)), calls, strict=False):
+                            with tf.profiler.experimental.Trace(opprofile.STEP_EVENT, step_num=step, _r=1):
+                                self.model.train_function(iterator)
+                            step, calls_left = step + 1, calls_left - 1
+                        self.sync()
+                    finally:
+                        tf.profiler.experimental.stop()
+                self.pipeline.drop()
+                spaces += [opprofile.read_space(path) for path in sorted(chunk.rglob("*.xplane.pb"))]
+                if not step:
+                    raise opprofile.ProfileError("an epoch of this pipeline has too few steps to profile")
+            summary = opprofile.summarize(spaces, scopes, per_call)
+        except (opprofile.ProfileError, tf.errors.OpError, StopIteration) as error:
+            self.pipeline.drop()
+            return {"error": f"no profile: {type(error).__name__}: {error}".strip(),
+                    "directory": str(explain.directory)}
+        return {**summary, "directory": str(explain.directory)}
 
     def as_reference(self) -> dict[str, Any]:
         """What a paired variant's record keeps of this reference: its variant and epochs."""
@@ -747,13 +807,14 @@ def _wait_for_released() -> None:
 
 def train(workload: Workload, profile: str, device: Device, dataset: Dataset,
           benchmark: Benchmark | None = None, on_epoch: Callable[[Epoch], None] | None = None,
-          track_test: bool = False, reference: Workload | None = None) -> Record:
+          track_test: bool = False, reference: Workload | None = None, explain: Explain | None = None) -> Record:
     """Train `workload` under `profile` on `device`; epochs 2..N are `benchmark`'s rounds when
     given. The record goes to the benchmark's extra_info (`Record.to_json`) once the test has
     checked its target (fitbench.plugin.hooks). `track_test`: evaluate the test set every epoch.
     `reference`: the same workload under the reference variant, trained in turns with it
-    (`EpochRunner.run`), for a paired speed-up."""
+    (`EpochRunner.run`), for a paired speed-up. `explain`: profile steps after the schedule
+    (`EpochRunner.profile_steps`)."""
     # The twin's epochs go to `on_epoch.twin` when it has one (live progress: trainings done).
     twin = None if reference is None else EpochRunner(reference, profile, device, dataset,
                                                       getattr(on_epoch, "twin", None))
-    return EpochRunner(workload, profile, device, dataset, on_epoch, track_test).run(benchmark, twin)
+    return EpochRunner(workload, profile, device, dataset, on_epoch, track_test, explain).run(benchmark, twin)

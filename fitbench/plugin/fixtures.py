@@ -9,7 +9,10 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -136,7 +139,8 @@ def train(request: pytest.FixtureRequest, benchmark, device: Device, load_datase
             twin = None if reference is None or reference == workload.variant else workload.but(variant=reference)
             if benchmark is not None:
                 benchmark.extra_info[UNFINISHED] = True
-            record = runner.train(workload, profile, device, dataset, benchmark, on_epoch, track_test, twin)
+            record = runner.train(workload, profile, device, dataset, benchmark, on_epoch, track_test, twin,
+                                  explain_of(request.config, node.nodeid))
         except runner.Diverged as diverged:
             keep(diverged.record)
             failure = str(diverged)
@@ -159,3 +163,13 @@ def train(request: pytest.FixtureRequest, benchmark, device: Device, load_datase
         return keep(record)
 
     return run
+
+
+def explain_of(config: pytest.Config, nodeid: str) -> runner.Explain | None:
+    """What --explain-steps asks of this test: its steps and its own, emptied, profile folder."""
+    steps = config.getoption("explain_steps")
+    if steps <= 0:
+        return None
+    folder = Path(config.getoption("explain_dir")) / re.sub(r"[^\w.\[\]-]+", "_", nodeid)
+    shutil.rmtree(folder, ignore_errors=True)  # the last run's profile of this test
+    return runner.Explain(steps, folder)

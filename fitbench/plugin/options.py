@@ -117,6 +117,22 @@ def add_session_options(addoption: Callable[..., Any]) -> None:
         "fails that test alone and the session goes on",
     )
     addoption(
+        "--explain-steps",
+        type=int,
+        default=0,
+        metavar="K",
+        help="after each test's schedule, train K more steps under TensorFlow's profiler (untimed, in "
+        "the session's turns) and record their time by phase, op type and op name, for `fitbench "
+        "explain BASE.json CANDIDATE.json` (fitbench ab --explain sets it; default: 0, off)",
+    )
+    addoption(
+        "--explain-dir",
+        default=".fitbench/profiles",
+        metavar="DIR",
+        help="where --explain-steps keeps each test's profile (TensorBoard/Perfetto .xplane.pb files), "
+        "a folder per test (default: %(default)s)",
+    )
+    addoption(
         "--gate",
         action="append",
         default=[],

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from fitbench.cli.commands.explain import print_explanations
 from fitbench.cli.common import (
     DEFAULT_AB_ROUNDS,
     add_ring_options,
@@ -14,6 +15,8 @@ from fitbench.cli.common import (
     print_comparison,
     writable,
 )
+
+DEFAULT_EXPLAIN_STEPS = 20  # 4 chunks of 5 (fitbench.measure.opprofile.CHUNK), each in its own turn
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -51,6 +54,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     abp.add_argument("--output", default=None, metavar="DIR",
                      help="where both runs' JSON, the session logs and verdicts.json go (default: "
                      ".benchmarks/ab/DATE-TIME)")
+    abp.add_argument("--explain", nargs="?", type=int, const=DEFAULT_EXPLAIN_STEPS, default=0, metavar="STEPS",
+                     help="why: in round 1, each session profiles STEPS more steps of each test after its schedule "
+                     f"(default {DEFAULT_EXPLAIN_STEPS}; untimed, in turns) and each benchmark's change is explained "
+                     "phase by phase and op by op under the verdicts (fitbench explain)")
     add_ring_options(abp)
     add_verdict_options(abp)
     abp.set_defaults(handler=run)
@@ -71,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         settings = GateSettings.read(lambda name: getattr(args, name))
         plan = ab.plan(args.base, args.candidate, args.base_python, args.candidate_python, args.base_env,
                        args.candidate_env, args.pytest_args, args.output, args.rounds, args.budget, args.order,
-                       Path.cwd(), waiting=args.waiting)
+                       Path.cwd(), waiting=args.waiting, explain_steps=args.explain)
         outcome = ab.AB(plan, settings, say=lambda line: print(line, flush=True),
                         timeout=args.timeout, join_timeout=args.join_timeout).run()
     except (ab.ABError, gate.MachineMismatch, gate.SoftwareMismatch, gate.NothingComparable, ValueError) as error:
@@ -84,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
     with open(plan.output / "verdicts.json", "w") as out:
         json.dump({**comparison.as_dict(), "rounds": outcome.rounds, "seconds": round(outcome.seconds, 1),
                    "undecided": outcome.undecided, "runs": outcome.runs}, out, indent=2, default=str)
+    if plan.explain_steps:
+        explained = explain_round_one(outcome, args.markdown, plan.output / "explanations.json")
+        if explained:
+            print(explained)
     for verdict in comparison.verdicts + ([comparison.overall] if comparison.overall else []):
         if verdict.name in outcome.undecided:
             print(f"UNDECIDED at the budget: {verdict.name}: epoch time x{format.ratio(verdict)} "
@@ -93,3 +104,19 @@ def run(args: argparse.Namespace) -> int:
           f"runs and verdicts in {plan.output} (fitbench report {plan.output}/base-*.json "
           f"{plan.output}/candidate-*.json)")
     return 1 if comparison.failures else 0
+
+
+def explain_round_one(outcome, markdown: str | None, json_path: Path) -> str:
+    """Under the verdicts: round 1's profiles of each side compared (fitbench explain); '' when
+    printed, else the one line that says why there is none."""
+    from fitbench.compare import explain
+    from fitbench.compare.results import NotBenchmarkJSON, load_run
+
+    try:
+        base, candidate = ([load_run(outcome.runs[side][0])] for side in ("base", "candidate"))
+        explanations, notes = explain.explain_runs(base, candidate)
+    except (NotBenchmarkJSON, explain.ExplainError, IndexError, KeyError) as error:
+        return f"fitbench ab: no explanation: {error}"
+    print("why (round 1's profiled steps, base -> candidate):")
+    print_explanations(explanations, notes, markdown, str(json_path))
+    return ""

@@ -1,0 +1,210 @@
+"""Why it is slower: steps profiled after the schedule (fitbench.measure.opprofile), read from
+TensorFlow's XSpace, and two sides' profiles compared (fitbench.compare.explain)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+from fitbench import Variant
+from fitbench.cli import ab
+from fitbench.compare import explain
+from fitbench.compare.results import load_run
+from fitbench.core.record import Record
+from fitbench.measure import opprofile, runner
+from tests.helpers import TINY, RecordingBenchmark, benchmark, fitbench_cli, write
+
+
+@pytest.mark.parametrize("variant", [Variant(), Variant(pipeline="numpy"), Variant(steps_per_execution=2)],
+                         ids=["tf.data", "numpy", "2-steps-per-call"])
+def test_profiled_steps_come_after_the_timed_rounds_and_are_read_op_by_op(tiny_dataset, cpu, tmp_path,
+                                                                          monkeypatch, variant):
+    recording = RecordingBenchmark()
+    started_in_round = []
+    start = tf.profiler.experimental.start
+    monkeypatch.setattr(tf.profiler.experimental, "start",
+                        lambda *a, **k: (started_in_round.append(recording.in_round), start(*a, **k))[1])
+    record = runner.train(TINY.but(variant=variant), "default", cpu, tiny_dataset, recording,
+                          explain=runner.Explain(6, tmp_path / "profile"))
+    profile = record.op_profile
+    assert "error" not in profile, profile
+    assert started_in_round and not any(started_in_round)  # never inside a timed round
+    assert recording.rounds == 3 and len(record.epochs) == 4  # the schedule's figures are untouched
+    assert profile["steps"] == -(-6 // variant.steps_per_execution)
+    assert profile["steps_per_call"] == variant.steps_per_execution
+    chunks = -(-profile["steps"] // opprofile.CHUNK)  # a profiler session of up to 5 calls each
+    assert len(list((tmp_path / "profile").rglob("*.xplane.pb"))) == chunks
+    assert any(opprofile.phase_of(op, op.rpartition(":")[2], ["sgd"]) for op in profile["op_names"])
+    assert set(profile["phases"]) == set(opprofile.PHASES)
+    matmuls = sum(np.mean(v) for t, v in profile["op_types"].items() if explain.family(t) == "MatMul")
+    assert matmuls > 0
+    assert np.mean(profile["phases"]["optimizer"]) > 0  # SGD's updates, in the optimizer's scope
+    for step, other in zip(profile["step_seconds"], profile["phases"]["other"], strict=True):
+        assert 0 <= other <= step
+    again = Record.from_json(json.loads(json.dumps(record.to_json())))
+    assert again.op_profile == json.loads(json.dumps(profile))
+
+
+def _space(device_ops: bool = False) -> xplane_pb2.XSpace:
+    """Two steps of 10 ms: a 4 ms MatMul and a 1 ms SGD update in each, a 2 ms input wait in the
+    second; with `device_ops`, a GPU plane whose kernels (named by their tf_op) are the ops."""
+    space = xplane_pb2.XSpace()
+    host = space.planes.add(name="/host:CPU")
+    names = ["fitbench_step", "model/dense/MatMul:MatMul", "StatefulPartitionedCall/sgd/Mul:Mul",
+             "IteratorGetNextOp::DoCompute", "ExecutorState::Process"]
+    for number, name in enumerate(names, 1):
+        host.event_metadata[number].id, host.event_metadata[number].name = number, name
+    ms = 10 ** 9  # picoseconds
+    python, compute = host.lines.add(name="python", timestamp_ns=1000), host.lines.add(name="tf_Compute/1",
+                                                                                        timestamp_ns=1000)
+    for step in range(2):
+        origin = step * 10 * ms
+        python.events.add(metadata_id=1, offset_ps=origin, duration_ps=10 * ms)
+        compute.events.add(metadata_id=5, offset_ps=origin, duration_ps=6 * ms)  # a container: not an op
+        compute.events.add(metadata_id=2, offset_ps=origin + 1 * ms, duration_ps=4 * ms)
+        compute.events.add(metadata_id=3, offset_ps=origin + 5 * ms, duration_ps=1 * ms)
+    compute.events.add(metadata_id=4, offset_ps=10 * ms + 7 * ms, duration_ps=2 * ms)
+    if device_ops:
+        gpu = space.planes.add(name="/device:GPU:0")
+        gpu.event_metadata[1].id, gpu.event_metadata[1].name = 1, "volta_sgemm_128x64_nn"
+        gpu.event_metadata[2].id, gpu.event_metadata[2].name = 2, "MemcpyH2D"
+        gpu.stat_metadata[1].id, gpu.stat_metadata[1].name = 1, "tf_op"
+        stream = gpu.lines.add(name="Stream #7(Compute)", timestamp_ns=1000)
+        for step in range(2):
+            kernel = stream.events.add(metadata_id=1, offset_ps=step * 10 * ms + 2 * ms, duration_ps=3 * ms)
+            kernel.stats.add(metadata_id=1, str_value="model/dense/MatMul:MatMul")
+            stream.events.add(metadata_id=2, offset_ps=step * 10 * ms + 1 * ms, duration_ps=500_000_000)
+    return space
+
+
+def test_an_xspace_is_read_into_seconds_per_step_by_phase_op_type_and_op():
+    summary = opprofile.summarize([_space()], ["sgd"])
+    assert summary["steps"] == 2 and summary["step_seconds"] == pytest.approx([0.010, 0.010])
+    assert summary["op_types"]["MatMul"] == pytest.approx([0.004, 0.004])
+    assert summary["phases"]["optimizer"] == pytest.approx([0.001, 0.001])
+    assert summary["phases"]["compute"] == pytest.approx([0.004, 0.004])
+    assert summary["phases"]["input"] == pytest.approx([0.0, 0.002])
+    assert summary["phases"]["other"] == pytest.approx([0.005, 0.003])  # wall time outside every op
+    assert "sgd/Mul:Mul" in summary["op_names"]  # the train function's wrapper dropped
+    twice = opprofile.summarize([_space(), _space()], ["sgd"], steps_per_call=2)  # two chunks, 2 steps a call
+    assert twice["steps"] == 4 and twice["op_types"]["MatMul"] == pytest.approx([0.002] * 4)
+
+
+def test_on_a_gpu_the_device_planes_kernels_are_the_ops():
+    summary = opprofile.summarize([_space(device_ops=True)], ["sgd"])
+    assert summary["device_ops"]
+    assert summary["op_types"]["MatMul"] == pytest.approx([0.003, 0.003])  # the kernel, named by its tf_op
+    assert summary["phases"]["copies"] == pytest.approx([0.0005, 0.0005])
+    assert "Mul" not in summary["op_types"]  # the host's kernel launches are not ops on a GPU
+
+
+def test_a_profile_without_steps_is_a_clear_error():
+    space = _space()
+    space.planes[0].event_metadata[1].name = "something_else"
+    with pytest.raises(opprofile.ProfileError, match="no 'fitbench_step' events"):
+        opprofile.summarize([space], ["sgd"])
+
+
+def _profile(rng, steps=20, matmul=0.010, optimizer=0.002, input_wait=0.0005, other=0.003):
+    """Steps of a CPU profile with the machine's noise: each figure varies by 5% step to step."""
+    def noisy(mean):
+        return list(mean * rng.lognormal(0, 0.05, steps))
+    phases = {"input": noisy(input_wait), "optimizer": noisy(optimizer), "other": noisy(other),
+              "all-reduce": [0.0] * steps, "copies": [0.0] * steps}
+    forward, gradient = noisy(matmul * 0.4), noisy(matmul * 0.6)
+    phases["compute"] = [f + g for f, g in zip(forward, gradient, strict=True)]
+    step = [sum(values) for values in zip(*(phases[p] for p in opprofile.PHASES if p in phases), strict=False)]
+    optimizer_ops = phases["optimizer"]
+    return {"steps": steps, "steps_per_call": 1, "step_seconds": step, "phases": phases,
+            "op_types": {"_FusedMatMul": forward, "MatMul": gradient, "AssignSubVariableOp": optimizer_ops},
+            "op_names": {"mlp/dense/Relu:_FusedMatMul": forward, "gradient_tape/mlp/dense/MatMul:MatMul": gradient},
+            "device_ops": False}
+
+
+def _records(base_profile, cand_profile, base_flops=1000, cand_flops=1000):
+    records = []
+    for profile, flops in ((base_profile, base_flops), (cand_profile, cand_flops)):
+        record = Record.from_json(benchmark("t[a]", [2.0, 1.0, 1.0])["extra_info"], name="t[a]")
+        record.op_profile, record.flops_per_sample = profile, flops
+        records.append(record)
+    return records
+
+
+@pytest.mark.parametrize(("planted", "first_line"), [
+    ({"matmul": 0.014}, "MatMul family (MatMul, _FusedMatMul)"),
+    ({"optimizer": 0.006}, "optimizer update"),
+    ({"input_wait": 0.004}, "input (waiting for the input pipeline)"),
+])
+def test_a_planted_cause_is_the_first_line_with_its_interval_and_share(planted, first_line):
+    rng = np.random.default_rng(3)
+    base, cand = _records(_profile(rng), _profile(rng, **planted))
+    explanation = explain.explain("t[a]", base, cand)
+    assert explanation.lines and explanation.lines[0].what.startswith(first_line), explanation.text()
+    line = explanation.lines[0]
+    assert line.low > 0 and line.share is not None and 0.5 < line.share <= 1.3
+    assert f"{line.share:.0%} of the slowdown" in explanation.text()[1]
+
+
+def test_an_unchanged_pair_says_in_one_line_that_nothing_moved_beyond_the_noise():
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        base, cand = _records(_profile(rng), _profile(rng))
+        text = explain.explain("t[a]", base, cand).text()
+        assert len(text) == 2 and text[1].strip().startswith("no phase or op family changed beyond the noise"), text
+
+
+def test_a_model_that_does_more_work_is_split_into_work_and_time_per_flop():
+    rng = np.random.default_rng(4)
+    base, cand = _records(_profile(rng), _profile(rng, matmul=0.012), base_flops=1000, cand_flops=1200)
+    explanation = explain.explain("t[a]", base, cand)
+    assert explanation.work.startswith("more work: FLOPs per sample x1.20 (1,000 -> 1,200); time per FLOP x")
+    assert explanation.text()[1].strip() == explanation.work
+
+
+def test_a_side_without_a_profile_says_how_to_get_one():
+    rng = np.random.default_rng(5)
+    base, cand = _records(_profile(rng), None)
+    assert "the candidate has no profile; run both sides with --explain-steps K" in explain.explain(
+        "t[a]", base, cand).text()[0]
+    base.op_profile = {"error": "no profile: UnavailableError: another profiler is running"}
+    cand.op_profile = _profile(rng)
+    assert "the baseline's no profile: UnavailableError" in explain.explain("t[a]", base, cand).text()[0]
+
+
+def test_fitbench_explain_prints_writes_and_refuses_runs_without_profiles(tmp_path):
+    rng = np.random.default_rng(6)
+    entries = []
+    for profile in (_profile(rng), _profile(rng, matmul=0.014)):
+        entry = benchmark("t[a]", [2.0, 1.0, 1.0])
+        entry["extra_info"]["op_profile"] = profile
+        entries.append(entry)
+    base, cand = write(tmp_path / "base.json", [entries[0]]), write(tmp_path / "cand.json", [entries[1]])
+    done = fitbench_cli("explain", base, cand, "--json", str(tmp_path / "why.json"), "--markdown",
+                        str(tmp_path / "summary.md"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1].startswith("  MatMul family (MatMul, _FusedMatMul) +")
+    assert json.loads((tmp_path / "why.json").read_text())["explanations"][0]["lines"][0]["what"].startswith("MatMul")
+    assert "```" in (tmp_path / "summary.md").read_text()
+    plain = write(tmp_path / "plain.json", [benchmark("t[a]", [2.0, 1.0, 1.0])])
+    refused = fitbench_cli("explain", plain, plain, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == ("fitbench explain: no benchmark of these runs was profiled; run both sides "
+                                      "with --explain-steps K (or fitbench ab --explain)")
+    assert load_run(base).records[0].op_profile["steps"] == 20
+
+
+def test_ab_explain_profiles_round_one_only_and_owns_the_options(tmp_path):
+    plan = ab.plan(None, None, None, None, ["X=1"], [], ["benchmarks"], str(tmp_path), 2, None, "alternate",
+                   Path.cwd(), explain_steps=20)
+    side = plan.sides[1]
+    assert plan.session_args(["benchmarks"], side, 1)[-4:] == [
+        "--explain-steps", "20", "--explain-dir", str(tmp_path.resolve() / "profiles" / "candidate")]
+    assert plan.session_args(["benchmarks"], side, 2) == ["benchmarks"]
+    with pytest.raises(ab.ABError, match="give --explain .* before --"):
+        ab.plan(None, None, None, None, ["X=1"], [], ["benchmarks", "--explain-steps", "5"], None, 2, None,
+                "alternate", Path.cwd())
