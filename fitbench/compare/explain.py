@@ -22,10 +22,11 @@ import numpy as np
 from scipy import stats
 
 from fitbench.core.record import Record
+from fitbench.measure.opprofile import PIPELINE
 
 ALPHA = 0.10  # the chance that any shown line of one explanation is noise
 MIN_SHARE = 0.02  # a line smaller than this share of the baseline's step is not shown
-PHASE_LINES = ("input", "optimizer", "all-reduce", "copies", "other")
+PHASE_LINES = ("input", "input pipeline", "optimizer", "all-reduce", "copies", "other")
 # Op types that are one computation: the forward kernel, its fused forms and its gradients.
 FAMILIES = {
     "MatMul": ("MatMul", "_FusedMatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum"),
@@ -148,6 +149,8 @@ def explain(name: str, base: Record, cand: Record) -> Explanation:
         series[_PHASE_LABELS[phase]] = (a["phases"].get(phase, [0.0] * a["steps"]),
                                         b["phases"].get(phase, [0.0] * b["steps"]), [])
     for group in sorted(set(base_families) | set(cand_families)):
+        if group.startswith(PIPELINE):
+            continue  # in the input pipeline's phase
         base_values, base_members = base_families.get(group, ([0.0] * a["steps"], []))
         cand_values, cand_members = cand_families.get(group, ([0.0] * b["steps"], []))
         members = sorted(set(base_members) | set(cand_members))
@@ -173,6 +176,7 @@ def explain(name: str, base: Record, cand: Record) -> Explanation:
 
 _PHASE_LABELS = {
     "input": "input (waiting for the input pipeline)",
+    "input pipeline": "input pipeline (the work of tf.data's threads)",
     "optimizer": "optimizer update",
     "all-reduce": "all-reduce",
     "copies": "host-device copies",

@@ -10,10 +10,11 @@ Perfetto), kept in the explain directory. `summarize` reads it into seconds per 
 * by op type (the `name:Type` events TensorFlow's executor records on its compute threads; on
   a GPU or TPU the device planes' kernels and HLO ops, named by their `tf_op` stat), and by op
   (`name:Type`, without the train function's wrappers) for the `TOP_NAMES` that hold the most time;
-* by phase: `input` (the iterator's get-next, waiting for the input pipeline), `optimizer` (ops in
-  the optimizer's name scope), `all-reduce` (collective ops), `copies` (host-device copies,
+* by phase: `input` (the iterator's get-next, waiting for the input pipeline), `input pipeline`
+  (the ops the pipeline's own threads run, such as a map function's, typed `tf.data:Type`),
+  `optimizer` (ops in the optimizer's name scope), `all-reduce` (collective ops), `copies` (host-device copies,
   sends and receives), `compute` (every other op) and `other`: the step's wall time not covered
-  by any op or input wait (Python and framework overhead).
+  by any of the step's ops or input waits (Python and framework overhead).
 
 Op times are summed over threads, so on a multi-threaded CPU the phases can add up to more
 than the step; `other` is wall time outside the union of their intervals. The summary is
@@ -32,7 +33,8 @@ from typing import Any
 STEP_EVENT = "fitbench_step"
 CHUNK = 5  # profiled steps per turn: one profiler session each, after one unprofiled warm step
 DEFAULT_STEPS = 20
-PHASES = ("input", "compute", "optimizer", "all-reduce", "copies", "other")
+PHASES = ("input", "input pipeline", "compute", "optimizer", "all-reduce", "copies", "other")
+PIPELINE = "tf.data:"  # the op types of the input pipeline's own threads: "tf.data:MatMul"
 TOP_NAMES = 12  # op names kept per profile: the ones with the most time
 
 # TensorFlow's executor records each kernel as "scope/op_name:OpType" (tsl TraceMe, kernel
@@ -101,23 +103,28 @@ def _device_ops(space) -> list[tuple[str, str, int, int]]:
 
 
 def _host_ops(space) -> tuple[list[tuple[str, str, int, int]], list[tuple[int, int]]]:
-    """The host's op events and its input waits (start, duration)."""
+    """The host's op events and its input waits (start, duration). The ops of the input
+    pipeline's own threads (a map function's, on tf.data's lines) are typed `tf.data:Type`."""
     ops, waits = [], []
     for plane in space.planes:
         if plane.name != _HOST_PLANE:
             continue
-        for name, start, duration, _ in _events(plane):
-            if name == _INPUT_WAIT:
-                waits.append((start, duration))
-                continue
-            matched = _OP_EVENT.match(name)
-            if matched:
-                ops.append((matched["name"], matched["type"], start, duration))
+        for line in plane.lines:
+            prefix = PIPELINE if line.name.startswith("tf_data") else ""
+            for name, start, duration, _ in _events(plane, [line]):
+                if name == _INPUT_WAIT:
+                    waits.append((start, duration))
+                    continue
+                matched = _OP_EVENT.match(name)
+                if matched:
+                    ops.append((matched["name"], prefix + matched["type"], start, duration))
     return ops, waits
 
 
 def phase_of(op_name: str, op_type: str, optimizer_scopes: Sequence[str]) -> str:
     """The phase an op's time counts in (not `input` or `other`, which come from elsewhere)."""
+    if op_type.startswith(PIPELINE):
+        return "input pipeline"
     if _COLLECTIVE.match(op_type):
         return "all-reduce"
     if _COPY_TYPES.match(op_type):
@@ -209,8 +216,10 @@ def _summarize_space(space, optimizer_scopes: Sequence[str]) -> dict[str, Any]:
         seconds = duration / 1e12
         by_type[op_type][index] += seconds
         by_name[f"{short_name(op_name)}:{op_type}"][index] += seconds
-        phases[phase_of(op_name, op_type, optimizer_scopes)][index] += seconds
-        busy[index].append((start, start + duration))
+        phase = phase_of(op_name, op_type, optimizer_scopes)
+        phases[phase][index] += seconds
+        if phase != "input pipeline":  # its threads work beside the step, not in it
+            busy[index].append((start, start + duration))
     for start, duration in waits:
         index = step_of(start)
         if index is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -464,13 +464,19 @@ def update_readme(paths: Sequence[str | os.PathLike], readme: str | os.PathLike,
                   benchmarks: Sequence[str | os.PathLike] = ()) -> Path:
     """Replace the README's generated results section (between RESULTS_START and RESULTS_END)."""
     runs = [load_run(path) for path in paths]
+    return replace_generated(readme, RESULTS_START, RESULTS_END, "results",
+                             lambda: results_markdown(runs, experiments.discover(*benchmarks), command))
+
+
+def replace_generated(readme: str | os.PathLike, start: str, end: str, what: str, body: Callable[[], str]) -> Path:
+    """Replace a generated section of a markdown file (between the `start` and `end` lines) with
+    `body()`; ValueError naming the two lines when the file has no such section."""
     readme = Path(readme)
     text = readme.read_text()
-    if RESULTS_START not in text or RESULTS_END not in text:
-        raise ValueError(f"{readme} has no generated results section: add the two lines "
-                         f"{RESULTS_START!r} and {RESULTS_END!r} where it should go")
-    head, rest = text.split(RESULTS_START, 1)
-    _, tail = rest.split(RESULTS_END, 1)
-    body = results_markdown(runs, experiments.discover(*benchmarks), command)
-    readme.write_text(f"{head}{RESULTS_START}\n{body}\n{RESULTS_END}{tail}")
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} has no generated {what} section: add the two lines "
+                         f"{start!r} and {end!r} where it should go")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{body()}\n{end}{tail}")
     return readme
