@@ -150,7 +150,7 @@ def test_two_versions_of_the_code_each_run_their_own_fitbench_and_a_changed_mode
     sample = repo / "tests" / "sample" / "bench_tiny.py"
     sample.write_text(sample.read_text().replace('"units": (16,)', '"units": (16, 16)'))  # the candidate adds a layer
     out = tmp_path / "out"
-    run = fitbench_cli("ab", "--base", "HEAD", "--rounds", "1", "--output", str(out),
+    run = fitbench_cli("ab", "--base", "HEAD", "--rounds", "1", "--explain", "10", "--output", str(out),
                        "--markdown", str(tmp_path / "summary.md"), "--", *SAMPLE_ARGS,
                        "--data-dir", str(synthetic_data_dir), cwd=repo)
     assert run.returncode in (0, 1), run.stdout + run.stderr
@@ -161,6 +161,14 @@ def test_two_versions_of_the_code_each_run_their_own_fitbench_and_a_changed_mode
     assert "the model changed: workload.model_args.units: [16] != [16, 16], parameters 12,730 -> 13,002" \
         in run.stdout, run.stdout
     assert "the model changed" in (tmp_path / "summary.md").read_text()
+    # --explain: each side profiled 10 steps after its schedule; the work the model added is named.
+    why = run.stdout.split("why (round 1's profiled steps, base -> candidate):\n", 1)[1]
+    assert why.startswith("test_tiny[cpu]: step ") and "10 + 10 profiled steps" in why, run.stdout
+    assert "more work: FLOPs per sample x" in why
+    assert "### Why" in (tmp_path / "summary.md").read_text()
+    assert json.loads((out / "explanations.json").read_text())["explanations"][0]["name"] == "test_tiny[cpu]"
+    for side in ("base", "candidate"):  # the profiler's files, for TensorBoard or Perfetto
+        assert list((out / "profiles" / side).rglob("*.xplane.pb")), side
     base, candidate = (json.loads((out / f"{side}-1.json").read_text()) for side in ("base", "candidate"))
     # Each side imported its own fitbench: the base from its worktree, the candidate from the repository.
     assert base["fitbench"]["package"] != str(repo / "fitbench")

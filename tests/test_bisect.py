@@ -204,7 +204,7 @@ def test_bisect_finds_the_commit_that_planted_a_slowdown(tmp_path, synthetic_dat
     repo, planted = tmp_path / "repo", 4
     shas = planted_history(repo, commits=5, planted=planted, slowdown=1.0)
     started = time.monotonic()
-    run = fitbench_cli("bisect", shas[0], shas[-1], "--output", str(tmp_path / "out"),
+    run = fitbench_cli("bisect", shas[0], shas[-1], "--output", str(tmp_path / "out"), "--explain", "10",
                        "--json", str(tmp_path / "bisect.json"), "--",
                        *SAMPLE_ARGS, "--data-dir", str(synthetic_data_dir), cwd=repo, timeout=1500)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -214,4 +214,10 @@ def test_bisect_finds_the_commit_that_planted_a_slowdown(tmp_path, synthetic_dat
     culprit = next(s for s in found["steps"] if s["tested"] == shas[planted - 1])
     assert culprit["result"] == "bad" and culprit["ratio_low"] > 1.05 and math.isfinite(culprit["ratio"])
     assert f"first bad: {shas[planted - 1][:7]} change {planted}: epoch time x" in run.stdout
+    # Each step kept its explanation; the culprit's is printed under it. (The plant sleeps after
+    # each epoch's steps, so the profiled steps themselves need not differ.)
+    explained = run.stdout.split("first bad: ", 1)[1].splitlines()[1]
+    assert explained.startswith("  test_tiny[cpu]: step ") and "10 + 10 profiled steps" in explained, run.stdout
+    assert culprit["explanation"][0] == explained.strip()
+    assert (Path(culprit["output"]) / "explanations.json").exists()
     print(run.stdout, f"bisect: {len(found['steps'])} steps, {time.monotonic() - started:.0f} s")  # shown with -s

@@ -253,3 +253,15 @@ def test_the_readme_shows_an_explanation_written_by_fitbench_explain():
     assert body.lstrip().startswith("Measured on ") and "written by `fitbench explain " in body
     block = body.split("```\n", 1)[1].split("```", 1)[0].splitlines()
     assert block[0].startswith("test_batch_size[cpu-batch_size-") and "profiled steps)" in block[0]
+
+
+def test_bisect_prints_the_first_bad_steps_explanation_under_it():
+    from fitbench.cli import bisect
+
+    culprit = bisect.Step(2, "abc", "abc1234 wider", bisect.BAD, "regression", ratio=1.2, ratio_low=1.1,
+                          ratio_high=1.3, explanation=["t[a]: step 10 ms -> 12 ms", "  MatMul family +2 ms/step"])
+    search = bisect.Search(first_bad="abc", first_bad_label="abc1234 wider", steps=[culprit])
+    lines = search.describe()
+    assert lines[0].startswith("first bad: abc1234 wider: epoch time x1.200")
+    assert lines[1:] == ["  t[a]: step 10 ms -> 12 ms", "    MatMul family +2 ms/step"]
+    assert search.as_dict()["steps"][0]["explanation"] == culprit.explanation

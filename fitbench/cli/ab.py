@@ -384,6 +384,18 @@ class AB:
                        runs={name: [run.path for run in side_runs] for name, side_runs in runs.items()})
 
 
+def explain_outcome(outcome: Outcome) -> tuple[list, list[str]]:
+    """Round 1's profiles of the two sides compared (`--explain`; fitbench.compare.explain):
+    the explanations and what keeps the sides from being alike; ExplainError says why none."""
+    from fitbench.compare import explain
+
+    try:
+        base, candidate = ([load_run(outcome.runs[side][0])] for side in SIDES)
+    except (NotBenchmarkJSON, IndexError, KeyError) as error:
+        raise explain.ExplainError(f"round 1's runs cannot be read ({error})") from error
+    return explain.explain_runs(base, candidate)
+
+
 def narrowed(pytest_args: Sequence[str], names: Sequence[str]) -> tuple[list[str], str]:
     """The selection of the next round: the user's, with `-k` narrowed to the undecided
     benchmarks `names`; and what to tell the user about it. Every benchmark runs again when

@@ -54,6 +54,7 @@ class Step:
     ratio_high: float = math.nan
     seconds: float = 0.0
     output: str = ""
+    explanation: list[str] = field(default_factory=list)  # --explain: the step's profiles compared
 
     def describe(self) -> str:
         return f"step {self.number}: {self.label}: {self.result.upper()}: {self.why} ({self.seconds / 60:.1f} min)"
@@ -80,7 +81,8 @@ class Search:
             figure = (f"epoch time x{step.ratio:.3f} [{step.ratio_low:.3f}, {step.ratio_high:.3f}] against good"
                       f" (step {step.number})" if step and math.isfinite(step.ratio)
                       else "not measured itself (it is the bad end you gave)")
-            return [f"first bad: {self.first_bad_label}: {figure}; {took}"]
+            why = [f"  {line}" for line in step.explanation] if step else []
+            return [f"first bad: {self.first_bad_label}: {figure}; {took}", *why]
         lines = [f"no single first bad: {self.stopped}; {took}"]
         lines += [f"  could be: {label}" for label in self.candidates]
         return lines
@@ -120,8 +122,9 @@ class Bisector:
 
     def __init__(self, pytest_args: Sequence[str], output: Path, settings: GateSettings, rounds: int | None,
                  budget: float | None, say: Callable[[str], None] = print,
-                 timeout: float = 1800.0, join_timeout: float = 600.0):
+                 timeout: float = 1800.0, join_timeout: float = 600.0, explain_steps: int = 0):
         self.pytest_args, self.output, self.settings = list(pytest_args), output, settings
+        self.explain_steps = explain_steps
         self.rounds, self.budget, self.say = rounds, budget, say
         self.timeout, self.join_timeout = timeout, join_timeout
         self.started = time.monotonic()
@@ -139,9 +142,10 @@ class Bisector:
         out = self.output / f"step-{number}"
         began = time.monotonic()
         self.say(f"step {number}: {label}")
+        explanation: list[str] = []
         try:
             plan = ab.plan(base, None, base_python, candidate_python, [], [], self.pytest_args, str(out),
-                           self.rounds, None, "alternate", cwd)
+                           self.rounds, None, "alternate", cwd, explain_steps=self.explain_steps)
             outcome = ab.AB(plan, self.settings, say=lambda line: self.say("  " + line),
                             timeout=self.timeout, join_timeout=self.join_timeout).run()
         except (ab.ABError, gate.MachineMismatch, gate.SoftwareMismatch, gate.NothingComparable,
@@ -153,14 +157,30 @@ class Bisector:
             result, why, verdict = judge(outcome.comparison)
             with open(out / "verdicts.json", "w") as verdicts:
                 json.dump(outcome.comparison.as_dict(), verdicts, indent=2, default=str)
+            explanation = self.explain(outcome, out) if self.explain_steps else []
         seconds = time.monotonic() - began
         self.longest = max(self.longest, seconds)
         step = Step(number, tested, label, result, why, seconds=seconds, output=str(out))
+        step.explanation = explanation
         if verdict is not None:
             step.ratio, step.ratio_low, step.ratio_high = verdict.ratio, verdict.ratio_low, verdict.ratio_high
         self.search.steps.append(step)
         self.say(step.describe())
         return step
+
+    def explain(self, outcome: ab.Outcome, out: Path) -> list[str]:
+        """The step's profiles compared (kept in its explanations.json), as lines."""
+        from fitbench.compare import explain
+
+        try:
+            explanations, notes = ab.explain_outcome(outcome)
+        except explain.ExplainError as error:
+            return [f"no explanation: {error}"]
+        lines = [*notes, *(line for e in explanations for line in e.text())]
+        with open(out / "explanations.json", "w") as kept:
+            json.dump({"notes": notes, "explanations": [e.as_dict() for e in explanations]}, kept, indent=2,
+                      default=str)
+        return lines
 
     def finish(self) -> Search:
         self.search.seconds = time.monotonic() - self.started

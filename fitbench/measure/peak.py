@@ -28,8 +28,11 @@ COMPUTE_DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_flo
 # Swept, and the best kept: the size that reaches a device's peak depends on its caches and
 # cores (on this project's 2-vCPU VM 1024 alone gave a "peak" that a CNN's training exceeded,
 # 105%); small enough for a few seconds on the slowest of each kind.
-SIZES = {"cpu": (512, 1024, 2048), "gpu": (4096, 8192), "tpu": (4096, 8192)}
-PRODUCTS_PER_CHAIN = 8
+# Products per chain, per size: on a CPU each chain is the same work (17 GFLOP, about 0.3 s on a
+# 2-vCPU VM) at every size, so the largest size no longer costs 8x the next (the sweep took 25-30 s
+# there with 8 products of 2048, about 6 s now); a GPU's or TPU's chains stay 8 products long.
+PRODUCTS = {"cpu": {512: 64, 1024: 8, 2048: 1}, "gpu": {4096: 8, 8192: 8}, "tpu": {4096: 8, 8192: 8}}
+SIZES = {kind: tuple(products) for kind, products in PRODUCTS.items()}
 TRIALS = 5
 
 
@@ -42,7 +45,7 @@ def matmul_gflops(device: Device, precision: str, n: int) -> float:
     """Best-of-TRIALS GFLOP/s of dense n x n products in `precision`'s compute type, over all
     of `device`'s replicas."""
     dtype = COMPUTE_DTYPES[precision]
-    strategy = device.strategy
+    strategy, length = device.strategy, PRODUCTS[device.kind][n]
     with strategy.scope():
         # Scaled so that a chain of products stays near 1 (no overflow to inf in 16 bits).
         a = tf.cast(tf.random.uniform((n, n), seed=1), dtype)
@@ -51,7 +54,7 @@ def matmul_gflops(device: Device, precision: str, n: int) -> float:
     @tf.function
     def chain() -> tf.Tensor:
         def products(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-            for _ in range(PRODUCTS_PER_CHAIN):  # each depends on the last: nothing is skipped
+            for _ in range(length):  # each depends on the last: nothing is skipped
                 x = tf.matmul(x, y)
             return tf.reduce_sum(tf.cast(x[:1, :1], tf.float32))
 
@@ -65,7 +68,7 @@ def matmul_gflops(device: Device, precision: str, n: int) -> float:
         chain()
         devices.synchronize()
         best = min(best, time.perf_counter() - start)
-    flops = device.replicas * PRODUCTS_PER_CHAIN * 2 * n**3
+    flops = device.replicas * length * 2 * n**3
     return flops / best / 1e9
 
 

@@ -9,14 +9,13 @@ from pathlib import Path
 from fitbench.cli.commands.explain import print_explanations
 from fitbench.cli.common import (
     DEFAULT_AB_ROUNDS,
+    DEFAULT_EXPLAIN_STEPS,
     add_ring_options,
     add_verdict_options,
     fail,
     print_comparison,
     writable,
 )
-
-DEFAULT_EXPLAIN_STEPS = 20  # 4 chunks of 5 (fitbench.measure.opprofile.CHUNK), each in its own turn
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -109,13 +108,12 @@ def run(args: argparse.Namespace) -> int:
 def explain_round_one(outcome, markdown: str | None, json_path: Path) -> str:
     """Under the verdicts: round 1's profiles of each side compared (fitbench explain); '' when
     printed, else the one line that says why there is none."""
+    from fitbench.cli import ab
     from fitbench.compare import explain
-    from fitbench.compare.results import NotBenchmarkJSON, load_run
 
     try:
-        base, candidate = ([load_run(outcome.runs[side][0])] for side in ("base", "candidate"))
-        explanations, notes = explain.explain_runs(base, candidate)
-    except (NotBenchmarkJSON, explain.ExplainError, IndexError, KeyError) as error:
+        explanations, notes = ab.explain_outcome(outcome)
+    except explain.ExplainError as error:
         return f"fitbench ab: no explanation: {error}"
     print("why (round 1's profiled steps, base -> candidate):")
     print_explanations(explanations, notes, markdown, str(json_path))

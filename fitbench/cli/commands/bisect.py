@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fitbench.cli.common import DEFAULT_AB_ROUNDS, add_verdict_options, fail, writable
+from fitbench.cli.common import DEFAULT_AB_ROUNDS, DEFAULT_EXPLAIN_STEPS, add_verdict_options, fail, writable
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -32,6 +32,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bis.add_argument("--output", default=None, metavar="DIR",
                      help="where each step's runs and the search's bisect.json go (default: "
                      ".benchmarks/bisect/DATE-TIME)")
+    bis.add_argument("--explain", nargs="?", type=int, const=DEFAULT_EXPLAIN_STEPS, default=0, metavar="STEPS",
+                     help="why: each step's A/B profiles STEPS steps of each test in its round 1 (default "
+                     f"{DEFAULT_EXPLAIN_STEPS}) and keeps the explanation; the first bad one's is printed with it")
     add_verdict_options(bis)
     bis.set_defaults(handler=run)
 
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         settings = GateSettings.read(lambda name: getattr(args, name))
         budget = ab.parse_duration(args.budget) if args.budget else None
         bisector = bisect.Bisector(args.pytest_args, output, settings, args.rounds, budget,
-                                   say=lambda line: print(line, flush=True))
+                                   say=lambda line: print(line, flush=True), explain_steps=args.explain)
         if args.python_versions:
             search = bisect.bisect_pythons(bisector, args.python_versions, Path.cwd())
         else:
