@@ -37,7 +37,7 @@ def test_profiled_steps_come_after_the_timed_rounds_and_are_read_op_by_op(tiny_d
     assert recording.rounds == 3 and len(record.epochs) == 4  # the schedule's figures are untouched
     assert profile["steps"] == -(-6 // variant.steps_per_execution)
     assert profile["steps_per_call"] == variant.steps_per_execution
-    chunks = -(-profile["steps"] // opprofile.CHUNK)  # a profiler session of up to 5 calls each
+    chunks = -(-profile["steps"] // opprofile.CHUNK)  # a profiler session of up to CHUNK calls each
     assert len(list((tmp_path / "profile").rglob("*.xplane.pb"))) == chunks
     assert any(opprofile.phase_of(op, op.rpartition(":")[2], ["sgd"]) for op in profile["op_names"])
     assert set(profile["phases"]) == set(opprofile.PHASES)

@@ -100,7 +100,7 @@ def test_the_readme_ab_recipes_run_as_written(tmp_path, synthetic_data_dir):
         assert "test_tiny[cpu]" in run.stdout and "runs and verdicts in" in run.stdout
         if "--explain" in command.split(" -- ")[0]:  # under the verdicts, the profiled steps compared
             why = run.stdout.split("why (round 1's profiled steps, base -> candidate):\n", 1)[1]
-            assert why.startswith("test_tiny[cpu]: step ") and "20 + 20 profiled steps" in why, run.stdout
+            assert why.startswith("test_tiny[cpu]: step ") and "40 + 40 profiled steps" in why, run.stdout
     assert "## fitbench gate" in summary.read_text()  # the pull-request recipe's job summary
     assert "FITBENCH_README_SIDE=candidate" in run.stdout  # the environment form names the difference
     assert "round 1:" in run.stdout

@@ -21,7 +21,7 @@ class ArgumentParser(argparse.ArgumentParser):
 # against the one started first; one round cannot tell that from a change (docs/gating.md).
 # Here, not in fitbench.cli.ab, so that the parser does not import the comparison's libraries.
 DEFAULT_AB_ROUNDS = 2
-DEFAULT_EXPLAIN_STEPS = 20  # --explain: 4 chunks of 5 steps (fitbench.measure.opprofile.CHUNK), each a turn
+DEFAULT_EXPLAIN_STEPS = 40  # --explain: 4 chunks of 10 steps (fitbench.measure.opprofile.CHUNK), each a turn
 
 
 def fail(command: str, message: str) -> int:

@@ -4,9 +4,10 @@ family (MatMul with its fused forward and its gradients, Conv2D with its backpro
 op type on its own; `compute` is their sum and is not a line of its own).
 
 A line's change is the difference of its mean seconds per step, with a Welch interval over the
-profiled steps of each side. A line is shown when its interval excludes zero at a family-wise
-confidence of 1 - ALPHA over all the lines tested (Bonferroni) and it moved at least
-MIN_SHARE of the baseline's step, ranked in the direction of the step's own change; its share
+profiled steps of each side. The lines tested are those that hold at least MIN_SHARE of a step
+on either side; one is shown when its interval excludes zero at a family-wise confidence of
+1 - ALPHA over the lines tested (Bonferroni) and it moved by at least MIN_SHARE of the
+baseline's step, ranked in the direction of the step's own change; its share
 is that of the step's change. Nothing shown is said in one line. When the model itself changed
 (FLOPs per sample), the step's change is split into more work and time per FLOP.
 """
@@ -156,9 +157,13 @@ def explain(name: str, base: Record, cand: Record) -> Explanation:
         members = sorted(set(base_members) | set(cand_members))
         label = f"{group} family ({', '.join(members)})" if group in FAMILIES else group
         series[label] = (base_values, cand_values, members)
-    confidence = 1 - ALPHA / max(1, len(series))
     step = welch(a["step_seconds"], b["step_seconds"], 1 - ALPHA)
     base_step = float(np.mean(a["step_seconds"]))
+    # Only a line that holds MIN_SHARE of a step on either side can move by that much: the
+    # others are not tested, and do not widen the intervals of those that are.
+    series = {label: values for label, values in series.items()
+              if max(np.mean(values[0]), np.mean(values[1])) >= MIN_SHARE * base_step}
+    confidence = 1 - ALPHA / max(1, len(series))
     step_changed = step[1] > 0 or step[2] < 0
     direction = 1.0 if step[0] >= 0 else -1.0
     shown = []
@@ -169,7 +174,8 @@ def explain(name: str, base: Record, cand: Record) -> Explanation:
         shown.append(Line(label, float(np.mean(base_values)), float(np.mean(cand_values)), change, low, high,
                           change / step[0] if step_changed and step[0] else None,
                           _moved_names(a, b, members) if members else []))
-    shown.sort(key=lambda line: -direction * line.change)
+    # In the direction of the step's change when it changed; else the largest moves first.
+    shown.sort(key=lambda line: -direction * line.change if step_changed else -abs(line.change))
     return Explanation(name, a["steps"], b["steps"], base_step, float(np.mean(b["step_seconds"])), step[1], step[2],
                        shown, len(series), _work(base, cand, base_step, float(np.mean(b["step_seconds"]))))
 

@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import Any
 
 STEP_EVENT = "fitbench_step"
-CHUNK = 5  # profiled steps per turn: one profiler session each, after one unprofiled warm step
-DEFAULT_STEPS = 20
+CHUNK = 10  # profiled steps per turn: one profiler session each, after one unprofiled warm step
 PHASES = ("input", "input pipeline", "compute", "optimizer", "all-reduce", "copies", "other")
 PIPELINE = "tf.data:"  # the op types of the input pipeline's own threads: "tf.data:MatMul"
 TOP_NAMES = 12  # op names kept per profile: the ones with the most time
