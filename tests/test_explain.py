@@ -77,10 +77,12 @@ def _space(device_ops: bool = False) -> xplane_pb2.XSpace:
         gpu.event_metadata[1].id, gpu.event_metadata[1].name = 1, "volta_sgemm_128x64_nn"
         gpu.event_metadata[2].id, gpu.event_metadata[2].name = 2, "MemcpyH2D"
         gpu.stat_metadata[1].id, gpu.stat_metadata[1].name = 1, "tf_op"
+        # As TensorFlow's CUPTI collector writes it: the op's name kept once, as a stat metadata.
+        gpu.stat_metadata[2].id, gpu.stat_metadata[2].name = 2, "model/dense/MatMul:MatMul"
         stream = gpu.lines.add(name="Stream #7(Compute)", timestamp_ns=1000)
         for step in range(2):
             kernel = stream.events.add(metadata_id=1, offset_ps=step * 10 * ms + 2 * ms, duration_ps=3 * ms)
-            kernel.stats.add(metadata_id=1, str_value="model/dense/MatMul:MatMul")
+            kernel.stats.add(metadata_id=1, ref_value=2)
             stream.events.add(metadata_id=2, offset_ps=step * 10 * ms + 1 * ms, duration_ps=500_000_000)
     return space
 
@@ -265,3 +267,14 @@ def test_bisect_prints_the_first_bad_steps_explanation_under_it():
     assert lines[0].startswith("first bad: abc1234 wider: epoch time x1.200")
     assert lines[1:] == ["  t[a]: step 10 ms -> 12 ms", "    MatMul family +2 ms/step"]
     assert search.as_dict()["steps"][0]["explanation"] == culprit.explanation
+
+
+def test_a_commands_json_is_written_whole_or_said_in_one_line(tmp_path, capsys):
+    from fitbench.cli.common import write_json
+
+    assert write_json(tmp_path / "verdicts.json", {"a": 1})
+    assert json.loads((tmp_path / "verdicts.json").read_text()) == {"a": 1}
+    assert list(tmp_path.iterdir()) == [tmp_path / "verdicts.json"]  # no temporary file left
+    (tmp_path / "file").write_text("")
+    assert not write_json(tmp_path / "file" / "verdicts.json", {"a": 1})
+    assert capsys.readouterr().err.startswith(f"fitbench: could not write {tmp_path / 'file' / 'verdicts.json'}: ")

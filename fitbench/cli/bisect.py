@@ -23,7 +23,6 @@ names the range that is left.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import subprocess
@@ -34,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fitbench.cli import ab
+from fitbench.cli.common import write_json
 from fitbench.compare import gate
 from fitbench.core.options import GateSettings
 
@@ -155,8 +155,7 @@ class Bisector:
             if outcome.interrupted or outcome.comparison is None:
                 raise KeyboardInterrupt
             result, why, verdict = judge(outcome.comparison)
-            with open(out / "verdicts.json", "w") as verdicts:
-                json.dump(outcome.comparison.as_dict(), verdicts, indent=2, default=str)
+            write_json(out / "verdicts.json", outcome.comparison.as_dict())
             explanation = self.explain(outcome, out) if self.explain_steps else []
         seconds = time.monotonic() - began
         self.longest = max(self.longest, seconds)
@@ -177,9 +176,7 @@ class Bisector:
         except explain.ExplainError as error:
             return [f"no explanation: {error}"]
         lines = [*notes, *(line for e in explanations for line in e.text())]
-        with open(out / "explanations.json", "w") as kept:
-            json.dump({"notes": notes, "explanations": [e.as_dict() for e in explanations]}, kept, indent=2,
-                      default=str)
+        write_json(out / "explanations.json", {"notes": notes, "explanations": [e.as_dict() for e in explanations]})
         return lines
 
     def finish(self) -> Search:

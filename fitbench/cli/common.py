@@ -63,8 +63,20 @@ def print_comparison(comparison, markdown: str | None, json_path: str | None) ->
         with open(markdown, "a") as out:  # appends, as $GITHUB_STEP_SUMMARY expects
             out.write(format.verdict_markdown(comparison))
     if json_path:
-        with open(json_path, "w") as out:
-            json.dump(comparison.as_dict(), out, indent=2, default=str)
+        write_json(json_path, comparison.as_dict())
+
+
+def write_json(path: str | Path, document: object) -> bool:
+    """Write a command's JSON (verdicts, explanations, a search) whole or not at all (a reader, or a
+    full disk, never sees half a file); a failure is one line on stderr, and False."""
+    from fitbench.compare.results import write_atomically
+
+    try:
+        write_atomically(Path(path), json.dumps(document, indent=2, default=str))
+    except OSError as error:
+        print(f"fitbench: could not write {path}: {error.strerror or error}", file=sys.stderr)
+        return False
+    return True
 
 
 def add_verdict_options(parser: argparse.ArgumentParser) -> None:

@@ -1,15 +1,16 @@
 """Why is it slower: two sides' profiled steps (`Record.op_profile`, fitbench.measure.opprofile)
-compared line by line: each phase (input, optimizer, all-reduce, copies, other) and each op
-family (MatMul with its fused forward and its gradients, Conv2D with its backprops, every other
-op type on its own; `compute` is their sum and is not a line of its own).
+compared line by line: each phase (input, input pipeline, optimizer, all-reduce, copies, other)
+and each op family (MatMul with its fused forward and its gradients, Conv2D with its backprops,
+every other op type on its own; `compute` is their sum and is not a line of its own).
 
 A line's change is the difference of its mean seconds per step, with a Welch interval over the
 profiled steps of each side. The lines tested are those that hold at least MIN_SHARE of a step
-on either side; one is shown when its interval excludes zero at a family-wise confidence of
+on either side. One is shown when its interval excludes zero at a family-wise confidence of
 1 - ALPHA over the lines tested (Bonferroni) and it moved by at least MIN_SHARE of the
-baseline's step, ranked in the direction of the step's own change; its share
-is that of the step's change. Nothing shown is said in one line. When the model itself changed
-(FLOPs per sample), the step's change is split into more work and time per FLOP.
+baseline's step and SESSION_NOISE of its own baseline time; lines are ranked in the direction
+of the step's own change (by size when the step did not change), and a line's share is that of
+the step's change. Nothing shown is said in one line. When the model itself changed (FLOPs per
+sample), the step's change is split into more work and time per FLOP.
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy.stats import t as t_distribution
 
 from fitbench.core.record import Record
 from fitbench.measure.opprofile import PIPELINE
 
 ALPHA = 0.10  # the chance that any shown line of one explanation is noise
 MIN_SHARE = 0.02  # a line smaller than this share of the baseline's step is not shown
+# Nor one that moved by less than this share of its own baseline time: two sessions of the same
+# code differ by that much, all steps of one alike (unchanged A/As of a small MLP on the 2-vCPU
+# VM: a line moved by -9%, -14% and -12% with intervals that excluded zero; docs/explain.md).
+SESSION_NOISE = 0.15
 PHASE_LINES = ("input", "input pipeline", "optimizer", "all-reduce", "copies", "other")
 # Op types that are one computation: the forward kernel, its fused forms and its gradients.
 FAMILIES = {
@@ -77,12 +82,9 @@ class Explanation:
     step_high: float
     lines: list[Line]  # shown, ranked
     tested: int  # lines tested
+    step_change: float = math.nan  # candidate - baseline, mean seconds per step
     work: str = ""  # the model's work changed: "more work: FLOPs per sample x1.20; time per FLOP x0.98"
     missing: str = ""  # why there is no explanation (no profile on a side, a profile error)
-
-    @property
-    def step_change(self) -> float:
-        return self.candidate_step - self.base_step
 
     def text(self) -> list[str]:
         if self.missing:
@@ -107,15 +109,18 @@ def _ms(seconds: float, signed: bool = False) -> str:
     return f"{value:+.3g} ms" if signed else f"{value:.3g} ms"
 
 
-def welch(base: Sequence[float], cand: Sequence[float], confidence: float) -> tuple[float, float, float]:
-    """The difference of means (candidate - baseline) and its Welch t interval."""
+def difference(base: Sequence[float], cand: Sequence[float], confidence: float) -> tuple[float, float, float]:
+    """Candidate minus baseline: the difference of mean seconds per step and its Welch t
+    interval. Means, not a median shift: the input pipeline's work is bursty (a step's window
+    holds several batches' work or none), and on 12 planted runs (docs/explain.md) a
+    Hodges-Lehmann shift missed it once where the means named it every time."""
     a, b = np.asarray(base, float), np.asarray(cand, float)
     change = float(b.mean() - a.mean())
     variance = a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)
     if variance <= 0:
         return change, change, change
     dof = variance ** 2 / ((a.var(ddof=1) / len(a)) ** 2 / (len(a) - 1) + (b.var(ddof=1) / len(b)) ** 2 / (len(b) - 1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * math.sqrt(variance))
+    half = float(t_distribution.ppf(0.5 + confidence / 2, dof) * math.sqrt(variance))
     return change, change - half, change + half
 
 
@@ -157,7 +162,7 @@ def explain(name: str, base: Record, cand: Record) -> Explanation:
         members = sorted(set(base_members) | set(cand_members))
         label = f"{group} family ({', '.join(members)})" if group in FAMILIES else group
         series[label] = (base_values, cand_values, members)
-    step = welch(a["step_seconds"], b["step_seconds"], 1 - ALPHA)
+    step = difference(a["step_seconds"], b["step_seconds"], 1 - ALPHA)
     base_step = float(np.mean(a["step_seconds"]))
     # Only a line that holds MIN_SHARE of a step on either side can move by that much: the
     # others are not tested, and do not widen the intervals of those that are.
@@ -168,16 +173,18 @@ def explain(name: str, base: Record, cand: Record) -> Explanation:
     direction = 1.0 if step[0] >= 0 else -1.0
     shown = []
     for label, (base_values, cand_values, members) in series.items():
-        change, low, high = welch(base_values, cand_values, confidence)
-        if (low <= 0 <= high) or abs(change) < MIN_SHARE * base_step:
+        change, low, high = difference(base_values, cand_values, confidence)
+        if (low <= 0 <= high) or abs(change) < max(MIN_SHARE * base_step,
+                                                    SESSION_NOISE * float(np.mean(base_values))):
             continue
         shown.append(Line(label, float(np.mean(base_values)), float(np.mean(cand_values)), change, low, high,
                           change / step[0] if step_changed and step[0] else None,
                           _moved_names(a, b, members) if members else []))
     # In the direction of the step's change when it changed; else the largest moves first.
     shown.sort(key=lambda line: -direction * line.change if step_changed else -abs(line.change))
-    return Explanation(name, a["steps"], b["steps"], base_step, float(np.mean(b["step_seconds"])), step[1], step[2],
-                       shown, len(series), _work(base, cand, base_step, float(np.mean(b["step_seconds"]))))
+    cand_step = float(np.mean(b["step_seconds"]))
+    return Explanation(name, a["steps"], b["steps"], base_step, cand_step, step[1], step[2], shown, len(series),
+                       step[0], _work(base, cand, base_step, cand_step))
 
 
 _PHASE_LABELS = {

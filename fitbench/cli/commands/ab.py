@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from fitbench.cli.commands.explain import print_explanations
@@ -15,6 +14,7 @@ from fitbench.cli.common import (
     fail,
     print_comparison,
     writable,
+    write_json,
 )
 
 
@@ -87,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
         return 130
     comparison = outcome.comparison
     print_comparison(comparison, args.markdown, args.json)
-    with open(plan.output / "verdicts.json", "w") as out:
-        json.dump({**comparison.as_dict(), "rounds": outcome.rounds, "seconds": round(outcome.seconds, 1),
-                   "undecided": outcome.undecided, "runs": outcome.runs}, out, indent=2, default=str)
+    write_json(plan.output / "verdicts.json", {**comparison.as_dict(), "rounds": outcome.rounds,
+                                               "seconds": round(outcome.seconds, 1), "undecided": outcome.undecided,
+                                               "runs": outcome.runs})
     if plan.explain_steps:
         explained = explain_round_one(outcome, args.markdown, plan.output / "explanations.json")
         if explained:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from fitbench.cli.common import DEFAULT_AB_ROUNDS, DEFAULT_EXPLAIN_STEPS, add_verdict_options, fail, writable
+from fitbench.cli.common import (
+    DEFAULT_AB_ROUNDS,
+    DEFAULT_EXPLAIN_STEPS,
+    add_verdict_options,
+    fail,
+    writable,
+    write_json,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -73,11 +79,9 @@ def run(args: argparse.Namespace) -> int:
     for line in lines:
         print(line)
     output.mkdir(parents=True, exist_ok=True)
-    with open(output / "bisect.json", "w") as out:
-        json.dump(search.as_dict(), out, indent=2)
+    write_json(output / "bisect.json", search.as_dict())
     if args.json:
-        with open(args.json, "w") as out:
-            json.dump(search.as_dict(), out, indent=2)
+        write_json(args.json, search.as_dict())
     if args.markdown:
         with open(args.markdown, "a") as out:
             out.write("## fitbench bisect\n\n" + "\n".join(f"- {step.describe()}" for step in search.steps)

@@ -5,9 +5,8 @@ fitbench.compare.explain)."""
 from __future__ import annotations
 
 import argparse
-import json
 
-from fitbench.cli.common import fail, writable
+from fitbench.cli.common import fail, writable, write_json
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -79,6 +78,4 @@ def print_explanations(explanations: list, notes: list[str], markdown: str | Non
         with open(markdown, "a") as out:
             out.write(explain.markdown(explanations, notes))
     if json_path:
-        with open(json_path, "w") as out:
-            json.dump({"notes": notes, "explanations": [e.as_dict() for e in explanations]}, out, indent=2,
-                      default=str)
+        write_json(json_path, {"notes": notes, "explanations": [e.as_dict() for e in explanations]})
