@@ -28,12 +28,21 @@ COMPUTE_DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_flo
 # Swept, and the best kept: the size that reaches a device's peak depends on its caches and
 # cores (on this project's 2-vCPU VM 1024 alone gave a "peak" that a CNN's training exceeded,
 # 105%); small enough for a few seconds on the slowest of each kind.
-# Products per chain, per size: on a CPU each chain is the same work (17 GFLOP, about 0.3 s on a
-# 2-vCPU VM) at every size, so the largest size no longer costs 8x the next (the sweep took 25-30 s
-# there with 8 products of 2048, about 6 s now); a GPU's or TPU's chains stay 8 products long.
-PRODUCTS = {"cpu": {512: 64, 1024: 8, 2048: 1}, "gpu": {4096: 8, 8192: 8}, "tpu": {4096: 8, 8192: 8}}
-SIZES = {kind: tuple(products) for kind, products in PRODUCTS.items()}
+SIZES = {"cpu": (512, 1024, 2048), "gpu": (4096, 8192), "tpu": (4096, 8192)}
+PRODUCTS_PER_CHAIN = 8
+# On a CPU each chain is the same work at every size (8 products of 1024: 17 GFLOP, about 0.25 s
+# on a 2-vCPU AMD EPYC VM), so the largest size no longer costs 8x the next: measured there, the
+# float32 sweep took 14 s with 8 products of 2048 (12 s of it the 2048s) and takes 5 s now, its
+# peak 69.4 against 70.1 GFLOP/s. A GPU's or TPU's chains stay 8 products long.
+CPU_CHAIN_FLOPS = PRODUCTS_PER_CHAIN * 2 * 1024**3
 TRIALS = 5
+
+
+def products_per_chain(kind: str, n: int) -> int:
+    """How many n x n products one timed chain holds on a device of `kind`."""
+    if kind != "cpu":
+        return PRODUCTS_PER_CHAIN
+    return max(1, round(CPU_CHAIN_FLOPS / (2 * n**3)))
 
 
 def peak_gflops(device: Device, precision: str) -> float:
@@ -45,7 +54,7 @@ def matmul_gflops(device: Device, precision: str, n: int) -> float:
     """Best-of-TRIALS GFLOP/s of dense n x n products in `precision`'s compute type, over all
     of `device`'s replicas."""
     dtype = COMPUTE_DTYPES[precision]
-    strategy, length = device.strategy, PRODUCTS[device.kind][n]
+    strategy, length = device.strategy, products_per_chain(device.kind, n)
     with strategy.scope():
         # Scaled so that a chain of products stays near 1 (no overflow to inf in 16 bits).
         a = tf.cast(tf.random.uniform((n, n), seed=1), dtype)
