@@ -206,14 +206,18 @@ def test_a_side_without_a_profile_says_how_to_get_one():
     assert "the baseline's no profile: UnavailableError" in explain.explain("t[a]", base, cand).text()[0]
 
 
-def test_fitbench_explain_prints_writes_and_refuses_runs_without_profiles(tmp_path):
-    rng = np.random.default_rng(6)
+def _profiled_runs(tmp_path, rng) -> tuple[str, str]:
+    """A baseline and a candidate JSON whose profiles differ by a planted +40% in MatMul."""
     entries = []
     for profile in (_profile(rng), _profile(rng, matmul=0.014)):
         entry = benchmark("t[a]", [2.0, 1.0, 1.0])
         entry["extra_info"]["op_profile"] = profile
         entries.append(entry)
-    base, cand = write(tmp_path / "base.json", [entries[0]]), write(tmp_path / "cand.json", [entries[1]])
+    return write(tmp_path / "base.json", [entries[0]]), write(tmp_path / "cand.json", [entries[1]])
+
+
+def test_fitbench_explain_prints_writes_and_refuses_runs_without_profiles(tmp_path):
+    base, cand = _profiled_runs(tmp_path, np.random.default_rng(6))
     done = fitbench_cli("explain", base, cand, "--json", str(tmp_path / "why.json"), "--markdown",
                         str(tmp_path / "summary.md"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -243,13 +247,7 @@ def test_ab_explain_profiles_round_one_only_and_owns_the_options(tmp_path):
 def test_the_readme_explanation_is_rewritten_from_runs_and_names_its_origin(tmp_path):
     from fitbench.cli.commands.explain import README_END, README_START
 
-    rng = np.random.default_rng(7)
-    entries = []
-    for profile in (_profile(rng), _profile(rng, matmul=0.014)):
-        entry = benchmark("t[a]", [2.0, 1.0, 1.0])
-        entry["extra_info"]["op_profile"] = profile
-        entries.append(entry)
-    base, cand = write(tmp_path / "base.json", [entries[0]]), write(tmp_path / "cand.json", [entries[1]])
+    base, cand = _profiled_runs(tmp_path, np.random.default_rng(7))
     readme = tmp_path / "README.md"
     readme.write_text(f"# intro\n\n{README_START}\nstale\n{README_END}\n\n## after\n")
     done = fitbench_cli("explain", base, cand, "--update-readme", str(readme), cwd=tmp_path)
