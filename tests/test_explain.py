@@ -127,6 +127,7 @@ def test_on_a_gpu_the_device_planes_kernels_are_the_ops():
     assert summary["op_types"]["MatMul"] == pytest.approx([0.003, 0.003])  # the kernel, named by its tf_op
     assert summary["phases"]["copies"] == pytest.approx([0.0005, 0.0005])
     assert "Mul" not in summary["op_types"]  # the host's kernel launches are not ops on a GPU
+    assert summary["phases"]["input pipeline"] == pytest.approx([0.003, 0.0])  # the host's tf.data work stays
 
 
 def test_a_profile_without_steps_is_a_clear_error():

@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fitbench.cli.common import DEFAULT_AB_ROUNDS
+from fitbench.cli.common import DEFAULT_AB_ROUNDS, DEFAULT_EXPLAIN_STEPS
 from fitbench.compare import gate
 from fitbench.compare.results import NotBenchmarkJSON, Run, load_run
 from fitbench.core.options import GateSettings
@@ -192,7 +192,7 @@ def plan(base: str | None, candidate: str | None, base_python: str | None, candi
                       "--explain-steps or --explain-dir after it")
     if explain_steps < 0 or explain_steps == 1:
         raise ABError(f"--explain {explain_steps}: give the steps to profile per test, 2 or more (default "
-                      "20 with --explain alone)")
+                      f"{DEFAULT_EXPLAIN_STEPS} with --explain alone)")
     if any(a == "-n" or a.startswith(("-n=", "--numprocesses")) or re.fullmatch(r"-n\d+", a) for a in args):
         raise ABError("the sides take turns one epoch at a time; pytest-xdist (-n) would train several "
                       "at once: drop -n")

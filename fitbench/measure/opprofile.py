@@ -40,7 +40,7 @@ TOP_NAMES = 12  # op names kept per profile: the ones with the most time
 # events); every other host event ("ExecutorState::Process", "EagerLocalExecute: X") fails this.
 _OP_EVENT = re.compile(r"^(?P<name>[^:\s][^:]*):(?P<type>[A-Za-z_][\w.]*)$")
 _INPUT_WAIT = "IteratorGetNextOp::DoCompute"  # the consumer's get-next, waiting included
-_COLLECTIVE = re.compile(r"^(Collective|Nccl|AllReduce|_?CollectiveReduce|NcclAllReduce)")
+_COLLECTIVE = re.compile(r"^(_?Collective|Nccl|AllReduce)")
 _COPY_TYPES = re.compile(r"^(_Send|_Recv|_HostSend|_HostRecv|Memcpy|_CopyToDevice|CopyToDevice|Copy$)")
 _HOST_PLANE = "/host:CPU"
 _DEVICE_PLANE = re.compile(r"^/device:(GPU|TPU):\d+$")
@@ -55,7 +55,7 @@ def _stat_names(plane) -> dict[int, str]:
     return {key: value.name for key, value in plane.stat_metadata.items()}
 
 
-def _stat(event, plane, stat_names: dict[int, str], wanted: str) -> Any:
+def _stat(event, stat_names: dict[int, str], wanted: str) -> Any:
     for stat in event.stats:
         if stat_names.get(stat.metadata_id) != wanted:
             continue
@@ -93,7 +93,7 @@ def _device_ops(space) -> list[tuple[str, str, int, int]]:
         stat_names = _stat_names(plane)
         lines = [line for line in plane.lines if _DEVICE_LINES.match(line.name)]
         for name, start, duration, event in _events(plane, lines):
-            tf_op = _stat(event, plane, stat_names, "tf_op")
+            tf_op = _stat(event, stat_names, "tf_op")
             matched = _OP_EVENT.match(str(tf_op)) if tf_op else None
             # A kernel launched by a TensorFlow op names it; a copy (MemcpyH2D, ...) is its own type.
             op_name, op_type = (matched["name"], matched["type"]) if matched else (name, name)
@@ -195,8 +195,9 @@ def _summarize_space(space, optimizer_scopes: Sequence[str]) -> dict[str, Any]:
     ops = _device_ops(space)
     device = bool(ops)
     host_ops, waits = _host_ops(space)
-    if not ops:  # a CPU: the executor's kernels are the ops (on a GPU they only launch kernels)
-        ops = host_ops
+    # On a CPU the executor's kernels are the ops; on a GPU or TPU they only launch the device's,
+    # and the host keeps only the input pipeline's own work.
+    ops = ops + [op for op in host_ops if op[1].startswith(PIPELINE)] if device else host_ops
     starts = [start for start, _ in steps]
     count = len(steps)
     by_type: dict[str, list[float]] = defaultdict(lambda: [0.0] * count)

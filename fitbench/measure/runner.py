@@ -436,12 +436,13 @@ class EpochRunner:
         per_call = self.variant.steps_per_execution
         calls_left = -(-explain.steps // per_call)
         explain.directory.mkdir(parents=True, exist_ok=True)
-        spaces, step = [], 0
+        spaces, step, chunks = [], 0, 0
         try:
             while calls_left > 0:
                 # Its own folder: the profiler names a run by the second it started, and chunks
                 # of small steps start within one.
-                chunk = explain.directory / f"chunk-{len(spaces) + 1}"
+                chunks += 1
+                chunk = explain.directory / f"chunk-{chunks}"
                 turns.take()
                 self.pipeline.open_rounds()
                 self.pipeline.before_round(self.schedule.epochs)
