@@ -11,9 +11,9 @@ from fitbench.cli.common import ArgumentParser, fail
 COMMANDS = ("overhead", "compare", "explain", "ab", "bisect", "report", "noise", "history", "interleave",
             "workers", "fingerprint")
 # Everything after -- is the command the sessions (or workers) run.
-TAKES_A_COMMAND = ("workers", "ab", "bisect")
+TAKES_A_COMMAND = ("workers", "ab", "bisect", "history")
 # These never load TensorFlow themselves: their sessions do.
-WITHOUT_TENSORFLOW = ("compare", "explain", "interleave", "workers", "ab", "bisect")
+WITHOUT_TENSORFLOW = ("compare", "explain", "interleave", "workers", "ab", "bisect", "history")
 
 
 def parser() -> ArgumentParser:

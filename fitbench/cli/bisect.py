@@ -137,15 +137,19 @@ class Bisector:
         return time.monotonic() - self.started + self.longest <= self.budget
 
     def step(self, tested: str, label: str, cwd: Path, base: str | None = None,
-             base_python: str | None = None, candidate_python: str | None = None) -> Step:
+             base_python: str | None = None, candidate_python: str | None = None,
+             candidate: str | None = None, until: float | None = None) -> Step:
+        """One A/B of `tested` (the candidate: `candidate`, else the working tree at `cwd`) against
+        `base`; `until`: instead of fixed rounds, rounds until decided within that many seconds."""
         number = len(self.search.steps) + 1
         out = self.output / f"step-{number}"
         began = time.monotonic()
         self.say(f"step {number}: {label}")
         explanation: list[str] = []
         try:
-            plan = ab.plan(base, None, base_python, candidate_python, [], [], self.pytest_args, str(out),
-                           self.rounds, None, "alternate", cwd, explain_steps=self.explain_steps)
+            plan = ab.plan(base, candidate, base_python, candidate_python, [], [], self.pytest_args, str(out),
+                           None if until else self.rounds, f"{until:.0f}s" if until else None, "alternate", cwd,
+                           explain_steps=self.explain_steps)
             outcome = ab.AB(plan, self.settings, say=lambda line: self.say("  " + line),
                             timeout=self.timeout, join_timeout=self.join_timeout).run()
         except (ab.ABError, gate.MachineMismatch, gate.SoftwareMismatch, gate.NothingComparable,

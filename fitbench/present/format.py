@@ -259,9 +259,11 @@ def weak_scaling(figure: WeakScaling) -> str:
 
 
 def change_point(change: ChangePoint) -> str:
-    changed = f"; {', '.join(change.software)}" if change.software else ""
-    metric = f"; {change.metric}" if change.metric else ""
-    return (f"{change.verdict.upper():<12} {change.name}: epoch time x{change.ratio:.3f} [{change.low:.3f}, "
+    """One line: the step, what changed across it (software, metric, what the ratios to the
+    reference did) and, indented under it, the machine's state on each side."""
+    why = "".join(f"; {part}" for part in (", ".join(change.software), change.metric, change.drift) if part)
+    machine = f"\n{'':<13}machine {change.machine}" if change.machine else ""
+    return (f"{change.verdict.upper():<12} {change.name}: {change.measure} x{change.ratio:.3f} [{change.low:.3f}, "
             f"{change.high:.3f}] between {change.before.label} and {change.after.label} "
             f"({change.runs_before} runs before, {change.runs_after} after; t-test p = {change.p_value:.2g})"
-            f"{changed}{metric}")
+            f"{why}{machine}")
