@@ -197,15 +197,15 @@ def test_the_good_commit_must_come_first(tmp_path):
 @pytest.mark.e2e
 def test_bisect_finds_the_commit_that_planted_a_slowdown(tmp_path, synthetic_data_dir):
     # The wiring end to end: real sessions, taking turns, a verdict a step. 5 commits and a 2x
-    # slowdown in the 4th, in the default of 2 rounds a step: 2 steps, 8 sessions, about 2
-    # minutes beside the suite. (16 commits and 30% at 3 rounds, found in 4 steps, took 10
+    # slowdown in the 4th, one round a step (7 pairs tell a 2x slowdown): 2 steps, 4 sessions.
+    # (16 commits and 30% at 3 rounds, found in 4 steps, took 10
     # minutes; the search over more commits is tested above with faked steps, and what bisect
     # can resolve on real data is measured in docs/gating.md.)
     repo, planted = tmp_path / "repo", 4
     shas = planted_history(repo, commits=5, planted=planted, slowdown=1.0)
     started = time.monotonic()
     run = fitbench_cli("bisect", shas[0], shas[-1], "--output", str(tmp_path / "out"), "--explain", "10",
-                       "--json", str(tmp_path / "bisect.json"), "--",
+                       "--rounds", "1", "--json", str(tmp_path / "bisect.json"), "--",
                        *SAMPLE_ARGS, "--data-dir", str(synthetic_data_dir), cwd=repo, timeout=1500)
     assert run.returncode == 0, run.stdout + run.stderr
     found = json.loads((tmp_path / "bisect.json").read_text())

@@ -28,7 +28,7 @@ FLOORS = [
                                                 "plugin.hooks", "plugin.durable", "plugin.crashes", "plugin.fixtures",
                                                 "plugin.finish",
                                                 "plugin",
-                                                "cli.common", "cli.ab", "cli.bisect", "cli.overhead",
+                                                "cli.common", "cli.ab", "cli.bisect", "cli.confirm", "cli.overhead",
                                                 *(f"cli.commands.{name}" for name in COMMANDS), "cli.commands",
                                                 "cli", "__main__", ""]),
 ]

@@ -211,6 +211,20 @@ def test_steps_that_cannot_be_re_measured_say_why(tmp_path, capsys):
     assert cli.main(["history", str(runs), "--bisect"]) == 2 and "give --confirm too" in capsys.readouterr().err
 
 
+def test_the_steps_of_a_search_or_a_confirmation_are_not_read_as_nights(tmp_path):
+    import shutil
+
+    from fitbench.cli.bisect import STEPS_MARKER
+    from fitbench.cli.commands.history import gather
+
+    nights = write_nights(tmp_path / "results", machine=[1.0] * 6, code=[1.0] * 6)
+    search = tmp_path / "results" / "bisect"
+    shutil.copytree(nights / "2026-11-01", search / "step-1")
+    (search / STEPS_MARKER).write_text("steps")
+    runs, found, skipped = gather([str(tmp_path / "results")])
+    assert (len(runs), len(found), skipped) == (0, 6, [])
+
+
 def test_a_run_section_of_a_newer_schema_is_refused_naming_it(tmp_path):
     import pytest
 

@@ -75,35 +75,44 @@ SAMPLE_SELECTION = ("tests/sample/bench_tiny.py -o python_files=bench_*.py --pro
 def as_run_here(command: str, data: Path) -> str:
     """The README's command with this test's stand-ins: the tiny sample benchmark on synthetic
     data for the selection after --, this venv for both Pythons (so an environment variable
-    makes the environment difference), and a 30-second budget for the 20 (one round)."""
+    makes the environment difference), a 30-second budget for the 20 (one round), and one
+    round for the default three (what several rounds do is tested in test_ab.py)."""
     head, _, _ = command.partition(" -- ")
     head = re.sub(r"(--(?:base|candidate)-python) \S+", rf"\1 {sys.executable}", head)
     if "--base-python" in head:
         head += " --candidate-env FITBENCH_README_SIDE=candidate"
     head = head.replace("--budget 20m", "--budget 30s")
+    if "--budget" not in head and "--rounds" not in head:
+        head += " --rounds 1"
     return f"{head} -- {SAMPLE_SELECTION.format(data=data)}"
 
 
-def test_the_readme_ab_recipes_run_as_written(tmp_path, synthetic_data_dir):
+def test_the_readme_has_its_three_ab_recipes():
     commands = readme_ab_commands()
     assert [c.split(" -- ")[0].split()[2] for c in commands] == ["--base", "--base", "--base-python"]
+
+
+@pytest.mark.parametrize("number", [0, 1, 2], ids=["explain", "pull-request", "environments"])
+def test_the_readme_ab_recipes_run_as_written(number, tmp_path, synthetic_data_dir):
+    command = readme_ab_commands()[number]
     repo = throwaway_checkout(tmp_path / "repo")  # a repository with main and origin/main
     summary = tmp_path / "summary.md"
     clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     env = {**clean, "GITHUB_STEP_SUMMARY": str(summary), "PATH": f"{Path(sys.executable).parent}:{clean['PATH']}"}
-    for command in commands:
-        run = subprocess.run(as_run_here(command, synthetic_data_dir), shell=True, cwd=repo, env=env,
-                             capture_output=True, text=True, timeout=900)
-        # 0 or 1: the same code on both sides, so the verdict is the gate's (a false alarm is
-        # possible at its alpha); 2 would mean the recipe itself cannot run.
-        assert run.returncode in (0, 1), command + "\n" + run.stdout + run.stderr
-        assert "test_tiny[cpu]" in run.stdout and "runs and verdicts in" in run.stdout
-        if "--explain" in command.split(" -- ")[0]:  # under the verdicts, the profiled steps compared
-            why = run.stdout.split("why (round 1's profiled steps, base -> candidate):\n", 1)[1]
-            assert why.startswith("test_tiny[cpu]: step ") and "40 + 40 profiled steps" in why, run.stdout
-    assert "## fitbench gate" in summary.read_text()  # the pull-request recipe's job summary
-    assert "FITBENCH_README_SIDE=candidate" in run.stdout  # the environment form names the difference
-    assert "round 1:" in run.stdout
+    run = subprocess.run(as_run_here(command, synthetic_data_dir), shell=True, cwd=repo, env=env,
+                         capture_output=True, text=True, timeout=900)
+    # 0 or 1: the same code on both sides, so the verdict is the gate's (a false alarm is
+    # possible at its alpha); 2 would mean the recipe itself cannot run.
+    assert run.returncode in (0, 1), command + "\n" + run.stdout + run.stderr
+    assert "test_tiny[cpu]" in run.stdout and "runs and verdicts in" in run.stdout
+    if "--explain" in command.split(" -- ")[0]:  # under the verdicts, the profiled steps compared
+        why = run.stdout.split("why (round 1's profiled steps, base -> candidate):\n", 1)[1]
+        assert why.startswith("test_tiny[cpu]: step ") and "40 + 40 profiled steps" in why, run.stdout
+    if "GITHUB_STEP_SUMMARY" in command:
+        assert "## fitbench gate" in summary.read_text()  # the pull-request recipe's job summary
+    if "--base-python" in command:
+        assert "FITBENCH_README_SIDE=candidate" in run.stdout  # the environment form names the difference
+        assert "round 1:" in run.stdout
 
 
 def test_the_readme_compare_and_gate_recipe_runs_as_written(tmp_path, synthetic_data_dir):

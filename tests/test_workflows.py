@@ -101,4 +101,6 @@ def test_the_nightly_job_runs_only_main_on_a_schedule_or_by_hand():
     (job,) = document["jobs"].values()
     assert evaluate(job["if"], "schedule", {"ref": "refs/heads/main"}) is True
     assert evaluate(job["if"], "workflow_dispatch", {"ref": "refs/heads/feature"}) is False
-    assert "fitbench history results/runs --alert-last 3" in path.read_text()
+    assert "fitbench history results/ab --alert-last 3 --confirm --bisect" in path.read_text()
+    assert "fitbench ab --base \"$FITBENCH_REFERENCE\" --candidate \"$GITHUB_SHA\"" in path.read_text()
+    assert "fetch-depth: 0" in path.read_text()  # the reference and the confirmed commits can be checked out

@@ -38,6 +38,9 @@ from fitbench.compare import gate
 from fitbench.core.options import GateSettings
 
 GOOD, BAD, SKIP = "good", "bad", "skip"
+# In the output of a search (or of history's confirmations): its A/B folders are steps, not nights
+# against a reference, and `fitbench history` does not read them as such.
+STEPS_MARKER = "fitbench-steps.txt"
 
 
 @dataclass
@@ -143,6 +146,9 @@ class Bisector:
         `base`; `until`: instead of fixed rounds, rounds until decided within that many seconds."""
         number = len(self.search.steps) + 1
         out = self.output / f"step-{number}"
+        out.mkdir(parents=True, exist_ok=True)
+        (self.output / STEPS_MARKER).write_text("The A/B steps of fitbench bisect or fitbench history --confirm: "
+                                                "fitbench history does not read them as nights.\n")
         began = time.monotonic()
         self.say(f"step {number}: {label}")
         explanation: list[str] = []

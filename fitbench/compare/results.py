@@ -253,11 +253,13 @@ def fastest_reaching_target(records: list[Record]) -> list[tuple[Record, list[Re
 
 def efficiency(record: Record, measured: dict[str, dict[str, float]] | None) -> float | None:
     """Model FLOPs utilisation: achieved training GFLOP/s over the device's peak in the
-    variant's precision (None when that peak was not measured or no epoch was timed). A
-    cluster's over its workers' peaks, each worker's measured as the chief's."""
+    variant's precision (None when that peak was not measured, no epoch was timed, or the
+    model's FLOPs are not known). A cluster's over its workers' peaks, each worker's measured
+    as the chief's."""
     peak = ((measured or {}).get(record.device) or {}).get(record.variant.get("precision", "float32"))
-    if not peak or not record.steady_seconds or not math.isfinite(record.gflops_per_second):
-        return None
+    if not peak or not record.steady_seconds or not record.flops_per_sample \
+            or not math.isfinite(record.gflops_per_second):
+        return None  # no peak, no epoch timed, or FLOPs not known (record.flops_unknown)
     return record.gflops_per_second / (peak * record.measurement.workers)
 
 

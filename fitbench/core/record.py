@@ -197,6 +197,7 @@ class Record:
     check: Check | None = None
     params: int = 0
     flops_per_sample: int = 0
+    flops_unknown: str = ""  # why flops_per_sample is 0: a layer fitbench does not count (measure.flops)
     device_description: str = ""
     memory: dict[str, Any] = field(default_factory=dict)
     gate: dict[str, float] = field(default_factory=dict)  # the test's @pytest.mark.gate thresholds
@@ -361,7 +362,8 @@ class Record:
             SCHEMA_KEY: SCHEMA_VERSION,
             "measurement": asdict(self.measurement),
             "device_description": self.device_description,
-            "model": {"params": self.params, "flops_per_sample": self.flops_per_sample},
+            "model": {"params": self.params, "flops_per_sample": self.flops_per_sample,
+                      **({"flops_unknown": self.flops_unknown} if self.flops_unknown else {})},
             "epochs": [{"seconds": _finite_or_none(e.seconds), "loss": _finite_or_none(e.loss),
                         "metric": _finite_or_none(e.metric), "val_loss": _finite_or_none(e.val_loss),
                         "val_metric": _finite_or_none(e.val_metric),
@@ -428,6 +430,7 @@ class Record:
                                                    float(check["threshold"]), _nan_if_none(check.get("value"))),
                 params=int(model.get("params") or 0),
                 flops_per_sample=int(model.get("flops_per_sample") or 0),
+                flops_unknown=str(model.get("flops_unknown") or ""),
                 device_description=info.get("device_description", ""),
                 memory=dict(info.get("memory") or {}),
                 gate=dict(info.get("gate") or {}),

@@ -62,7 +62,7 @@ from fitbench.core.record import Epoch, Measurement, Record
 from fitbench.measure import devices, hardware, memory, models, opprofile
 from fitbench.measure.datasets import Dataset, Splits, split
 from fitbench.measure.devices import Device
-from fitbench.measure.flops import training_flops_per_sample
+from fitbench.measure.flops import training_flops
 from fitbench.measure.workloads import Workload
 from fitbench.processes import turns
 
@@ -481,7 +481,8 @@ class EpochRunner:
             measurement=self.measurement(),
             epochs=self.records,
             params=self.model.count_params(),
-            flops_per_sample=training_flops_per_sample(self.model),
+            flops_per_sample=(flops := training_flops(self.model)).per_sample,
+            flops_unknown=flops.unknown,
             device_description=self.device.description,
             memory=memory.peaks(self.device.strategy, host_reset),
             interleave=ring.describe() if (ring := turns.current()) is not None else None,

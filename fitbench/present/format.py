@@ -80,7 +80,8 @@ def device_label(record: Record) -> str:
 
 
 def efficiency(record: Record, peaks: dict | None) -> str:
-    return percent_of_peak(results.efficiency(record, peaks))
+    """Of the device's peak; 'n/a' when the model's FLOPs are not known (record.flops_unknown)."""
+    return "n/a" if record.flops_unknown else percent_of_peak(results.efficiency(record, peaks))
 
 
 def percent_of_peak(value: float | None, digits: int | None = None) -> str:

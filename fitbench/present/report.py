@@ -93,7 +93,7 @@ def table(entries: list[Entry], source_column: bool) -> list[str]:
             f"{number(row.median_epoch_seconds, 3)} | "
             f"{number(row.samples_per_second, 0)} | {number(row.first_epoch_seconds, 2)} | "
             f"{row.time_to_target().describe() if row.check else '-'} | "
-            f"{number(row.gflops_per_second, 1)} | "
+            f"{'n/a' if row.flops_unknown else number(row.gflops_per_second, 1)} | "
             f"{efficiency(row, entry.run.info.peak_gflops)} | "
             f"{schedule.get('epochs')} x {schedule.get('train_samples'):,} | "
             f"{schedule.get('bound') or 'full schedule'} |" + (f" {entry.run.label} |" if source_column else ""))

@@ -51,17 +51,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def gather(places: list[str]) -> tuple[list, list, list[str]]:
     """(runs, nights, skipped): the JSON files and fitbench ab folders under each place."""
+    from fitbench.cli.bisect import STEPS_MARKER
     from fitbench.compare import history
     from fitbench.compare.results import NotBenchmarkJSON, load_run
 
     runs, nights, skipped = [], [], []
+    steps = {marker.parent for place in places if Path(place).is_dir() for marker in Path(place).rglob(STEPS_MARKER)}
     for place in map(Path, places):
         if not place.exists():
             raise FileNotFoundError(f"{place}: no such file or folder")
         folders = [place] if place.is_dir() else []
         verdicts = sorted(place.rglob("verdicts.json")) if place.is_dir() else \
             [place] if place.name == "verdicts.json" else []
-        ab_folders = {path.parent for path in verdicts}
+        ab_folders = {path.parent for path in verdicts if not any(folder in path.parents for folder in steps)}
         for folder in sorted(ab_folders):
             try:
                 nights.append(history.load_night(folder))
@@ -70,8 +72,8 @@ def gather(places: list[str]) -> tuple[list, list, list[str]]:
         files = [path for folder in folders for path in sorted(folder.rglob("*.json"))] if folders else \
             ([] if place.name == "verdicts.json" else [place])
         for path in files:
-            if any(folder in path.parents for folder in ab_folders):
-                continue  # a night's own runs are read with it
+            if any(folder in path.parents for folder in ab_folders | steps):
+                continue  # a night's own runs are read with it; a search's steps are not nights
             try:
                 runs.append(load_run(path))
             except NotBenchmarkJSON as error:
