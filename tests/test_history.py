@@ -139,7 +139,7 @@ def test_nightly_ratios_to_a_reference_alert_at_the_code_step_and_name_the_machi
     out = capsys.readouterr().out
     (drift,) = [line for line in out.splitlines() if line.startswith("MACHINE DRIFT")]
     assert "test_tiny[cpu]: epoch time x1.3" in drift and "07cccccc" in drift and "08cccccc" in drift
-    assert "the ratio to reference 01rrrrrr, Python 3.11.7, TensorFlow 2.21.0, Keras 3.15.1 did not move: x1.0" in drift
+    assert "the ratio to reference 01rrrrrr (TensorFlow 2.21.0, Keras 3.15.1) did not move: x1.0" in drift
     assert "the reference's own epochs x1.3" in drift
     (step,) = [line for line in out.splitlines() if line.startswith("REGRESSION   test_tiny[cpu]: ratio to")]
     assert "x1.1" in step and "13cccccc" in step and "14cccccc" in step
@@ -152,7 +152,8 @@ def test_a_new_reference_starts_a_new_ratio_series(tmp_path, capsys):
     nights = write_nights(tmp_path / "results", machine=[1.0] * 20, code=[1.0] * 20, references=moved)
     assert cli.main(["history", str(nights)]) == 0
     out = capsys.readouterr().out
-    assert "Keras 3.15.1): the reference moved from 01rrrrrr, Python 3.11.7" in out
+    assert "(ratio to reference 02rrrrrr (TensorFlow 2.21.0, Keras 3.15.1)): the reference moved from 01rrrrrr, " \
+        "Python 3.11.7, TensorFlow 2.21.0, Keras 3.15.1 to 02rrrrrr, Python 3.11.7" in out
     assert out.count("no change point in 10 runs") == 2
 
 
@@ -223,6 +224,15 @@ def test_the_steps_of_a_search_or_a_confirmation_are_not_read_as_nights(tmp_path
     (search / STEPS_MARKER).write_text("steps")
     runs, found, skipped = gather([str(tmp_path / "results")])
     assert (len(runs), len(found), skipped) == (0, 6, [])
+    # Tonight's A/B, still running: its sides' runs are neither a night nor plain runs.
+    running = tmp_path / "results" / "2026-11-07"
+    shutil.copytree(nights / "2026-11-01", running)
+    (running / "verdicts.json").unlink()
+    (running / "round-1").mkdir()
+    runs, found, skipped = gather([str(tmp_path / "results")])
+    assert (len(runs), len(found)) == (0, 6)
+    assert skipped == [f"{running}: a fitbench ab without its verdicts.json (still running, or it could not finish): "
+                       "not read"]
 
 
 def test_a_run_section_of_a_newer_schema_is_refused_naming_it(tmp_path):

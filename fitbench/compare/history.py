@@ -67,7 +67,7 @@ class Night:
 
     @property
     def reference(self) -> str:
-        """What the ratios are taken against: the base's commit and software ('abc12345, TensorFlow 2.21.0')."""
+        """What the ratios are taken against: the base's commit and all its software (a series' key)."""
         run = self.base[0]
         commit = (run.commit_info or {}).get("id") or ""
         dirty = "+" if (run.commit_info or {}).get("dirty") else ""
@@ -75,6 +75,15 @@ class Night:
         return ", ".join(filter(None, [f"{commit[:8]}{dirty}" if commit else "",
                                        *(f"{SOFTWARE_NAMES[k]} {software[k]}" for k in SOFTWARE_NAMES
                                          if software.get(k))]))
+
+
+def reference_label(reference: str) -> str:
+    """'e1c492a1 (TensorFlow 2.21.0, Keras 3.15.1)': the reference's commit and framework, to read."""
+    commit, *software = reference.split(", ")
+    if commit.split(" ")[0] in SOFTWARE_NAMES.values():  # no commit: an environment
+        commit, software = "", [commit, *software]
+    shown = [part for part in software if part.startswith(("TensorFlow ", "Keras "))]
+    return f"{commit} ({', '.join(shown)})" if commit and shown else commit or ", ".join(shown)
 
 
 def load_night(folder: Path) -> Night:
@@ -146,7 +155,7 @@ class Series:
 
     @property
     def measure(self) -> str:
-        return f"ratio to reference {self.reference}" if self.reference else "epoch time"
+        return f"ratio to reference {reference_label(self.reference)}" if self.reference else "epoch time"
 
     @property
     def partial(self) -> list[str]:
@@ -207,8 +216,8 @@ def series_of(runs: Sequence[Run], nights: Sequence[Night] = ()) -> list[Series]
             references.setdefault(series.group, []).append(series)
     for kept in references.values():
         for older, newer in itertools.pairwise(kept):
-            newer.note = (f"the reference moved from {older.reference} after {older.points[-1].label}: "
-                          "a new ratio series starts")
+            newer.note = (f"the reference moved from {older.reference} to {newer.reference} after "
+                          f"{older.points[-1].label}: a new ratio series starts")
     return out
 
 
@@ -266,15 +275,14 @@ def name_drift(found: Sequence[Series], time_threshold: float = DEFAULTS.time) -
                 # Machine drift: the ratios show no change of the threshold's size, and whatever
                 # they show is smaller than the step in the epoch times.
                 smaller = shift.ratio_high < change.low if change.ratio > 1 else shift.ratio_low > change.high
+                against = f"the ratio to reference {reference_label(ratios.reference)}"
                 if code == "shift" and smaller:
                     change.verdict = "machine drift"
-                    change.drift = (f"the ratio to reference {ratios.reference} did not move: {moved} over the "
-                                    f"same nights{reference}")
+                    change.drift = f"{against} did not move: {moved} over the same nights{reference}"
                 elif code != "shift":
-                    change.drift = f"the ratio to reference {ratios.reference} moved too: {moved}{reference}"
+                    change.drift = f"{against} moved too: {moved}{reference}"
                 else:
-                    change.drift = (f"the ratio to reference {ratios.reference} cannot tell: {moved}"
-                                    f"{reference}")
+                    change.drift = f"{against} cannot tell: {moved}{reference}"
                 break
 
 

@@ -50,30 +50,41 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def gather(places: list[str]) -> tuple[list, list, list[str]]:
-    """(runs, nights, skipped): the JSON files and fitbench ab folders under each place."""
+    """(runs, nights, skipped): the JSON files and fitbench ab folders under each place. The A/B
+    folders of a search or of --confirm (marked bisect.STEPS_MARKER) are neither; an A/B without
+    its verdicts.json (still running, or it could not finish) is named and left out."""
     from fitbench.cli.bisect import STEPS_MARKER
     from fitbench.compare import history
     from fitbench.compare.results import NotBenchmarkJSON, load_run
 
     runs, nights, skipped = [], [], []
-    steps = {marker.parent for place in places if Path(place).is_dir() for marker in Path(place).rglob(STEPS_MARKER)}
     for place in map(Path, places):
         if not place.exists():
             raise FileNotFoundError(f"{place}: no such file or folder")
-        folders = [place] if place.is_dir() else []
-        verdicts = sorted(place.rglob("verdicts.json")) if place.is_dir() else \
-            [place] if place.name == "verdicts.json" else []
-        ab_folders = {path.parent for path in verdicts if not any(folder in path.parents for folder in steps)}
-        for folder in sorted(ab_folders):
+        if not place.is_dir():
+            if place.name == "verdicts.json":
+                place = place.parent
+            else:
+                try:
+                    runs.append(load_run(place))
+                except NotBenchmarkJSON as error:
+                    skipped.append(str(error))
+                continue
+        steps = {marker.parent for marker in place.rglob(STEPS_MARKER)}
+        inside = lambda path, folders: any(f == path or f in path.parents for f in folders)  # noqa: E731
+        finished = {path.parent for path in place.rglob("verdicts.json") if not inside(path, steps)}
+        unfinished = {path.parent for path in place.rglob("round-1") if not inside(path, steps)} - finished
+        for folder in sorted(unfinished):
+            skipped.append(f"{folder}: a fitbench ab without its verdicts.json (still running, or it could not "
+                           "finish): not read")
+        for folder in sorted(finished):
             try:
                 nights.append(history.load_night(folder))
             except NotBenchmarkJSON as error:
                 skipped.append(str(error))
-        files = [path for folder in folders for path in sorted(folder.rglob("*.json"))] if folders else \
-            ([] if place.name == "verdicts.json" else [place])
-        for path in files:
-            if any(folder in path.parents for folder in ab_folders | steps):
-                continue  # a night's own runs are read with it; a search's steps are not nights
+        for path in sorted(place.rglob("*.json")):
+            if inside(path, finished | unfinished | steps):
+                continue  # a night's own runs are read with it
             try:
                 runs.append(load_run(path))
             except NotBenchmarkJSON as error:
