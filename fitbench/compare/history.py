@@ -278,7 +278,7 @@ def name_drift(found: Sequence[Series], time_threshold: float = DEFAULTS.time) -
                 against = f"the ratio to reference {reference_label(ratios.reference)}"
                 if code == "shift" and smaller:
                     change.verdict = "machine drift"
-                    change.drift = f"{against} did not move: {moved} over the same nights{reference}"
+                    change.drift = f"{against} did not show it: {moved} over the same nights{reference}"
                 elif code != "shift":
                     change.drift = f"{against} moved too: {moved}{reference}"
                 else:
