@@ -126,22 +126,40 @@ class Point:
 @dataclass
 class ChangePoint:
     name: str
-    before: Point  # the last run before the step
-    after: Point  # the first run after it
-    index: int  # position of `after` in the series
+    sides: tuple[list[Point], list[Point]] = field(repr=False)  # the runs before the step, and after it
+    index: int  # position of the first run after it in the series
     ratio: float  # epoch time after / before (Hodges-Lehmann)
     low: float
     high: float
     p_value: float
-    runs_before: int
-    runs_after: int
     verdict: str  # regression, improvement, shift, or machine drift (absolute times only)
     software: list[str] = field(default_factory=list)  # 'TensorFlow 2.20.0 -> 2.21.0'
     metric: str = ""  # the checked metric's change across the step, when it moved
     measure: str = "epoch time"  # or 'ratio to reference abc12345'
     drift: str = ""  # absolute steps of a benchmark with ratios: what the ratios and the reference did
-    machine: str = ""  # the machine's state (steal, others' load, frequency) on each side
-    sides: tuple[list[Point], list[Point]] = field(default_factory=lambda: ([], []), repr=False)
+
+    @property
+    def before(self) -> Point:
+        """The last run before the step."""
+        return self.sides[0][-1]
+
+    @property
+    def after(self) -> Point:
+        """The first run after it."""
+        return self.sides[1][0]
+
+    @property
+    def runs_before(self) -> int:
+        return len(self.sides[0])
+
+    @property
+    def runs_after(self) -> int:
+        return len(self.sides[1])
+
+    @property
+    def machine(self) -> str:
+        """The machine's state (steal, others' load, frequency) in the 3 runs on each side."""
+        return machine_state(self.sides[0][-3:], self.sides[1][:3])
 
 
 @dataclass
@@ -236,12 +254,10 @@ def analyse(series: Series, time_threshold: float = DEFAULTS.time, penalty: floa
         shift = stats.log_shift([p.value for p in before], [p.value for p in after], CONFIDENCE)
         p_value = _t_test(values[start:at], values[at:end])
         series.change_points.append(ChangePoint(
-            series.name, before[-1], after[0], series.points.index(after[0]), shift.ratio, shift.ratio_low,
-            shift.ratio_high, p_value, len(before), len(after),
-            _verdict(shift.ratio_low, shift.ratio_high, time_threshold),
+            series.name, (before, after), series.points.index(after[0]), shift.ratio, shift.ratio_low,
+            shift.ratio_high, p_value, _verdict(shift.ratio_low, shift.ratio_high, time_threshold),
             software=_software_changes(before[-1].run, after[0].run),
-            metric=_metric_change(before, after), measure=series.measure,
-            machine=machine_state(before[-3:], after[:3]), sides=(before, after)))
+            metric=_metric_change(before, after), measure=series.measure))
     if not series.change_points:
         series.note = "; ".join(filter(None, [series.note, f"no change point in {len(completed)} runs"]))
     return series
