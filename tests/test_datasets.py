@@ -322,3 +322,55 @@ def test_split_sizes_are_the_sizes_split_gives(synthetic_data_dir, validation, a
 def test_split_sizes_of_a_dataset_function_with_its_own_validation():
     dataset = datasets.load(_regression, args={"seed": 1})
     assert datasets.split_sizes(dataset, None, validation_samples=3) == {"train": 30, "validation": 3}
+
+
+def _two_inputs(kind: str = "dict", as_tf_data: bool = False) -> dict:
+    """Two named inputs (a dict, as a functional model with named Inputs takes them) or a tuple."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    left, right, y = rng.normal(size=(50, 6)), rng.normal(size=(50, 4, 2)), np.arange(50) % 2
+
+    def part(rows: slice):
+        x = {"left": left[rows], "right": right[rows]} if kind == "dict" else (left[rows], right[rows])
+        return tf.data.Dataset.from_tensor_slices((x, y[rows])) if as_tf_data else (x, y[rows])
+
+    return {"train": part(slice(0, 40)), "test": part(slice(40, 50))}
+
+
+@pytest.mark.parametrize("kind, as_tf_data", [("dict", False), ("dict", True), ("tuple", False), ("tuple", True)])
+def test_a_dataset_function_may_give_several_inputs_as_a_dict_or_tuple_of_arrays_or_tf_data(kind, as_tf_data):
+    dataset = datasets.load(_two_inputs, args={"kind": kind, "as_tf_data": as_tf_data})
+    splits = datasets.split(dataset, validation=10)
+    shapes = datasets.sample_shape(splits.x_train)
+    assert shapes == ({"left": (6,), "right": (4, 2)} if kind == "dict" else ((6,), (4, 2)))
+    assert datasets.plain_shape(shapes) == ({"left": [6], "right": [4, 2]} if kind == "dict" else [[6], [4, 2]])
+    assert splits.sizes == {"train": 30, "validation": 10, "test": 10} and dataset.classes == 2
+    assert all(array.dtype == np.float32 and len(array) == 30 for array in datasets.leaves(splits.x_train))
+    # The validation rows are the first ten of every input alike.
+    first = datasets.leaves(dataset.x_train)[1][:10].astype(np.float32)
+    np.testing.assert_array_equal(datasets.leaves(splits.x_val)[1], first)
+    # The same data as arrays or as tf.data is alike; other inputs are other data.
+    assert dataset.identity["fingerprint"] == datasets.load(_two_inputs, args={"kind": kind}).identity["fingerprint"]
+    parts = {"train": (dataset.x_train, dataset.y_train), "test": (dataset.x_test, dataset.y_test)}
+    other = datasets.map_arrays(lambda array: array + 1, dataset.x_train)
+    assert datasets.fingerprint(parts) != datasets.fingerprint({**parts, "train": (other, dataset.y_train)})
+
+
+@pytest.mark.parametrize("returned, message", [
+    ({"train": ({"a": [[1.0], [2.0]], "b": [[1.0]]}, [1, 0]), "test": ({"a": [[1.0]], "b": [[1.0]]}, [1])},
+     "train inputs have different numbers of rows ([2, 1])"),
+    ({"train": ({"a": [[1.0]], "b": [[1.0]]}, [1]), "test": ({"a": [[1.0]], "b": [[1.0, 2.0]]}, [1])},
+     "test inputs have shape {'a': (1,), 'b': (2,)} per sample, train inputs {'a': (1,), 'b': (1,)}"),
+    ({"train": ({"a": [["x"]]}, [1]), "test": ({"a": [[1.0]]}, [1])}, "train inputs 'a' are <U1"),
+    ({"train": ({}, [1]), "test": ({"a": [[1.0]]}, [1])}, "train inputs are an empty dict"),
+])
+def test_several_inputs_that_do_not_fit_together_are_named_with_the_fix(returned, message):
+    with pytest.raises(datasets.DatasetError, match=re.escape(message)):
+        datasets.load(lambda: returned)
+
+
+def test_an_input_shape_for_data_with_several_inputs_says_the_shapes_come_from_the_data():
+    dataset = datasets.load(_two_inputs)
+    with pytest.raises(ValueError, match="names one input, and the data has several"):
+        datasets.split(dataset, validation=10, input_shape=(6,))

@@ -20,6 +20,14 @@ from tests.helpers import ROOT
 pytestmark = pytest.mark.e2e
 
 PROJECT = ROOT / "tests" / "outside"
+# Each benchmark of the project: the metric it checks and its goal.
+CHECKED = {
+    "test_diabetes[cpu]": ("mae", "<="), "test_cancer[cpu-units-8]": ("auc", ">="),
+    "test_cancer[cpu-units-32]": ("auc", ">="), "test_cancer_two_inputs[cpu]": ("auc", ">="),
+    "test_digits[cpu-filters-8]": ("top2", ">="), "test_digits[cpu-filters-32]": ("top2", ">="),
+    "test_sequences[cpu]": ("top2_accuracy", ">="), "test_wine[cpu]": ("accuracy", ">="),
+    "test_iris_two_outputs[cpu]": ("species_accuracy", ">="),
+}
 
 
 def run(command: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -65,7 +73,16 @@ def test_a_project_outside_the_checkout_benchmarks_gates_and_reports_its_own_mod
         document = json.loads((project / "a.json").read_text())
         assert document["fitbench"]["package"].startswith(str(installed.parent))  # the wheel's, not the checkout's
         records = {bench["name"]: bench["extra_info"] for bench in document["benchmarks"]}
-        assert set(records) == {"test_diabetes[cpu]", "test_cancer[cpu-units-8]", "test_cancer[cpu-units-32]"}
+        assert set(records) == set(CHECKED)
+        for name, (metric, goal) in CHECKED.items():  # each its own metric, its goal known or given
+            assert (records[name]["check"]["metric"], records[name]["check"]["goal"]) == (metric, goal), name
+            assert records[name]["check"]["passed"], (name, records[name]["check"])
+        for line in summary.splitlines():  # efficiency is a figure or n/a, never a false 0.0%
+            assert " 0.0% " not in line + " ", line
+        two_inputs = records["test_cancer_two_inputs[cpu]"]["measurement"]["workload"]
+        assert two_inputs["input_shape"] == {"means": [10], "extremes": [20]} and "pixel_scale" not in two_inputs
+        gru = records["test_sequences[cpu]"]
+        assert gru["model"]["flops_per_sample"] > 10 * gru["model"]["params"]  # the GRU's steps counted
         diabetes = records["test_diabetes[cpu]"]
         dataset = diabetes["measurement"]["workload"]["dataset"]
         assert dataset["function"] == "test_diabetes.diabetes" and dataset["args"] == {"seed": 0}
@@ -89,5 +106,6 @@ def test_a_project_outside_the_checkout_benchmarks_gates_and_reports_its_own_mod
         text = (project / "report" / "report.md").read_text()
         assert "## Diabetes MLP: MAE" in text and "## Breast cancer classifier: AUC" in text
         assert "test mae" in text and "<= 60.0000" in text
+        assert "## Digits CNN: filters" in text and "## Iris, two outputs: species accuracy" in text
     finally:
         shutil.rmtree(project, ignore_errors=True)

@@ -6,6 +6,7 @@ import threading
 from types import SimpleNamespace
 
 import keras
+import numpy as np
 import pytest
 
 from fitbench import Variant
@@ -237,3 +238,65 @@ def test_a_model_function_that_raises_is_one_line_naming_it_its_arguments_and_it
     message = str(raised.value)
     assert "broken(input_shape=(28, 28), units=(16,), classes=10) raised ValueError: Dense units" in message
     assert isinstance(raised.value.__cause__, ValueError)
+
+
+def two_towers(input_shape, units=8, classes=2):
+    """A functional model with two named inputs: its input_shape is the data's per-input shapes."""
+    left = keras.Input(shape=input_shape["left"], name="left")
+    right = keras.Input(shape=input_shape["right"], name="right")
+    joined = keras.layers.Concatenate()([keras.layers.Dense(units, activation="relu")(left),
+                                         keras.layers.Flatten()(right)])
+    return keras.Model({"left": left, "right": right}, keras.layers.Dense(classes, activation="softmax")(joined))
+
+
+PARTS = {"train": slice(0, 1200), "validation": slice(1200, 1300), "test": slice(1300, None)}
+
+
+def two_inputs() -> dict:
+    rng = np.random.default_rng(0)
+    left, right = rng.normal(size=(1500, 6)).astype("float32"), rng.normal(size=(1500, 3, 2)).astype("float32")
+    y = (left[:, 0] + right[:, 0, 0] > 0).astype("int64")
+    return {part: ({"left": left[rows], "right": right[rows]}, y[rows])
+            for part, rows in PARTS.items()}
+
+
+@pytest.mark.parametrize("pipeline", ["tf.data", "numpy"])
+def test_a_model_with_several_named_inputs_trains_from_a_dict_of_arrays(cpu, pipeline):
+    from fitbench.measure import datasets
+
+    workload = TINY.but(name="two-towers", dataset=two_inputs, model=two_towers, model_args={}, validation=None,
+                        batch_size=32, variant=Variant(pipeline=pipeline))
+    result = runner.train(workload, "default", cpu, datasets.load(two_inputs))
+    assert result.measurement.workload["input_shape"] == {"left": [6], "right": [3, 2]}
+    assert len(result.epochs) == workload.schedule("default", "cpu").epochs and result.test_metric > 0.6
+    assert result.flops_per_sample > 0  # both towers' layers counted
+
+
+def species_and_size(input_shape, units=16, classes=3):
+    """Two outputs: a class (checked) and a regression (trained, not checked)."""
+    inputs = keras.Input(shape=input_shape)
+    hidden = keras.layers.Dense(units, activation="relu")(inputs)
+    return keras.Model(inputs, {"species": keras.layers.Dense(classes, activation="softmax", name="species")(hidden),
+                                "size": keras.layers.Dense(1, name="size")(hidden)})
+
+
+def two_targets() -> dict:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(1500, 5)).astype("float32")
+    species, size = np.argmax(x[:, :3], axis=1), x[:, 3:].sum(axis=1, keepdims=True)
+    return {part: (x[rows], {"species": species[rows], "size": size[rows]})
+            for part, rows in PARTS.items()}
+
+
+def test_a_model_with_several_outputs_checks_the_output_its_metric_names(cpu):
+    from fitbench.measure import datasets
+
+    workload = TINY.but(name="two-heads", dataset=two_targets, model=species_and_size, model_args={}, validation=None,
+                        loss={"species": "sparse_categorical_crossentropy", "size": "mse"},
+                        metric={"species": "accuracy"}, batch_size=32)
+    assert workload.metric_name == "species_accuracy" and workload.goal == ">="
+    result = runner.train(workload, "default", cpu, datasets.load(two_targets))
+    assert result.measurement.workload["metric"] == "species_accuracy"
+    assert 0.5 < result.test_metric <= 1 and all(0 < epoch.val_metric <= 1 for epoch in result.epochs)
+    with pytest.raises(ValueError, match="names 2 outputs; a workload checks one metric"):
+        TINY.but(metric={"species": "accuracy", "size": "mae"})

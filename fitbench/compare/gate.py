@@ -378,6 +378,10 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
     settings = settings or default_settings()
     if overrides:
         settings = GateSettings(**{**settings.__dict__, **overrides})
+    for run in (*baseline, *candidate):
+        if not run.records:
+            raise NothingComparable(f"{run.path} has no benchmarks (its session ran none: all deselected or "
+                                    "skipped, or every test failed before training); compare runs that trained")
     machine, software = _admit_environments(baseline, candidate, settings)
     base_rows, cand_rows = _pool(baseline), _pool(candidate)
     names = list(cand_rows) + [name for name in base_rows if name not in cand_rows]  # grid order

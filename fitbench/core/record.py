@@ -225,6 +225,7 @@ class Record:
         """Assert that the workload's metric on `split` ('test' or 'validation') meets `threshold`
         in the direction of its goal, and record the check. The failure message gives the value
         reached, the target and `note`."""
+        __tracebackhide__ = True  # pytest shows the user's test line and this message, not this function
         if split not in SPLITS:
             raise ValueError(f"split {split!r}: one of {', '.join(SPLITS)}")
         value = self.test_metric if split == "test" else self.val_metric
@@ -411,7 +412,11 @@ class Record:
                               "upgrade fitbench to read it")
         try:
             known = {f.name for f in fields(Measurement)}
-            measurement = Measurement(**{k: v for k, v in info["measurement"].items() if k in known})
+            measured = {k: v for k, v in info["measurement"].items() if k in known}
+            if isinstance(measured["workload"].get("dataset"), dict):
+                # A function's data is never scaled: earlier records named the unused pixel_scale.
+                measured["workload"] = {k: v for k, v in measured["workload"].items() if k != "pixel_scale"}
+            measurement = Measurement(**measured)
             check = info.get("check")
             test = info.get("test") or {}
             model = info.get("model") or {}

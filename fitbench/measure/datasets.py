@@ -8,7 +8,9 @@ A workload's dataset is either
 * a function (with the workload's ``dataset_args``) that returns the data as a mapping with
   ``train`` and ``test`` and, optionally, ``validation``: each an ``(x, y)`` pair of NumPy
   arrays, or a finite ``tf.data.Dataset`` of unbatched ``(x, y)`` elements (read into arrays
-  once). Shapes, classes and sample counts come from the data. Its record names the function,
+  once). ``x`` may be one array, a dict of named inputs or a tuple of inputs, as Keras' ``fit``
+  takes them (and ``y`` likewise, for a model with several outputs). Shapes (per input), classes
+  and sample counts come from the data. Its record names the function,
   its arguments and a fingerprint of the content (shapes, dtypes, a hash of the first rows),
   so that two different datasets never compare as alike.
 
@@ -30,6 +32,45 @@ import numpy as np
 
 DATA_DIR_ENV = "FITBENCH_DATA_DIR"
 
+# A model's inputs (or targets) as Keras' fit takes them: one array, a dict of named arrays, or a
+# tuple of arrays; every array has one row per sample.
+Arrays = np.ndarray | Mapping[str, np.ndarray] | tuple[np.ndarray, ...]
+
+
+def map_arrays(function: Callable[[np.ndarray], Any], arrays: Arrays) -> Any:
+    """`function` applied to each array of `arrays`, in the same structure."""
+    if isinstance(arrays, Mapping):
+        return {name: function(array) for name, array in arrays.items()}
+    if isinstance(arrays, tuple | list):
+        return tuple(function(array) for array in arrays)
+    return function(arrays)
+
+
+def leaves(arrays: Arrays) -> list[np.ndarray]:
+    """The arrays of `arrays`, in order."""
+    if isinstance(arrays, Mapping):
+        return list(arrays.values())
+    return list(arrays) if isinstance(arrays, tuple | list) else [arrays]
+
+
+def rows(arrays: Arrays) -> int:
+    """How many samples `arrays` holds (every array has as many rows)."""
+    return len(leaves(arrays)[0])
+
+
+def sample_shape(arrays: Arrays) -> Any:
+    """Each sample's shape: a tuple, or a dict or tuple of them for several inputs."""
+    return map_arrays(lambda array: tuple(array.shape[1:]), arrays)
+
+
+def plain_shape(shape: Any) -> Any:
+    """A sample shape as a record stores it (lists, or a dict of lists)."""
+    if isinstance(shape, Mapping):
+        return {str(name): list(each) for name, each in shape.items()}
+    if shape and isinstance(shape[0], tuple | list):
+        return [list(each) for each in shape]
+    return list(shape)
+
 
 class DatasetError(Exception):
     """Base class of the errors this module raises."""
@@ -48,19 +89,23 @@ class UnreadableDataset(DatasetError):
     """A dataset file exists but cannot be read (permissions)."""
 
 
+class SplitError(DatasetError, ValueError):
+    """The workload asks for a split the data cannot give (no validation part, none left to train)."""
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A dataset's arrays as loaded: a registered loader's (uint8 images scaled by the workload's
     pixel_scale when `images`), or what a user's function returned."""
 
     name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    x_train: Arrays
+    y_train: Arrays
+    x_test: Arrays
+    y_test: Arrays
     source: str
-    x_val: np.ndarray | None = None  # a function's own validation split
-    y_val: np.ndarray | None = None
+    x_val: Arrays | None = None  # a function's own validation split
+    y_val: Arrays | None = None
     images: bool = True  # uint8 pixels, scaled by pixel_scale and reshaped by split()
     # What identifies it in a record: the registered name, or {function, args, fingerprint}.
     identity: str | Mapping[str, Any] = ""
@@ -68,7 +113,7 @@ class Dataset:
 
     def __repr__(self) -> str:
         return (
-            f"Dataset({self.name!r}, train={len(self.y_train)}, test={len(self.y_test)}, "
+            f"Dataset({self.name!r}, train={rows(self.y_train)}, test={rows(self.y_test)}, "
             f"source={self.source!r})"
         )
 
@@ -121,8 +166,9 @@ def from_function(function: Callable[..., Any], args: Mapping[str, Any]) -> Data
     """Call a user's dataset function and check what it returned; DatasetError names the problem
     and the shape it should have."""
     name = describe_source(function)
-    expected = ("return {'train': (x, y), 'validation': (x, y), 'test': (x, y)} of NumPy arrays "
-                "(or unbatched tf.data.Datasets of (x, y)); 'validation' is optional")
+    expected = ("return {'train': (x, y), 'validation': (x, y), 'test': (x, y)} of NumPy arrays (x may be a "
+                "dict or tuple of arrays: several inputs), or unbatched tf.data.Datasets of (x, y); 'validation' "
+                "is optional")
     try:
         signature = inspect.signature(function)
         signature.bind(**args)
@@ -142,22 +188,23 @@ def from_function(function: Callable[..., Any], args: Mapping[str, Any]) -> Data
     parts = {part: _arrays(name, part, value, expected) for part, value in returned.items()}
     x_val, y_val = parts.get("validation", (None, None))
     for part, (x, y) in parts.items():
-        if len(x) != len(y) or len(x) == 0:
-            raise DatasetError(f"dataset function {name}: {part} has {len(x)} inputs and {len(y)} targets; "
+        if rows(x) != rows(y) or rows(x) == 0:
+            raise DatasetError(f"dataset function {name}: {part} has {rows(x)} inputs and {rows(y)} targets; "
                                "give as many of each, at least one")
-        if x.shape[1:] != parts["train"][0].shape[1:]:
-            raise DatasetError(f"dataset function {name}: {part} inputs have shape {x.shape[1:]} per sample, "
-                               f"train inputs {parts['train'][0].shape[1:]}")
+        for what, arrays, train in (("inputs", x, parts["train"][0]), ("targets", y, parts["train"][1])):
+            if sample_shape(arrays) != sample_shape(train):
+                raise DatasetError(f"dataset function {name}: {part} {what} have shape {sample_shape(arrays)} per "
+                                   f"sample, train {what} {sample_shape(train)}")
     (x_train, y_train), (x_test, y_test) = parts["train"], parts["test"]
     classes = None
-    if np.issubdtype(y_train.dtype, np.integer) and y_train.ndim == 1:
+    if isinstance(y_train, np.ndarray) and np.issubdtype(y_train.dtype, np.integer) and y_train.ndim == 1:
         classes = int(max(int(y.max()) for _, y in parts.values())) + 1
     identity = {"function": name, "args": _plain(dict(args)), "fingerprint": fingerprint(parts)}
     return Dataset(name, x_train, y_train, x_test, y_test, source=f"function {name}", x_val=x_val, y_val=y_val,
                    images=False, identity=identity, classes=classes)
 
 
-def _arrays(name: str, part: str, value: Any, expected: str) -> tuple[np.ndarray, np.ndarray]:
+def _arrays(name: str, part: str, value: Any, expected: str) -> tuple[Arrays, Arrays]:
     import tensorflow as tf  # only for a function that returns tf.data
 
     if isinstance(value, tf.data.Dataset):
@@ -167,26 +214,58 @@ def _arrays(name: str, part: str, value: Any, expected: str) -> tuple[np.ndarray
         elements = list(value.as_numpy_iterator())
         if not elements or not all(isinstance(e, tuple) and len(e) == 2 for e in elements[:1]):
             raise DatasetError(f"dataset function {name}: {part} must yield unbatched (x, y) pairs")
-        return np.stack([e[0] for e in elements]), np.stack([e[1] for e in elements])
+        value = tuple(_stacked([element[index] for element in elements]) for index in (0, 1))
     if not (isinstance(value, tuple | list) and len(value) == 2):
         raise DatasetError(f"dataset function {name}: {part} is {type(value).__name__}; it must {expected}")
-    x, y = (np.asarray(array) for array in value)
-    for what, array in (("inputs", x), ("targets", y)):
-        if array.dtype.kind not in "biuf" or array.ndim == 0:
-            raise DatasetError(f"dataset function {name}: {part} {what} are {array.dtype} of shape {array.shape}; "
-                               "give numeric arrays with one row per sample")
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            raise DatasetError(f"dataset function {name}: {part} {what} hold NaN or infinite values")
-    return x, y
+    return _structure(name, part, "inputs", value[0]), _structure(name, part, "targets", value[1])
+
+
+def _stacked(samples: list[Any]) -> Any:
+    """One array per input from a tf.data.Dataset's unbatched samples (arrays, dicts or tuples)."""
+    first = samples[0]
+    if isinstance(first, Mapping):
+        return {key: np.stack([sample[key] for sample in samples]) for key in first}
+    if isinstance(first, tuple):
+        return tuple(np.stack([sample[index] for sample in samples]) for index in range(len(first)))
+    return np.stack(samples)
+
+
+def _structure(name: str, part: str, what: str, value: Any) -> Arrays:
+    """A part's inputs or targets as numeric arrays: one array, a dict of named arrays, or a tuple
+    of arrays (a list or tuple counts as several only when it holds arrays, as in Keras)."""
+    if isinstance(value, Mapping):
+        if not value:
+            raise DatasetError(f"dataset function {name}: {part} {what} are an empty dict; give one array per input")
+        arrays = {str(key): _numeric(name, part, f"{what} {key!r}", array) for key, array in value.items()}
+    elif isinstance(value, tuple | list) and value and all(hasattr(array, "shape") for array in value):
+        arrays = tuple(_numeric(name, part, f"{what} {index}", array) for index, array in enumerate(value))
+    else:
+        return _numeric(name, part, what, value)
+    counts = [len(array) for array in leaves(arrays)]
+    if len(set(counts)) > 1:
+        raise DatasetError(f"dataset function {name}: {part} {what} have different numbers of rows ({counts}); "
+                           "give every input one row per sample")
+    return arrays
+
+
+def _numeric(name: str, part: str, what: str, value: Any) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf" or array.ndim == 0:
+        raise DatasetError(f"dataset function {name}: {part} {what} are {array.dtype} of shape {array.shape}; "
+                           "give numeric arrays with one row per sample (several inputs: a dict or tuple of them)")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise DatasetError(f"dataset function {name}: {part} {what} hold NaN or infinite values")
+    return array
 
 
 def fingerprint(parts: Mapping[str, tuple[np.ndarray, np.ndarray]], rows: int = 256) -> str:
     """A short content hash: every part's shapes and dtypes, and the bytes of its first rows."""
     digest = hashlib.sha256()
     for part in sorted(parts):
-        for array in parts[part]:
-            digest.update(f"{part}:{array.shape}:{array.dtype.str};".encode())
-            digest.update(np.ascontiguousarray(array[:rows]).tobytes())
+        for structure in parts[part]:
+            for array in leaves(structure):
+                digest.update(f"{part}:{array.shape}:{array.dtype.str};".encode())
+                digest.update(np.ascontiguousarray(array[:rows]).tobytes())
     return "sha256:" + digest.hexdigest()[:16]
 
 
@@ -203,36 +282,37 @@ def _plain(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Splits:
-    """Train, validation and test arrays ready for a model: float32 in [0, 1], int32 labels."""
+    """Train, validation and test arrays ready for a model (each part's inputs and targets one
+    array, or a dict or tuple of them): float32 in [0, 1] for images, int32 labels."""
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    x_train: Arrays
+    y_train: Arrays
+    x_val: Arrays
+    y_val: Arrays
+    x_test: Arrays
+    y_test: Arrays
 
     @property
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.y_train), "validation": len(self.y_val), "test": len(self.y_test)}
+        return {"train": rows(self.y_train), "validation": rows(self.y_val), "test": rows(self.y_test)}
 
 
 def held_out_count(dataset: Dataset, validation: int | float | str | None) -> int:
     """How many training samples `validation` holds out (0 for the test set or the data's own split)."""
-    total = len(dataset.y_train)
+    total = rows(dataset.y_train)
     if validation is None:
         if dataset.x_val is None:
-            raise ValueError(f"{dataset.name} has no validation split of its own: give the workload "
+            raise SplitError(f"{dataset.name} has no validation split of its own: give the workload "
                              "validation= a count or fraction of the training samples, or 'test'")
         held_out = 0
     elif validation == "test":
         held_out = 0
     elif isinstance(validation, str):
-        raise ValueError(f"validation={validation!r}: give a count, a fraction, 'test', or None")
+        raise SplitError(f"validation={validation!r}: give a count, a fraction, 'test', or None")
     else:
         held_out = int(round(validation * total)) if isinstance(validation, float) else int(validation)
     if not 0 <= held_out < total:
-        raise ValueError(f"validation={validation!r} leaves no training samples out of {total}")
+        raise SplitError(f"validation={validation!r} leaves no training samples out of {total}")
     return held_out
 
 
@@ -245,12 +325,12 @@ def split_sizes(dataset: Dataset, validation: int | float | str | None, train_sa
         return count if keep is None else min(count, keep)
 
     if validation is None:
-        val = kept(len(dataset.y_val), validation_samples)
+        val = kept(rows(dataset.y_val), validation_samples)
     elif held_out == 0:  # the test set validates
-        val = kept(len(dataset.y_test), test_samples)
+        val = kept(rows(dataset.y_test), test_samples)
     else:
         val = kept(held_out, validation_samples)
-    return {"train": kept(len(dataset.y_train) - held_out, train_samples), "validation": val}
+    return {"train": kept(rows(dataset.y_train) - held_out, train_samples), "validation": val}
 
 
 def split(
@@ -274,7 +354,7 @@ def split(
     guide). Registered images are multiplied by `pixel_scale` (1/255 gives [0, 1]) and
     reshaped to `input_shape` (None: as stored).
     """
-    total = len(dataset.y_train)
+    total = rows(dataset.y_train)
     held_out = held_out_count(dataset, validation)
     if validation_at == "start":
         val, train = slice(0, held_out), slice(held_out, total)
@@ -283,24 +363,28 @@ def split(
     else:
         raise ValueError(f"validation_at must be 'start' or 'end', not {validation_at!r}")
 
-    def prepare(inputs: np.ndarray, targets: np.ndarray, keep: int | None):
-        inputs, targets = inputs[:keep], targets[:keep]
+    def prepare(inputs: Arrays, targets: Arrays, keep: int | None, part: slice = slice(None)):
+        inputs, targets = (map_arrays(lambda array: array[part][:keep], each) for each in (inputs, targets))
         if dataset.images:
             shape = input_shape or inputs.shape[1:]
             inputs = (inputs.astype(np.float32) * np.float32(pixel_scale)).reshape((len(inputs), *shape))
         else:
-            inputs = inputs.astype(np.float32) if inputs.dtype.kind == "f" else inputs
+            inputs = map_arrays(lambda array: array.astype(np.float32) if array.dtype.kind == "f" else array, inputs)
             if input_shape is not None:
+                if not isinstance(inputs, np.ndarray):
+                    raise ValueError(f"input_shape={input_shape} names one input, and the data has several "
+                                     f"({sample_shape(inputs)}); leave input_shape out, the shapes come from the data")
                 inputs = inputs.reshape((len(inputs), *input_shape))
-        targets = targets.astype(np.int32) if targets.dtype.kind in "iub" else targets.astype(np.float32)
+        targets = map_arrays(lambda array: array.astype(np.int32) if array.dtype.kind in "iub"
+                             else array.astype(np.float32), targets)
         return inputs, targets
 
-    x_train, y_train = prepare(dataset.x_train[train], dataset.y_train[train], train_samples)
+    x_train, y_train = prepare(dataset.x_train, dataset.y_train, train_samples, train)
     x_test, y_test = prepare(dataset.x_test, dataset.y_test, test_samples)
     if validation is None:
         x_val, y_val = prepare(dataset.x_val, dataset.y_val, validation_samples)
         return Splits(x_train, y_train, x_val, y_val, x_test, y_test)
     if held_out == 0:  # validate on the test set (the same arrays, not a copy)
         return Splits(x_train, y_train, x_test, y_test, x_test, y_test)
-    x_val, y_val = prepare(dataset.x_train[val], dataset.y_train[val], validation_samples)
+    x_val, y_val = prepare(dataset.x_train, dataset.y_train, validation_samples, val)
     return Splits(x_train, y_train, x_val, y_val, x_test, y_test)

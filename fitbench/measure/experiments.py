@@ -20,7 +20,7 @@ from typing import Any
 
 from fitbench.measure import models
 from fitbench.measure.devices import KINDS
-from fitbench.measure.workloads import HIGHER_IS_BETTER, Variant, Workload
+from fitbench.measure.workloads import HIGHER_IS_BETTER, Variant, Workload, metric_name, output_metric
 
 BENCHMARKS = Path("benchmarks")  # where the tools look by default: the current directory's benchmarks/
 SPLITS = ("test", "validation")  # where a target is checked
@@ -165,7 +165,7 @@ class Experiment:
 
 def out_of_range(workload: Workload, threshold: float, where: str) -> list[str]:
     """A target the metric can never meet, in its own direction."""
-    metric = workload.metric_name
+    metric = metric_name(output_metric(workload.metric)[1])  # an output's accuracy is an accuracy
     if metric in UNIT_METRICS and not 0 < threshold <= 1:
         return [f"{where}: {metric} target {threshold:g} is not in (0, 1], so {metric} {workload.goal} "
                 f"{threshold:g} can never be met (or always is); give a fraction, 0.85 for 85%"]

@@ -188,6 +188,6 @@ def epoch_work(record: Record) -> EpochWork:
     samples = schedule["samples_per_epoch"]
     evaluated = schedule["validation_samples"] + (schedule["test_samples"] if tracked else 0)
     steps = -(-samples // record.measurement.global_batch)
-    name = f"{workload['model']}({sorted(workload['model_args'].items())}, {tuple(workload['input_shape'])})"
+    name = f"{workload['model']}({sorted(workload['model_args'].items())}, {workload['input_shape']})"
     return EpochWork(steps=times * steps, flops=times * record.flops_per_sample * (samples + evaluated / 3),
                      model=name, trainings=times)

@@ -60,10 +60,10 @@ import tensorflow as tf
 
 from fitbench.core.record import Epoch, Measurement, Record
 from fitbench.measure import devices, hardware, memory, models, opprofile
-from fitbench.measure.datasets import Dataset, Splits, split
+from fitbench.measure.datasets import Arrays, Dataset, Splits, plain_shape, rows, sample_shape, split
 from fitbench.measure.devices import Device
 from fitbench.measure.flops import training_flops
-from fitbench.measure.workloads import Workload
+from fitbench.measure.workloads import Workload, output_metric
 from fitbench.processes import turns
 
 
@@ -180,7 +180,7 @@ class EpochRunner:
             # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer (dynamic
             # loss scaling), as the Keras mixed-precision guide requires for float16.
             model.compile(optimizer=make_optimizer(self.workload.optimizer), loss=self.workload.loss,
-                          metrics=[compiled_metric(self.workload.metric)], jit_compile=variant.jit_compile,
+                          metrics=compiled_metrics(self.workload.metric), jit_compile=variant.jit_compile,
                           steps_per_execution=variant.steps_per_execution)
         if variant.jit_compile and not model.jit_compile:
             raise ValueError(f"XLA was asked for, but Keras turned it off for {model.name} (a layer does not "
@@ -189,15 +189,16 @@ class EpochRunner:
         return model
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        """The workload's input shape, or each sample's shape in the data."""
-        return tuple(self.workload.input_shape or self.splits.x_train.shape[1:])
+    def input_shape(self) -> Any:
+        """The workload's input shape, or each sample's shape in the data: a tuple, or a dict (or
+        tuple) of tuples for a model with several inputs."""
+        return tuple(self.workload.input_shape) if self.workload.input_shape else sample_shape(self.splits.x_train)
 
     def prepare_inputs(self) -> None:
         # Converted once, on the host; each epoch's pipeline only gathers batches from them.
         with tf.device("/cpu:0"):
-            self._x_train = tf.constant(self.splits.x_train)
-            self._y_train = tf.constant(self.splits.y_train)
+            self._x_train = tf.nest.map_structure(tf.constant, self.splits.x_train)
+            self._y_train = tf.nest.map_structure(tf.constant, self.splits.y_train)
         batch = self.workload.batch_size
         self._val_data = self._eval_dataset(self.splits.x_val, self.splits.y_val, batch)
         self._test_data = self._eval_dataset(self.splits.x_test, self.splits.y_test, batch)
@@ -214,7 +215,7 @@ class EpochRunner:
         return self.loop.evaluate(self.model, data)
 
     @staticmethod
-    def _eval_dataset(x: np.ndarray, y: np.ndarray, batch: int) -> tf.data.Dataset:
+    def _eval_dataset(x: Arrays, y: Arrays, batch: int) -> tf.data.Dataset:
         return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).prefetch(tf.data.AUTOTUNE)
 
     def epoch_data(self, first: int = 0, last: int | None = None) -> tf.distribute.DistributedDataset:
@@ -227,7 +228,7 @@ class EpochRunner:
 
     def batches(self, epoch: int) -> tf.data.Dataset:
         """Epoch `epoch`'s batches, in the order of a permutation seeded by the epoch."""
-        count, batch = len(self.splits.y_train), self.workload.batch_size
+        count, batch = rows(self.splits.y_train), self.workload.batch_size
         order = np.random.default_rng([self.workload.seed, epoch]).permutation(count)
         full = count // batch * batch
         # Batches of indices (not of samples) so the pipeline gathers whole batches at once.
@@ -236,17 +237,17 @@ class EpochRunner:
             indices = indices.concatenate(tf.data.Dataset.from_tensors(order[full:]))
         x, y = self._x_train, self._y_train
         return indices.map(
-            lambda index: (tf.gather(x, index), tf.gather(y, index)),
+            lambda index: tf.nest.map_structure(lambda array: tf.gather(array, index), (x, y)),
             num_parallel_calls=tf.data.AUTOTUNE,
         ).prefetch(tf.data.AUTOTUNE)
 
     @property
     def samples_per_epoch(self) -> int:
-        return min(self.steps_per_epoch * self.workload.batch_size, len(self.splits.y_train))
+        return min(self.steps_per_epoch * self.workload.batch_size, rows(self.splits.y_train))
 
     @property
     def steps_per_epoch(self) -> int:
-        count, batch = len(self.splits.y_train), self.workload.batch_size
+        count, batch = rows(self.splits.y_train), self.workload.batch_size
         return count // batch if self.drop_remainder else -(-count // batch)
 
     def first_epoch(self, data: tf.distribute.DistributedDataset | None) -> None:
@@ -502,8 +503,7 @@ class EpochRunner:
             "dataset": self.dataset.identity or self.dataset.name,
             "model": workload.model.__name__,
             "model_args": dict(workload.model_args),
-            "input_shape": list(self.input_shape),
-            "pixel_scale": workload.pixel_scale,
+            "input_shape": plain_shape(self.input_shape),
             "optimizer": {"name": type(optimizer).__name__, "config": settings},
             "loss": workload.loss,
             "metric": workload.metric_name,
@@ -512,6 +512,8 @@ class EpochRunner:
             "validation_at": workload.validation_at,
             "seed": workload.seed,
         }
+        if self.dataset.images:  # only registered images are scaled (split)
+            described["pixel_scale"] = workload.pixel_scale
         # One JSON form (tuples as lists, numpy scalars as numbers), in memory as in the file.
         described = json.loads(json.dumps(described, default=_plain))
         return Measurement(
@@ -528,6 +530,13 @@ class EpochRunner:
             workers=self.device.workers,
             cluster=dict(self.device.cluster or {}),
         )
+
+
+def compiled_metrics(metric: Any) -> list[Any] | dict[str, list[Any]]:
+    """The workload's metric as Model.compile takes it: a list of one, or {output: [metric]} for one
+    output of a model with several."""
+    output, metric = output_metric(metric)
+    return [compiled_metric(metric)] if output is None else {output: [compiled_metric(metric)]}
 
 
 def compiled_metric(metric: Any) -> Any:
@@ -692,7 +701,8 @@ class Cluster:
         # What fit() would build from the first batch (metrics, loss, optimizer state).
         strategy = runner.device.strategy
         with strategy.scope():
-            model._symbolic_build(data_batch=(runner._x_train[:1], runner._y_train[:1]))
+            model._symbolic_build(data_batch=tf.nest.map_structure(lambda array: array[:1],
+                                                                   (runner._x_train, runner._y_train)))
         model.train_function = cluster_function(model, model.train_step)
         self._evaluate_all = cluster_function(model, model.test_step, whole_dataset=True)
         self._barrier = barrier_function(strategy)

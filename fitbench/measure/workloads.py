@@ -28,9 +28,25 @@ HIGHER_IS_BETTER = {
 COMPILE_NAMES = ("accuracy", "acc", "crossentropy", "ce")
 
 
+def output_metric(metric: Any) -> tuple[str | None, Any]:
+    """(the output it checks, the metric) for a model with several outputs, whose metric is given
+    as {output name: metric}; (None, metric) otherwise."""
+    if not isinstance(metric, Mapping):
+        return None, metric
+    if len(metric) != 1:
+        raise ValueError(f"metric {dict(metric)!r} names {len(metric)} outputs; a workload checks one metric: give "
+                         "{'output_name': metric} for the output it checks")
+    ((output, inner),) = metric.items()
+    return str(output), inner
+
+
 def metric_name(metric: Any) -> str:
     """The name Keras logs a metric under: a string as given, a keras.metrics.Metric object's
-    `name`, a function's `__name__`."""
+    `name`, a function's `__name__`; for one output of several, prefixed by the output's name
+    (`{"species": "accuracy"}` logs `species_accuracy`)."""
+    output, metric = output_metric(metric)
+    if output is not None:
+        return f"{output}_{metric_name(metric)}"
     if isinstance(metric, str):
         return metric
     name = getattr(metric, "name", None)
@@ -51,6 +67,7 @@ def _snake(text: str) -> str:
 def known_direction(metric: Any) -> bool | None:
     """Whether a higher value of `metric` is better, where fitbench knows it: by its name, or by
     its class for a Metric object (SparseTopKCategoricalAccuracy(name="top2") is a score)."""
+    metric = output_metric(metric)[1]
     is_object = not isinstance(metric, str) and hasattr(metric, "get_config")
     for name in (metric_name(metric), _snake(type(metric).__name__) if is_object else ""):
         if name in HIGHER_IS_BETTER:
@@ -197,11 +214,21 @@ class Workload:
     loss_explosion: float = 1e3
 
     def __post_init__(self) -> None:
+        if isinstance(self.variant, Mapping):  # a grid's {"variant": {"pipeline": "numpy"}}: data, like the rest
+            fields = {f.name for f in dataclasses.fields(Variant)}
+            if unknown := sorted(set(self.variant) - fields):
+                raise ValueError(f"workload {self.name!r}: variant setting(s) {', '.join(unknown)} unknown; a variant "
+                                 f"takes {', '.join(sorted(fields))}")
+            object.__setattr__(self, "variant", Variant(**self.variant))
+        elif not isinstance(self.variant, Variant):
+            raise ValueError(f"workload {self.name!r}: variant {self.variant!r} is not a Variant; give "
+                             "Variant(pipeline='numpy', ...) or a dict of its settings")
         try:
             name = metric_name(self.metric)
         except ValueError as error:
             raise ValueError(f"workload {self.name!r}: {error}") from None
-        if isinstance(self.metric, str) and (why := unknown_to_keras(self.metric)):
+        checked = output_metric(self.metric)[1]
+        if isinstance(checked, str) and (why := unknown_to_keras(checked)):
             raise ValueError(f"workload {self.name!r}: {why}; give a name Keras knows (accuracy, auc, mae, ...), a "
                              "keras.metrics.Metric object or a function f(y_true, y_pred)")
         if self.higher_is_better is None and known_direction(self.metric) is None:

@@ -144,6 +144,8 @@ def train(request: pytest.FixtureRequest, benchmark, device: Device, load_datase
         except runner.Diverged as diverged:
             keep(diverged.record)
             failure = str(diverged)
+        except DatasetError as error:  # a split the data cannot give: named before anything trains
+            failure = str(error)
         except runner.ModelFunctionError as error:
             if request.config.getoption("tbstyle", "auto") == "long":
                 raise  # the user's own traceback, chained, as asked for

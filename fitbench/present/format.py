@@ -91,7 +91,12 @@ def percent_of_peak(value: float | None, digits: int | None = None) -> str:
         return "-"
     if value > 1:
         return ">100%"
-    return f"{value:.{digits}%}" if digits is not None else f"{value:.0%}" if value >= 0.1 else f"{value:.1%}"
+    if digits is None:
+        digits = 0 if value >= 0.1 else 1
+    smallest = 10 ** -(digits + 2)
+    if 0 < value < smallest:  # a tiny model's share of the peak: below the last digit, never a false 0.0%
+        return f"<{smallest:.{digits}%}"
+    return f"{value:.{digits}%}"
 
 
 def summary_lines(records: Sequence[Record], speedups: list[Speedup] | None = None,

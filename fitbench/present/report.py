@@ -21,7 +21,13 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 from fitbench.compare import history, scaling  # noqa: E402
-from fitbench.compare.results import Run, device_speedups, load_run, variant_speedups  # noqa: E402
+from fitbench.compare.results import (  # noqa: E402
+    Run,
+    device_speedups,
+    load_run,
+    variant_speedups,
+    write_atomically,
+)
 from fitbench.core.record import Record  # noqa: E402
 from fitbench.measure import experiments
 from fitbench.measure.experiments import UNIT_METRICS, Experiment, Plot  # noqa: E402
@@ -438,7 +444,7 @@ def write(paths: Sequence[str | os.PathLike], output: str | os.PathLike,
     directory = Path(output)
     directory.mkdir(parents=True, exist_ok=True)
     report = directory / "report.md"
-    report.write_text(render(runs, directory, known))
+    write_atomically(report, render(runs, directory, known))  # whole or not at all, on a full disk too
     return report
 
 
@@ -478,5 +484,5 @@ def replace_generated(readme: str | os.PathLike, start: str, end: str, what: str
                          f"{start!r} and {end!r} where it should go")
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{body()}\n{end}{tail}")
+    write_atomically(readme, f"{head}{start}\n{body()}\n{end}{tail}")  # a README is never left half written
     return readme

@@ -44,7 +44,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                       help="where the A/Bs of --confirm and --bisect and confirmations.json go (default: "
                       ".benchmarks/history/DATE-TIME)")
     hist.add_argument("--markdown", default=None, metavar="FILE",
-                      help="also write the table as markdown (a job summary)")
+                      help="also append the table as markdown (a job summary: $GITHUB_STEP_SUMMARY)")
     add_gate_options(hist.add_argument)
     hist.set_defaults(handler=run)
 
@@ -150,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
         write_json(output / "confirmations.json", [c.as_dict() for c in confirmations])
     alerts = [c.change for c in confirmations if c.alerts] if args.confirm else candidates
     if args.markdown:
-        Path(args.markdown).write_text(history_markdown(found, alerts, args.alert_last, confirmations))
+        with open(args.markdown, "a") as out:  # appends, as $GITHUB_STEP_SUMMARY expects (ab's verdicts are there)
+            out.write(history_markdown(found, alerts, args.alert_last, confirmations))
     if args.alert_last:
         confirmed = " confirmed" if args.confirm else ""
         print(f"{len(alerts)}{confirmed} regression{'' if len(alerts) == 1 else 's'} among the last "
