@@ -299,3 +299,14 @@ def test_an_experiments_reference_trains_in_turns_in_each_test_and_counts_in_the
     assert reference["variant"] == DEFAULT_VARIANT and len(reference["epoch_seconds"]) == 8
     # The epoch lines come from the session's worker (crash isolation), on stderr.
     assert "left ~" in run.stderr and "session" in run.stderr
+
+
+def test_a_variant_given_as_a_dict_is_a_variant_and_an_unknown_setting_is_named():
+    """A grid's hyperparameters are data: {"variant": {"pipeline": "numpy"}} means Variant(pipeline="numpy")."""
+    from tests.helpers import TINY
+
+    assert TINY.but(variant={"pipeline": "numpy"}).variant == Variant(pipeline="numpy")
+    with pytest.raises(ValueError, match="variant setting.s. pipelin unknown; a variant takes jit_compile, pipeline"):
+        TINY.but(variant={"pipelin": "numpy"})
+    with pytest.raises(ValueError, match="is not a Variant"):
+        TINY.but(variant="numpy")
