@@ -459,3 +459,43 @@ def test_a_model_the_candidate_changed_is_judged_and_named(tmp_path):
     open(cand, "w").write(json.dumps(document))
     with pytest.raises(gate.NothingComparable, match="schedule.epochs"):
         verdicts(base, cand)
+
+
+def _sequential_pair(tmp_path, base_epochs, cand_epochs, lost=(0.0, 0.0)):
+    """One saved run a side (no turns taken); `lost`: the share of the machine other processes took."""
+    sides = []
+    for epochs, share in ((base_epochs, lost[0]), (cand_epochs, lost[1])):
+        entry = benchmark("t[a]", epochs)
+        for epoch in entry["extra_info"]["epochs"]:
+            epoch["hardware"] = {"host": {"cpus": 2, "steal_seconds": 0.0,
+                                          "other_busy_seconds": share * 2 * epoch["seconds"]}}
+        sides.append([entry])
+    base, cand = runs(tmp_path, *sides)
+    return gate.compare([load_run(base)], [load_run(cand)])
+
+
+def test_two_sequential_runs_of_short_scattered_epochs_are_not_called_a_regression(tmp_path):
+    """fitbench compare of two saved runs of tiny epochs on a busy machine (#39: x1.62, unchanged
+    code, called a regression with 0.125 assumed): the epochs' own spread is the noise's floor."""
+    rng = np.random.default_rng(3)
+    base = [1.0, *(0.06 * rng.lognormal(0, 0.3, 11))]
+    cand = [1.0, *(0.06 * 1.6 * rng.lognormal(0, 0.3, 11))]
+    (verdict,) = _sequential_pair(tmp_path, base, cand).verdicts
+    assert verdict.verdict == "inconclusive" and "the epochs' own spread, 0.3" in verdict.method
+    assert "take turns with fitbench ab" in verdict.method
+
+
+def test_long_steady_epochs_keep_the_shared_vms_drift_and_a_real_slowdown_is_found(tmp_path):
+    rng = np.random.default_rng(4)
+    base = [2.0, *(1.0 * rng.lognormal(0, 0.02, 11))]
+    (verdict,) = _sequential_pair(tmp_path, base, [2.0, *(1.6 * np.array(base[1:]))]).verdicts
+    assert verdict.verdict == "regression" and "0.125 assumed (a shared VM's drift;" in verdict.method
+
+
+def test_a_side_that_lost_the_machine_to_other_processes_widens_the_assumed_noise_and_says_so(tmp_path):
+    rng = np.random.default_rng(5)
+    base = [2.0, *(1.0 * rng.lognormal(0, 0.02, 11))]
+    (verdict,) = _sequential_pair(tmp_path, base, [2.0, *(1.6 * np.array(base[1:]))], lost=(0.0, 0.45)).verdicts
+    assert verdict.verdict == "inconclusive"
+    assert "other processes and steal took 0% of the machine from the baseline's epochs and 45%" in \
+        verdict.method

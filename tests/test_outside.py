@@ -107,5 +107,8 @@ def test_a_project_outside_the_checkout_benchmarks_gates_and_reports_its_own_mod
         assert "## Diabetes MLP: MAE" in text and "## Breast cancer classifier: AUC" in text
         assert "test mae" in text and "<= 60.0000" in text
         assert "## Digits CNN: filters" in text and "## Iris, two outputs: species accuracy" in text
+        # A user's grid is plotted against what its cases change, with no Plot declared.
+        assert "![digits_cnn_model_args_filters_smoke](digits_cnn_model_args_filters_smoke.png)" in text
+        assert (project / "report" / "digits_cnn_model_args_filters_smoke.png").stat().st_size > 10_000
     finally:
         shutil.rmtree(project, ignore_errors=True)

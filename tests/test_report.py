@@ -44,6 +44,7 @@ def report(paths, out, *more):
 
 
 @pytest.mark.e2e
+@pytest.mark.xdist_group("three_runs")
 def test_report_tables_each_profile_from_its_newest_run_and_says_which(three_runs, tmp_path):
     text = report(three_runs, tmp_path / "report")
     smoke, default = load_run(three_runs[1]), load_run(three_runs[2])
@@ -69,6 +70,7 @@ def test_report_tables_each_profile_from_its_newest_run_and_says_which(three_run
 
 
 @pytest.mark.e2e
+@pytest.mark.xdist_group("three_runs")
 def test_an_older_run_of_a_measurement_goes_into_its_history(three_runs, tmp_path):
     text = report([three_runs[0], three_runs[1]], tmp_path / "two")
     assert "history" in text.split("## Runs", 1)[1]
@@ -99,6 +101,7 @@ def test_device_speedups_are_per_sample():
 
 
 @pytest.mark.e2e
+@pytest.mark.xdist_group("three_runs")
 def test_the_readme_results_section_is_rewritten_from_a_run_and_names_its_origin(three_runs, tmp_path, capsys):
     from fitbench.present.report import RESULTS_END, RESULTS_START
 
@@ -128,6 +131,7 @@ def test_the_docs_have_a_generated_results_section():
 
 
 @pytest.mark.e2e
+@pytest.mark.xdist_group("three_runs")
 def test_a_runs_weak_scaling_figures_get_their_own_section(three_runs, tmp_path):
     scaled = tmp_path / "scaled.json"
     scaled.write_text(three_runs[2].read_text())
@@ -139,3 +143,21 @@ def test_a_runs_weak_scaling_figures_get_their_own_section(three_runs, tmp_path)
     text = report([scaled], tmp_path / "report")
     section = text.split("## Scaling", 1)[1].split("## ", 1)[0]
     assert "test_batch[cpu-batch_size-50]: 2 workers" in section and "weak-scaling efficiency 62% [" in section
+
+
+@pytest.mark.parametrize("grid, xlabel, x, log_x, labels", [
+    ({"f8": {"model_args": {"filters": 8}}, "f32": {"model_args": {"filters": 32}}},
+     "filters", {"f8": 8.0, "f32": 32.0}, False, {}),
+    ({"b32": {"batch_size": 32}, "b512": {"batch_size": 512}}, "batch_size", {"b32": 32.0, "b512": 512.0}, True, {}),
+    ({"adam": {"optimizer": "adam"}, "sgd": {"optimizer": "sgd"}}, "case", {"adam": 0.0, "sgd": 1.0}, False,
+     {"adam": "adam", "sgd": "sgd"}),
+    ({"a": {"batch_size": 32, "optimizer": "sgd"}, "b": {"batch_size": 64, "optimizer": "adam"}}, "case",
+     {"a": 0.0, "b": 1.0}, False, {"a": "a", "b": "b"}),
+])
+def test_a_grid_without_plots_is_plotted_against_what_its_cases_change(grid, xlabel, x, log_x, labels):
+    from fitbench import Experiment
+    from tests.helpers import TINY
+
+    (plot,) = Experiment(title="Mine", workload=TINY, grid=grid, targets={"smoke": 0.5}).report_plots()
+    assert (plot.xlabel, dict(plot.x), plot.log_x, dict(plot.labels)) == (xlabel, x, log_x, labels)
+    assert Experiment(title="One", workload=TINY, targets={"smoke": 0.5}).report_plots() == ()

@@ -20,8 +20,9 @@ Three things are gated, each with its own direction and threshold (fitbench.core
   - one run a side: whole runs drift on a shared machine (10-30% on a 2-vCPU VM), so epochs
     are not independent samples. Run medians are compared with the run-to-run noise given
     (`--run-noise`, measured by `fitbench noise`), or, when it is unknown, with the noise
-    assumed from this project's shared VM (thresholds.ASSUMED_RUN_NOISE), and the verdict
-    says so: only a slowdown beyond what that drift can produce is a regression.
+    assumed from this project's shared VM (thresholds.ASSUMED_RUN_NOISE) or from what the runs
+    show where that is more (`assumed_run_noise`), and the verdict says so: only a slowdown
+    beyond what that noise can produce is a regression.
   *no change* needs the (1 - 2 alpha) interval inside +-threshold; anything else is
   *inconclusive*, and the note says why.
 * the checked metric (the workload's: accuracy, AUC, MAE, ...): a worsening of more than the
@@ -322,15 +323,47 @@ def _epoch_time_test(base: list[Record], cand: list[Record], pairs: tuple[list[f
     if run_noise == "auto" and len(base_runs) + len(cand_runs) >= 3:
         noise, method = None, f"run medians, {runs}, run noise estimated from them"
     elif run_noise == "auto":
-        noise = ASSUMED_RUN_NOISE
-        method = (f"run medians, {runs}, run noise unknown: {noise} assumed (a shared VM's drift; "
-                  "measure yours with fitbench noise, or interleave)")
+        noise, why = assumed_run_noise(base, cand)
+        method = (f"run medians, {runs}, run noise unknown: {noise:.3f} assumed ({why}; measure yours with "
+                  "fitbench noise, or take turns with fitbench ab)")
     else:
         noise, method = float(run_noise), f"run medians, {runs}, run noise {float(run_noise):.3f}"
     test = stats.run_level(base_runs, cand_runs, noise)
     low, high = test.interval(confidence)
     return (stats.Shift(test.estimate, low, high, confidence), test.p_greater(math.log(factor)),
             test.p_less(-math.log(factor)), method, 0.0)
+
+
+def assumed_run_noise(base: list[Record], cand: list[Record]) -> tuple[float, str]:
+    """The run-to-run noise assumed for runs that did not take turns and are too few to estimate
+    it, and why: a shared VM's drift (ASSUMED_RUN_NOISE), or what the runs show where it is more.
+    A run's median can move as far as its own epochs scatter (short epochs on a busy machine
+    scatter most), so the pooled sd of the runs' log epoch times is a floor; and when other
+    processes or steal took a different share of the machine from each side, that difference
+    (as a log ratio of the time left to each) is added in quadrature, since it moves one side's
+    epochs and not the other's."""
+    spreads = [statistics.stdev([math.log(s) for s in record.steady_seconds])
+               for record in (*base, *cand) if len(record.steady_seconds) >= 2]
+    spread = math.sqrt(statistics.fmean([s * s for s in spreads])) if spreads else 0.0
+    noise, why = ASSUMED_RUN_NOISE, "a shared VM's drift"
+    if spread > noise:
+        noise, why = spread, f"the epochs' own spread, {spread:.3f}"
+    lost = [_lost_share(records) for records in (base, cand)]
+    if not any(math.isnan(share) for share in lost):
+        contention = abs(math.log((1 - min(lost[0], 0.95)) / (1 - min(lost[1], 0.95))))
+        if contention > 0.01:
+            noise = math.hypot(noise, contention)
+            why += (f", and other processes and steal took {lost[0]:.0%} of the machine from the baseline's "
+                    f"epochs and {lost[1]:.0%} from the candidate's")
+    return noise, why
+
+
+def _lost_share(records: list[Record]) -> float:
+    """The median share of the machine that steal and other processes took over the timed epochs
+    (hardware.noise_shares); NaN when the records do not say."""
+    shares = [sum(share.values()) for record in records for epoch in record.epochs[1:]
+              if (share := hardware.noise_shares(epoch.seconds, epoch.hardware.get("host", {})))]
+    return statistics.median(shares) if shares else math.nan
 
 
 def _first_epoch_test(base: list[Record], cand: list[Record], limits: Thresholds,

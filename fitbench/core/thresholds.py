@@ -14,7 +14,9 @@ ALPHA = 0.05  # the chance of any false alarm over all benchmarks of a compariso
 # The run-to-run noise assumed when it is unknown (one run a side, not interleaved): the sd of a
 # run's log median epoch time. Measured on this project's shared 2-vCPU VM: 0.125 at smoke scale
 # (docs/gating.md: Measured trust); a whole run there was up to 1.58x slower than the next with no change.
-# A quiet dedicated runner drifts far less: measure yours (`fitbench noise`) and pass it.
+# A quiet dedicated runner drifts far less: measure yours (`fitbench noise`) and pass it. The gate
+# assumes more where the runs themselves show more (gate.assumed_run_noise: their epochs' spread,
+# and the share of the machine other processes took from one side and not the other).
 ASSUMED_RUN_NOISE = 0.125
 # The session-to-session spread assumed for interleaved runs (the sd of a session's own log
 # ratio, which no pair within it can average out), and the floor of one estimated from several

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class Plot:
     xlabel: str
     x: Mapping[str, float]  # case id -> x value; only these cases are plotted
     log_x: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)  # case id -> tick label (default: its x value)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,27 @@ class Experiment:
     def cases(self) -> list[str]:
         """Case ids in the grid's order."""
         return list(self.grid)
+
+    def report_plots(self) -> tuple[Plot, ...]:
+        """The plots the report draws: the experiment's own, or for a grid without any, one
+        against what its cases change: the one number that varies (filters 8 vs 32, log-scaled
+        when it spans 8x or more), else the cases in the grid's order."""
+        if self.plots or len(self.grid) < 2:
+            return self.plots
+        changes = {case: _flat(self.grid[case]) for case in self.grid if not isinstance(self.grid[case], Workload)}
+        if len(changes) < 2:
+            return ()
+        keys = sorted({key for changed in changes.values() for key in changed})
+        varying = [key for key in keys if len({repr(changed.get(key)) for changed in changes.values()}) > 1]
+        numbers = {case: changed.get(varying[0]) for case, changed in changes.items()} if len(varying) == 1 else {}
+        name = re.sub(r"\W+", "_", self.workload.name).strip("_") or "grid"
+        if numbers and all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers.values()):
+            values = [float(v) for v in numbers.values()]
+            wide = min(values) > 0 and max(values) / min(values) >= 8
+            return (Plot(f"{name}_{varying[0].replace('.', '_')}", self.title, varying[0].rsplit(".", 1)[-1],
+                         {case: float(v) for case, v in numbers.items()}, log_x=wide),)
+        return (Plot(f"{name}_cases", self.title, "case", {case: float(i) for i, case in enumerate(changes)},
+                     labels={case: case for case in changes}),)
 
     @property
     def parametrized(self) -> bool:
@@ -161,6 +184,17 @@ class Experiment:
                     if contract:
                         problems.append(f"{case or self.workload.name}: {contract}")
         return sorted(set(problems), key=problems.index)
+
+
+def _flat(changes: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A case's changes as dotted keys: {"model_args": {"filters": 8}} -> {"model_args.filters": 8}."""
+    flat: dict[str, Any] = {}
+    for key, value in changes.items():
+        if isinstance(value, Mapping):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def out_of_range(workload: Workload, threshold: float, where: str) -> list[str]:

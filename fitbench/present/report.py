@@ -85,7 +85,7 @@ def _variation(record: Record) -> str:
 
 def table(entries: list[Entry], source_column: bool) -> list[str]:
     lines = ["| case | device | checked metric | target | median s/epoch | samples/s | first epoch s | "
-             "time to target | GFLOP/s | efficiency | epochs x train images | schedule bound |"
+             "time to target | GFLOP/s | efficiency | epochs x train samples | schedule bound |"
              + (" run |" if source_column else ""),
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|" + ("---|" if source_column else "")]
     for entry in entries:
@@ -164,6 +164,9 @@ def series_plot(path: Path, plot: Plot, entries: list[Entry]) -> Path | None:
     _metric_limits(metric_axis, metric_values, unit=(check.metric if check else "accuracy") in UNIT_METRICS)
     values = sorted({x for x, _ in points})
     labels = tick_labels(values, log=plot.log_x)
+    if plot.labels:  # named cases rather than numbers
+        names = {plot.x[case]: label for case, label in plot.labels.items()}
+        labels = [names.get(value, f"{value:g}") for value in values]
     for axis in (time_axis, metric_axis):
         if plot.log_x:
             axis.set_xscale("log", base=2)
@@ -337,7 +340,7 @@ def render(runs: Sequence[Run], directory: Path, known: dict[str, Experiment] | 
     for name, profile, entries in ordered:
         lines += section_lines(name, profile, entries, known)
         experiment = known.get(name)
-        for plot in experiment.plots if experiment else ():
+        for plot in experiment.report_plots() if experiment else ():
             made = series_plot(directory / f"{plot.name}_{profile}.png", plot, entries)
             if made:
                 lines += ["", f"![{made.stem}]({made.name})"]
