@@ -181,7 +181,8 @@ PROBES: tuple[Probe, ...] = (
           f"{RUN} -k u16 --benchmark-compare 2>&1 | grep -m1 -i 'compare'", (0,),
           r"no saved run|partial"),
     Probe("interrupted-session", "guide", "Ctrl-C during the first test",
-          f"set -m; {RUN} --benchmark-json r.json >a.log 2>&1 & until grep -q 'epoch 2/' a.log; do sleep 0.2; done; "
+          f"set -m; PYTHONUNBUFFERED=1 {RUN} --benchmark-json r.json >a.log 2>&1 & for _ in $(seq 600); do "
+          "grep -q 'epoch 2/' a.log && break; sleep 0.2; done; "
           "kill -INT -$!; wait $!; s=$?; cat a.log; exit $s",
           (2,), r"!+ KeyboardInterrupt !+"),
     Probe("full-disk-json", "#38 2", "--benchmark-json on a full 16 KB filesystem",
@@ -369,15 +370,15 @@ def main(names: list[str]) -> int:
     clear = sum(outcome.clear for outcome in outcomes)
     print(f"{clear} of {len(outcomes)} clear")
     if not names:
-        import platform
-
         import tensorflow as tf
+
+        from fitbench.measure.devices import cpu_name
 
         DOC.write_text(
             "# Probes: a hostile new user's bad inputs and faults\n\n"
             "Written by `python -m tests.probes` (the list and what each is expected to print are in "
             "`tests/probes.py`); do not edit by hand.\n\n"
-            f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.processor() or platform.machine()}"
+            f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu_name()}"
             f" with {os.cpu_count()} CPUs, TensorFlow {tf.__version__}: **{clear} of {len(outcomes)} clear** "
             "(the documented exit status, the expected line, no traceback).\n\n" + table(outcomes) + "\n")
     shutil.rmtree(shared, ignore_errors=True)

@@ -300,3 +300,16 @@ def test_a_model_with_several_outputs_checks_the_output_its_metric_names(cpu):
     assert 0.5 < result.test_metric <= 1 and all(0 < epoch.val_metric <= 1 for epoch in result.epochs)
     with pytest.raises(ValueError, match="names 2 outputs; a workload checks one metric"):
         TINY.but(metric={"species": "accuracy", "size": "mae"})
+
+
+def test_a_record_of_a_functions_data_names_no_pixel_scale_and_older_records_read_alike(cpu):
+    """pixel_scale scales registered images only: a function's data records none, and a record
+    written before (naming the unused 1/255) still measures the same thing as a new one."""
+    from fitbench.measure import datasets
+
+    workload = TINY.but(name="two-towers", dataset=two_inputs, model=two_towers, model_args={}, validation=None)
+    record = runner.train(workload, "default", cpu, datasets.load(two_inputs))
+    assert "pixel_scale" not in record.measurement.workload
+    older = record.to_json()
+    older["measurement"]["workload"]["pixel_scale"] = 1 / 255
+    assert Record.from_json(older).measurement.differences(record.measurement) == []

@@ -339,7 +339,8 @@ def assumed_run_noise(base: list[Record], cand: list[Record]) -> tuple[float, st
     it, and why: a shared VM's drift (ASSUMED_RUN_NOISE), or what the runs show where it is more.
     A run's median can move as far as its own epochs scatter (short epochs on a busy machine
     scatter most), so the pooled sd of the runs' log epoch times is a floor; and when other
-    processes or steal took a different share of the machine from each side, that difference
+    processes or steal took a share of the machine from one side's epochs at least
+    hardware.NOTABLE_SHARE larger than from the other's, that difference
     (as a log ratio of the time left to each) is added in quadrature, since it moves one side's
     epochs and not the other's."""
     spreads = [statistics.stdev([math.log(s) for s in record.steady_seconds])
@@ -351,7 +352,7 @@ def assumed_run_noise(base: list[Record], cand: list[Record]) -> tuple[float, st
     lost = [_lost_share(records) for records in (base, cand)]
     if not any(math.isnan(share) for share in lost):
         contention = abs(math.log((1 - min(lost[0], 0.95)) / (1 - min(lost[1], 0.95))))
-        if contention > 0.01:
+        if abs(lost[0] - lost[1]) >= hardware.NOTABLE_SHARE:
             noise = math.hypot(noise, contention)
             why += (f", and other processes and steal took {lost[0]:.0%} of the machine from the baseline's "
                     f"epochs and {lost[1]:.0%} from the candidate's")
