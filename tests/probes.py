@@ -402,7 +402,8 @@ def main(names: list[str]) -> int:
         for outcome in outcomes:
             if outcome.probe.name in names:
                 rows[numbers[outcome.probe.name] - 1] = row(numbers[outcome.probe.name], outcome)
-        earlier = " ".join(re.findall(r"Re-run on [^:]*: [^.]*\.", text))  # kept: each row says when it ran
+        # The earlier re-runs stay named: each row says when it ran.
+        earlier = " ".join(re.findall(r"Re-run on \d{4}-\d\d-\d\d \d\d:\d\d UTC: [^.]*\.", text))
         write_doc(rows, when, f"{earlier} Re-run on {now}: {', '.join(f'`{name}`' for name in names)}.".strip())
     shutil.rmtree(shared, ignore_errors=True)
     return 0 if clear == len(outcomes) else 1
