@@ -13,14 +13,6 @@ from tests.helpers import write_dataset
 collect_ignore = ["outside"]
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> None:
-    """Under -n, tests that share a module fixture built from whole sessions (test_report's three
-    runs) stay on one worker (`xdist_group`), which builds it once instead of once per worker."""
-    if config.option.numprocesses and getattr(config.option, "dist", "no") == "no":
-        config.option.dist = "loadgroup"
-
-
 @pytest.fixture(scope="session")
 def synthetic_data_dir(tmp_path_factory) -> Path:
     """A data directory holding synthetic fashion-mnist/ and mnist/ (6,000 train, 1,000 test)."""

@@ -44,7 +44,6 @@ def report(paths, out, *more):
 
 
 @pytest.mark.e2e
-@pytest.mark.xdist_group("three_runs")
 def test_report_tables_each_profile_from_its_newest_run_and_says_which(three_runs, tmp_path):
     text = report(three_runs, tmp_path / "report")
     smoke, default = load_run(three_runs[1]), load_run(three_runs[2])
@@ -70,7 +69,6 @@ def test_report_tables_each_profile_from_its_newest_run_and_says_which(three_run
 
 
 @pytest.mark.e2e
-@pytest.mark.xdist_group("three_runs")
 def test_an_older_run_of_a_measurement_goes_into_its_history(three_runs, tmp_path):
     text = report([three_runs[0], three_runs[1]], tmp_path / "two")
     assert "history" in text.split("## Runs", 1)[1]
@@ -101,7 +99,6 @@ def test_device_speedups_are_per_sample():
 
 
 @pytest.mark.e2e
-@pytest.mark.xdist_group("three_runs")
 def test_the_readme_results_section_is_rewritten_from_a_run_and_names_its_origin(three_runs, tmp_path, capsys):
     from fitbench.present.report import RESULTS_END, RESULTS_START
 
@@ -131,7 +128,6 @@ def test_the_docs_have_a_generated_results_section():
 
 
 @pytest.mark.e2e
-@pytest.mark.xdist_group("three_runs")
 def test_a_runs_weak_scaling_figures_get_their_own_section(three_runs, tmp_path):
     scaled = tmp_path / "scaled.json"
     scaled.write_text(three_runs[2].read_text())
