@@ -349,7 +349,7 @@ def assumed_run_noise(base: list[Record], cand: list[Record]) -> tuple[float, st
     noise, why = ASSUMED_RUN_NOISE, "a shared VM's drift"
     if spread > noise:
         noise, why = spread, f"the epochs' own spread, {spread:.3f}"
-    lost = [_lost_share(records) for records in (base, cand)]
+    lost = [hardware.median_share(e for r in records for e in r.epochs[1:]) for records in (base, cand)]
     if not any(math.isnan(share) for share in lost):
         contention = abs(math.log((1 - min(lost[0], 0.95)) / (1 - min(lost[1], 0.95))))
         if abs(lost[0] - lost[1]) >= hardware.NOTABLE_SHARE:
@@ -357,14 +357,6 @@ def assumed_run_noise(base: list[Record], cand: list[Record]) -> tuple[float, st
             why += (f", and other processes and steal took {lost[0]:.0%} of the machine from the baseline's "
                     f"epochs and {lost[1]:.0%} from the candidate's")
     return noise, why
-
-
-def _lost_share(records: list[Record]) -> float:
-    """The median share of the machine that steal and other processes took over the timed epochs
-    (hardware.noise_shares); NaN when the records do not say."""
-    shares = [sum(share.values()) for record in records for epoch in record.epochs[1:]
-              if (share := hardware.noise_shares(epoch.seconds, epoch.hardware.get("host", {})))]
-    return statistics.median(shares) if shares else math.nan
 
 
 def _first_epoch_test(base: list[Record], cand: list[Record], limits: Thresholds,

@@ -48,10 +48,8 @@ class PairSpread:
 
 
 def _share(epochs: Sequence[Epoch], cause: str) -> float:
-    """The median share of the machine the epochs lost to `cause` (hardware.noise_shares)."""
-    shares = [share[cause] for epoch in epochs
-              if (share := hardware.noise_shares(epoch.seconds, epoch.hardware.get("host") or {}))]
-    return statistics.median(shares) if shares else math.nan
+    """The median share of the machine the epochs lost to `cause`."""
+    return hardware.median_share(epochs, (cause,))
 
 
 def _sd(values: list[float]) -> float:

@@ -258,14 +258,14 @@ def _numeric(name: str, part: str, what: str, value: Any) -> np.ndarray:
     return array
 
 
-def fingerprint(parts: Mapping[str, tuple[np.ndarray, np.ndarray]], rows: int = 256) -> str:
+def fingerprint(parts: Mapping[str, tuple[Arrays, Arrays]], first: int = 256) -> str:
     """A short content hash: every part's shapes and dtypes, and the bytes of its first rows."""
     digest = hashlib.sha256()
     for part in sorted(parts):
         for structure in parts[part]:
             for array in leaves(structure):
                 digest.update(f"{part}:{array.shape}:{array.dtype.str};".encode())
-                digest.update(np.ascontiguousarray(array[:rows]).tobytes())
+                digest.update(np.ascontiguousarray(array[:first]).tobytes())
     return "sha256:" + digest.hexdigest()[:16]
 
 

@@ -27,8 +27,11 @@ says why. Which GPUs: those CUDA_VISIBLE_DEVICES names (indices or UUIDs), else 
 from __future__ import annotations
 
 import functools
+import math
 import os
 import resource
+import statistics
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +207,14 @@ def noise_shares(epoch_seconds: float, host: dict[str, Any]) -> dict[str, float]
         return {}
     capacity = epoch_seconds * host["cpus"]
     return {"steal": host["steal_seconds"] / capacity, "other": (host.get("other_busy_seconds") or 0.0) / capacity}
+
+
+def median_share(epochs: Iterable[Any], causes: tuple[str, ...] = ("steal", "other")) -> float:
+    """The median share of the machine that `causes` took over `epochs` (each with `seconds` and
+    `hardware`; noise_shares), or NaN when the epochs do not say."""
+    shares = [sum(share[cause] for cause in causes) for epoch in epochs
+              if (share := noise_shares(epoch.seconds, epoch.hardware.get("host") or {}))]
+    return statistics.median(shares) if shares else math.nan
 
 
 class Sampler:
