@@ -417,22 +417,22 @@ def test_rounds_of_several_rings_are_paired_ring_by_ring(tmp_path):
     assert not any(v.method.startswith("interleaved") for v in unpaired.verdicts)
 
 
-def test_the_sequential_gate_decides_with_a_confidence_sequence(tmp_path):
+def test_one_look_of_a_budget_tests_at_alpha_over_the_planned_looks(tmp_path):
     base, cand = interleaved_runs(tmp_path, 1.2)
-    comparison = gate.compare([load_run(base)], [load_run(cand)], sequential=True)
+    comparison = gate.compare([load_run(base)], [load_run(cand)], looks=3)
     assert {v.time for v in comparison.verdicts} == {"regression"}
-    assert all(v.method.startswith("interleaved, sequential on 11 pairs (95% confidence sequence")
-               for v in comparison.verdicts)
-    # Unchanged code: one session pair cannot say "no change" at 5% (its own offset, 1.7% sd,
-    # is not averaged by its pairs); two can.
-    same, other = interleaved_runs(tmp_path, 1.0)
-    unchanged = gate.compare([load_run(same)], [load_run(other)], sequential=True)
-    assert unchanged.overall.verdict == "inconclusive"
+    assert all(v.method.startswith("group-sequential, one of at most 3 looks, each at alpha/3; interleaved, "
+                                   "signed-rank interval on 11 pairs") for v in comparison.verdicts)
+    fixed = gate.compare([load_run(base)], [load_run(cand)])
+    for looked, once in zip(comparison.verdicts, fixed.verdicts, strict=True):
+        assert looked.ratio == once.ratio and looked.ratio_low < once.ratio_low and looked.ratio_high > once.ratio_high
+        assert looked.p_regression >= once.p_regression
+    # Unchanged code, two rounds: no change, and never a regression.
     rounds = []
     for number in range(2):
         (tmp_path / f"round-{number}").mkdir()
         rounds.append(interleaved_runs(tmp_path / f"round-{number}", 1.0, seed=number, ring=f"ring-{number}"))
-    unchanged = gate.compare([load_run(b) for b, _ in rounds], [load_run(c) for _, c in rounds], sequential=True)
+    unchanged = gate.compare([load_run(b) for b, _ in rounds], [load_run(c) for _, c in rounds], looks=3)
     assert unchanged.overall.verdict == "no change" and "2 session pairs, session spread 0.017 assumed" in \
         unchanged.overall.method
     assert {v.time for v in unchanged.verdicts} <= {"no change", "inconclusive"}

@@ -148,9 +148,3 @@ def test_the_session_term_widens_an_interval_and_shrinks_only_with_more_sessions
     four, _ = stats.fold_session(shift, 4, 0.03)
     assert one.high - one.low > four.high - four.low > 0.04
     assert test.p_greater(0.0) == pytest.approx(0.5)
-    differences = np.random.default_rng(4).normal(0, 0.02, 44)
-    plain = stats.sequential_log_shift(differences, 0.05, 0.05)
-    rings = [i // 11 for i in range(44)]
-    folded = stats.sequential_log_shift(differences, 0.05, 0.05, rings=rings, session_sd=0.03)
-    assert folded.high - folded.low > plain.high - plain.low
-    assert folded.estimate == plain.estimate

@@ -11,11 +11,14 @@ pairs of every round:
 
 * `--rounds N` (default 2): N rounds, then the gate's signed-rank test on the pairs;
 * `--budget 20m`: rounds until every benchmark is decided (regression, improvement or no
-  change at its threshold) or the next round would not fit in the budget. Looking again
-  after every round would inflate a fixed-sample test's false alarms, so the pairs are
-  tested with an anytime-valid confidence sequence (stats.sequential_log_shift). A round
-  after the first runs only the benchmarks still undecided (`-k` narrowed to their names),
-  so that the budget buys pairs where they decide something.
+  change at its threshold) or the budget is spent. Looking again after every round would
+  inflate a fixed-sample test's false alarms, so the rounds are the looks of a group-sequential
+  test: the first round's duration says how many rounds the budget holds (K), no more are run,
+  and each look tests at alpha / K (Bonferroni; gate.looked). Decisions come from the rounds,
+  not the pairs: sessions differ by a few percent each (the session term), so a benchmark's
+  interval narrows with more rounds, whatever its number of epochs. A round after the first
+  runs only the benchmarks still undecided (`-k` narrowed to their names), so that the budget
+  buys rounds where they decide something.
 
 Each side imports its own `fitbench`: its checkout comes first on PYTHONPATH (an editable
 install's finder comes after sys.path). Both runs' JSON, each round's session logs and the
@@ -303,7 +306,7 @@ class AB:
         plan, started = self.plan, time.monotonic()
         runs: dict[str, list[Run]] = {name: [] for name in SIDES}
         statuses: list[list[int | None]] = []
-        comparison, longest = None, 0.0
+        comparison, longest, looks = None, 0.0, 1
         # Which side is session 0 (started first, first in the ring's first round): drawn for the
         # first round, then alternated, so that nothing tied to a session's place favours one side.
         base_first = self.plan.first_side == "base" if self.plan.first_side else random.random() < 0.5
@@ -341,8 +344,11 @@ class AB:
                                       f"tests that run here (its output: {log})") from error
                     raise ABError(f"the {name} session wrote no results ({error}); its output: {log}\n"
                                   + _tail(log)) from error
-            comparison = gate.compare(runs["base"], runs["candidate"], self.settings,
-                                      sequential=plan.budget is not None)
+            if plan.budget is not None and number == 1:
+                looks = planned_looks(plan.budget, time.monotonic() - started)
+                self.say(f"round 1: {_duration(time.monotonic() - started)}; the budget holds at most {looks} "
+                         f"round{'s' if looks > 1 else ''}, so each look tests at alpha/{looks}")
+            comparison = gate.compare(runs["base"], runs["candidate"], self.settings, looks=looks)
             if plan.budget is not None or plan.rounds > 1:
                 self.say(f"round {number} alone: {self._round_alone(runs, number)}")
             if plan.budget is None:
@@ -354,7 +360,7 @@ class AB:
             if not undecided:
                 self.say(f"round {number}: every benchmark decided")
                 break
-            if elapsed + longest > plan.budget:
+            if number >= looks or elapsed + longest > plan.budget:
                 self.say(f"round {number}: the budget of {_duration(plan.budget)} leaves no room for another "
                          f"round ({_duration(longest)} each); {len(undecided)} undecided")
                 break
@@ -394,6 +400,13 @@ def explain_outcome(outcome: Outcome) -> tuple[list, list[str]]:
     except (NotBenchmarkJSON, IndexError, KeyError) as error:
         raise explain.ExplainError(f"round 1's runs cannot be read ({error})") from error
     return explain.explain_runs(base, candidate)
+
+
+def planned_looks(budget: float, first_round: float) -> int:
+    """How many rounds (looks) a budget holds, from the first round's duration: fixed before any
+    verdict is read, as a group-sequential test needs (a later round of fewer benchmarks is
+    shorter, but is not run beyond this)."""
+    return max(1, int(budget // max(first_round, 1e-9)))
 
 
 def narrowed(pytest_args: Sequence[str], names: Sequence[str]) -> tuple[list[str], str]:

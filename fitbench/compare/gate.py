@@ -281,27 +281,28 @@ def session_term(paired: dict[str, tuple[list[float], list[float]]], rings: dict
     return Sessions(ASSUMED_SESSION_NOISE, f"assumed{floor}")
 
 
-def _sequential(pairs: tuple[list[float], list[float]], log_threshold: float, alpha: float,
-                rings: list[str], sessions: Sessions) -> tuple[stats.Shift, float, float, str, float]:
-    base_epochs, cand_epochs = pairs
-    differences = [math.log(c / b) for b, c in zip(base_epochs, cand_epochs, strict=True)]
-    test = stats.sequential_log_shift(differences, log_threshold, alpha, rings=rings, session_sd=sessions.sd)
-    method = (f"interleaved, sequential on {test.pairs} pairs ({test.confidence:.0%} confidence sequence, "
-              f"valid at every look; {sessions.describe(len(set(rings)))})")
-    return (stats.Shift(test.estimate, test.low, test.high, test.confidence), test.p_greater, test.p_less,
-            method, 0.0)
+TimeTest = tuple[stats.Shift, float, float, str, float]  # interval, p regression, p improvement, method, smallest p
+
+
+def looked(test: TimeTest, looks: int) -> TimeTest:
+    """One look of a group-sequential test of at most `looks` looks (`fitbench ab --budget`
+    looks after every round): the test was made at alpha / looks, so its p-values are multiplied
+    by `looks` (Bonferroni over the looks): a false alarm at any look stays within alpha."""
+    shift, p_reg, p_imp, method, floor = test
+    if looks <= 1:
+        return test
+    return (shift, min(1.0, looks * p_reg), min(1.0, looks * p_imp),
+            f"group-sequential, one of at most {looks} looks, each at alpha/{looks}; {method}", min(1.0, looks * floor))
 
 
 def _epoch_time_test(base: list[Record], cand: list[Record], pairs: tuple[list[float], list[float]] | None,
-                     limits: Thresholds, alpha: float, run_noise: float | str, sequential: bool = False,
-                     sessions: Sessions | None = None) -> tuple[stats.Shift, float, float, str, float]:
+                     limits: Thresholds, alpha: float, run_noise: float | str,
+                     sessions: Sessions | None = None) -> TimeTest:
     """(interval of the ratio, p of a regression, p of an improvement, method, smallest p the
     test can give) for one benchmark. Interleaved pairs: the session term (`sessions`) is
     folded in, so that one round cannot look surer than the spread between rounds allows."""
     factor, confidence = 1 + limits.time, 1 - 2 * alpha
     sessions = sessions or Sessions(ASSUMED_SESSION_NOISE, "assumed")
-    if pairs is not None and sequential:
-        return _sequential(pairs, math.log(factor), alpha, pair_rings(base), sessions)
     if pairs is not None:
         base_epochs, cand_epochs = pairs
         shift, test = stats.fold_session(stats.paired_log_shift(base_epochs, cand_epochs, confidence),
@@ -389,7 +390,7 @@ def _metric_name(records: list[Record]) -> str:
 
 
 def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSettings | None = None,
-            sequential: bool = False, **overrides: Any) -> Comparison:
+            looks: int = 1, **overrides: Any) -> Comparison:
     """Verdicts for every benchmark of the candidate and baseline runs (see the module docstring).
 
     A short pipeline: admit (the machines and software, then each benchmark: missing, failed,
@@ -398,9 +399,10 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
     the family; a throttled GPU overrides a time verdict), decide (each benchmark's one verdict).
 
     `settings` are the gate's options (fitbench.core.options.GateSettings); keyword arguments
-    override single settings (alpha=0.01, run_noise=0.1, ...). `sequential`: interleaved
-    pairs are tested with an anytime-valid confidence sequence (stats.sequential_log_shift),
-    for `fitbench ab --budget`, which looks again after every round of turns."""
+    override single settings (alpha=0.01, run_noise=0.1, ...). `looks`: this comparison is one
+    look of a group-sequential test of at most that many (`fitbench ab --budget` looks after every
+    round of turns, and stops at the first decision): each epoch-time test is made at
+    alpha / looks (`looked`)."""
     settings = settings or default_settings()
     if overrides:
         settings = GateSettings(**{**settings.__dict__, **overrides})
@@ -419,11 +421,11 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
         reference = (cand or base)[0]
         limits = thresholds_for(name, reference.group, reference.gate, settings.defaults, settings.overrides)
         verdicts[name] = (_admit(name, base, cand, limits, settings)
-                          or _test(name, base, cand, limits, settings, sequential, peaks_of, len(names), tests))
+                          or _test(name, base, cand, limits, settings, looks, peaks_of, len(names), tests))
     if not tests.time and not any(v.verdict == FAILED for v in verdicts.values()):
         reasons = [f"{v.name}: {v.verdict}" + (f" ({v.note})" if v.note else "") for v in verdicts.values()]
         raise NothingComparable("no benchmark measured the same thing in both runs:\n  " + "\n  ".join(reasons))
-    overall = _combine(tests, settings, sequential)
+    overall = _combine(tests, settings, looks)
     if overall is not None:
         verdicts[overall.name] = overall
     _correct(verdicts, tests, overall, settings.alpha)
@@ -495,13 +497,13 @@ def _admit(name: str, base: list | None, cand: list | None, limits: Thresholds,
     return None
 
 
-def _test(name: str, base: list, cand: list, limits: Thresholds, settings: GateSettings, sequential: bool,
+def _test(name: str, base: list, cand: list, limits: Thresholds, settings: GateSettings, looks: int,
           peaks_of: dict[int, Any], family: int, tests: _Tests) -> Verdict:
     """A benchmark measured alike on both sides: its epoch time, checked metric and first epoch tested
     (the p-values kept in `tests` for the correction); its verdict decided later."""
     pairs = interleaved_pairs(base, cand)
-    shift, p_reg, p_imp, method, floor = _epoch_time_test(base, cand, pairs, limits, settings.alpha,
-                                                          settings.run_noise, sequential, tests.sessions)
+    shift, p_reg, p_imp, method, floor = looked(_epoch_time_test(
+        base, cand, pairs, limits, settings.alpha / looks, settings.run_noise, tests.sessions), looks)
     tests.time.append((name, p_reg, p_imp))
     tests.smallest[name] = floor
     if pairs is not None:
@@ -534,11 +536,11 @@ def _metric_verdict(base_value: float | None, cand_value: float | None, goal: st
     return NO_CHANGE
 
 
-def _combine(tests: _Tests, settings: GateSettings, sequential: bool) -> Verdict | None:
+def _combine(tests: _Tests, settings: GateSettings, looks: int) -> Verdict | None:
     """The verdict on all benchmarks at once, when every tested benchmark was interleaved (2 or more)."""
     if len(tests.paired) < 2 or len(tests.paired) != len(tests.time):
         return None
-    overall, p_reg, p_imp = _overall(list(tests.paired.values()), settings.defaults, settings.alpha, sequential,
+    overall, p_reg, p_imp = _overall(list(tests.paired.values()), settings.defaults, settings.alpha, looks,
                                      [tests.rings[name] for name in tests.paired], tests.sessions)
     tests.time.append((overall.name, p_reg, p_imp))
     tests.smallest[overall.name] = 0.0
@@ -635,32 +637,27 @@ def _first_epoch_verdicts(verdicts: dict[str, Verdict], tests: list[tuple[str, f
 
 
 def _overall(pairs: list[tuple[list[float], list[float]]], defaults: Thresholds, alpha: float,
-             sequential: bool, rings: list[list[str]], sessions: Sessions) -> tuple[Verdict, float, float]:
-    """The verdict on all interleaved benchmarks at once, before Holm; and its two p-values.
-    Sequential: every benchmark's pairs pooled, in the order measured. The session term is
-    folded in: it is shared by every benchmark of a session, so pooling them does not shrink it."""
+             looks: int, rings: list[list[str]], sessions: Sessions) -> tuple[Verdict, float, float]:
+    """The verdict on all interleaved benchmarks at once, before Holm; and its two p-values. The
+    session term is folded in: it is shared by every benchmark of a session, so pooling them
+    does not shrink it. One of at most `looks` looks: made at alpha / looks (`looked`)."""
     epochs = sum(len(b) for b, _ in pairs)
-    if sequential:
-        pooled = ([s for b, _ in pairs for s in b], [s for _, c in pairs for s in c])
-        shift, p_reg, p_imp, method, _ = _sequential(pooled, math.log(1 + defaults.time), alpha,
-                                                     [ring for labels in rings for ring in labels], sessions)
-        verdict = Verdict(OVERALL, "", "", "-", "-", ratio=shift.ratio, ratio_low=shift.ratio_low,
-                          ratio_high=shift.ratio_high, baseline_epochs=epochs, candidate_epochs=epochs,
-                          thresholds={"time": defaults.time}, method=method + f", {len(pairs)} benchmarks pooled")
-        return verdict, p_reg, p_imp
     paired = stats.mean_paired_shift(pairs)
     sessions_count = len({ring for labels in rings for ring in labels})
     test = stats.MeanShiftTest(paired.estimate, math.sqrt(paired.standard_error ** 2
                                                           + sessions.sd ** 2 / sessions_count),
                                paired.degrees_of_freedom)
     log_factor = math.log(1 + defaults.time)
-    low, high = test.interval(1 - 2 * alpha)
-    verdict = Verdict(OVERALL, "", "", "-", "-", ratio=math.exp(test.estimate), ratio_low=math.exp(low),
-                      ratio_high=math.exp(high), baseline_epochs=epochs, candidate_epochs=epochs,
-                      thresholds={"time": defaults.time},
-                      method=f"interleaved, t-test on the mean of {len(pairs)} benchmarks' paired log differences, "
-                      f"{sessions.describe(sessions_count)}")
-    return verdict, test.p_greater(log_factor), test.p_less(-log_factor)
+    low, high = test.interval(1 - 2 * alpha / looks)
+    shift = stats.Shift(test.estimate, low, high, 1 - 2 * alpha / looks)
+    shift, p_reg, p_imp, method, _ = looked(
+        (shift, test.p_greater(log_factor), test.p_less(-log_factor),
+         f"interleaved, t-test on the mean of {len(pairs)} benchmarks' paired log differences, "
+         f"{sessions.describe(sessions_count)}", 0.0), looks)
+    verdict = Verdict(OVERALL, "", "", "-", "-", ratio=shift.ratio, ratio_low=shift.ratio_low,
+                      ratio_high=shift.ratio_high, baseline_epochs=epochs, candidate_epochs=epochs,
+                      thresholds={"time": defaults.time}, method=method)
+    return verdict, p_reg, p_imp
 
 
 def run_label(run: Run) -> str:

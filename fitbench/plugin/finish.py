@@ -22,6 +22,7 @@ from __future__ import annotations
 import pytest
 
 from fitbench.plugin import durable, gating, isolation, results
+from fitbench.plugin.session import state
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -36,4 +37,5 @@ def pytest_sessionfinish(session: pytest.Session):
     outcome = yield
     if durable_results is not None:
         durable_results.after_save(session)
+    state(config).ended = session
     return outcome

@@ -3,6 +3,7 @@ the gate read, live progress, the ring joined in an interleaved run; the report 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import sys
@@ -130,6 +131,22 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if ring is not None:
         ring.leave()
         turns.enter(None)
+        ended = state(config).ended
+        if ended is not None and not hasattr(config, "workerinput"):
+            # Its results saved, what is left of an interleaved session is TensorFlow's cleanup:
+            # a spent tf.data iterator's deletion waits up to a minute for its autotuning thread
+            # (runner.release), and the ring's driver waits for this process to exit before the
+            # next round (or ends it after a minute). So it exits now, with pytest's status.
+            atexit.register(exit_now, int(ended.exitstatus))
+
+
+def exit_now(status: int) -> None:
+    """Exit at once (the last atexit handler registered runs first): output flushed, no
+    interpreter or TensorFlow teardown."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -52,6 +52,7 @@ class Session:
     gate_settings: GateSettings | None = None
     gate_baseline: list[Run] = field(default_factory=list)  # --gate's runs, read before any training
     gate: Comparison | Exception | None = None  # the gate's outcome, or why it could not run
+    ended: pytest.Session | None = None  # the session, once its end (saving included) is done
     # Each dataset as loaded (or why it could not be), by source key: parsed once per session.
     loaded_datasets: dict[str, datasets.Dataset | datasets.DatasetError] = field(default_factory=dict)
 

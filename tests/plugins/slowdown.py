@@ -3,6 +3,11 @@
 `pytest -p tests.plugins.slowdown --plant-slowdown 0.2 ...` makes each timed round sleep for
 20% of the time its training took, inside the round (so both pytest-benchmark's clock and
 the runner's see it). Sleeping uses no CPU, so the slowdown is exactly the planted fraction.
+
+`--plant-input-work UNITS` slows the input pipeline instead: a tf.data map after the runner's
+own, on tf.data's threads, multiplies each batch by a fixed random matrix of UNITS columns
+(2 x features x UNITS FLOPs a sample: preprocessing the training waits for or shares the
+cores with) and passes the batch on unchanged. What it costs an epoch is measured, not set.
 """
 
 from __future__ import annotations
@@ -17,12 +22,19 @@ def pytest_addoption(parser):
         "--plant-slowdown", type=float, default=0.0, metavar="FRACTION",
         help="(tests only) sleep FRACTION x each timed epoch's training time inside the epoch",
     )
+    parser.getgroup("fitbench").addoption(
+        "--plant-input-work", type=int, default=0, metavar="UNITS",
+        help="(tests only) a tf.data map of 2 x features x UNITS FLOPs a training sample",
+    )
 
 
 def pytest_configure(config):
     fraction = config.getoption("plant_slowdown")
     if fraction > 0:
         plant(fraction)
+    units = config.getoption("plant_input_work")
+    if units > 0:
+        plant_input_work(units)
 
 
 def plant(fraction: float) -> None:
@@ -35,3 +47,20 @@ def plant(fraction: float) -> None:
         self._last_epoch_seconds = time.perf_counter() - start
 
     EpochRunner.train_epoch = slowed_train_epoch
+
+
+def plant_input_work(units: int) -> None:
+    import tensorflow as tf
+
+    batches = EpochRunner.batches
+
+    def costly_batches(self, epoch: int):
+        def work(x, y):
+            flat = tf.reshape(tf.cast(x, tf.float32), [tf.shape(x)[0], -1])
+            weights = tf.random.stateless_uniform([flat.shape[-1], units], seed=[0, epoch])
+            cost = tf.reduce_sum(tf.matmul(flat, weights))
+            with tf.control_dependencies([cost]):  # the work must run; the batch passes unchanged
+                return tf.identity(x), y
+        return batches(self, epoch).map(work, num_parallel_calls=tf.data.AUTOTUNE)
+
+    EpochRunner.batches = costly_batches

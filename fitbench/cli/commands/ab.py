@@ -48,8 +48,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      f"first alternates (default {DEFAULT_AB_ROUNDS}: one round cannot tell a per-session effect "
                      "from a change)")
     abp.add_argument("--budget", default=None, metavar="DURATION",
-                     help="instead of --rounds: rounds until every benchmark is decided or the next would not "
-                     "fit in DURATION (20m, 1h); sequential test, valid at every look")
+                     help="instead of --rounds: rounds until every benchmark is decided or DURATION (20m, 1h) is "
+                     "spent; group-sequential: the first round says how many rounds fit (K), each tested at "
+                     "alpha/K")
     abp.add_argument("--output", default=None, metavar="DIR",
                      help="where both runs' JSON, the session logs and verdicts.json go (default: "
                      ".benchmarks/ab/DATE-TIME)")
