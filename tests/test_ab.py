@@ -89,18 +89,20 @@ def test_the_command_line_without_pytest_arguments_says_what_to_add():
 def looks(mu: float, sd: float, rng: np.random.Generator, planned: int, alpha: float = 0.05,
           per_round: int = 11, session_sd: float = 0.026, threshold: float = math.log(1.05),
           heavy: bool = False, spend: bool = True) -> str:
-    """One `fitbench ab --budget` in simulation: a round of pairs sharing its session's offset,
-    a look with the gate's interleaved test (at alpha / planned with `spend`, as gate.looked
-    makes it), until decided or `planned` rounds are spent."""
+    """One `fitbench ab --budget` of `planned` rounds in simulation: rounds of pairs sharing their
+    session's offset, a look with the gate's interleaved test after each from the second on (at
+    alpha / looks with `spend`, as gate.looked makes it), until decided or the rounds are spent."""
     differences: list[float] = []
+    every = max(1, planned - 1) if spend else 1
     for rounds in range(1, planned + 1):
         noise = rng.standard_t(3, per_round) * sd / math.sqrt(3) if heavy else rng.normal(0, sd, per_round)
         differences += list(mu + rng.normal(0, session_sd) + noise)
-        each = alpha / planned if spend else alpha
+        if rounds == 1 and planned > 1:
+            continue  # no verdict from one round
         shift, test = stats.fold_session(stats.paired_log_shift([1.0] * len(differences), list(np.exp(differences)),
-                                                                1 - 2 * each), rounds, session_sd)
+                                                                1 - 2 * alpha / every), rounds, session_sd)
         (_, p_regression, p_improvement, _, _) = gate.looked(
-            (shift, test.p_greater(threshold), test.p_less(-threshold), "", 0.0), planned if spend else 1)
+            (shift, test.p_greater(threshold), test.p_less(-threshold), "", 0.0), every)
         if p_regression < alpha:
             return "regression"
         if p_improvement < alpha:
@@ -113,15 +115,16 @@ def looks(mu: float, sd: float, rng: np.random.Generator, planned: int, alpha: f
 @pytest.mark.parametrize("heavy", [False, True], ids=["normal", "heavy-tailed"])
 def test_stopping_at_the_first_decision_keeps_the_false_alarm_rate_at_alpha(heavy):
     """A true slowdown of exactly the threshold (5%): calling it a regression is a false alarm.
-    Looking after every round of 11 pairs, up to 6 rounds, stopping at the first decision."""
+    Looking after every round of 11 pairs from the second, up to 7 rounds, stopping at the first
+    decision."""
     rng = np.random.default_rng(20261203)
     trials = 400
-    verdicts = [looks(math.log(1.05), 0.08, rng, planned=6, heavy=heavy) for _ in range(trials)]
+    verdicts = [looks(math.log(1.05), 0.08, rng, planned=7, heavy=heavy) for _ in range(trials)]
     false_alarms = verdicts.count("regression") / trials
     # alpha is 0.05; 400 trials put the 99% upper bound of a binomial(400, 0.05) at 0.075.
     assert false_alarms <= 0.075, false_alarms
     # The same test at alpha at every look (nothing spent per look) cries wolf more often.
-    naive = [looks(math.log(1.05), 0.08, rng, planned=6, heavy=heavy, spend=False) for _ in range(trials)]
+    naive = [looks(math.log(1.05), 0.08, rng, planned=7, heavy=heavy, spend=False) for _ in range(trials)]
     assert naive.count("regression") / trials > false_alarms, (naive.count("regression"), false_alarms)
 
 
@@ -263,8 +266,9 @@ def test_narrowed_keeps_the_selection_and_names_the_undecided_benchmarks():
 
 
 def test_a_budget_spends_its_later_rounds_on_the_undecided_benchmarks_only(tmp_path, monkeypatch):
-    """Round 1: t[a] is 20% slower (decided), t[b] and t[c] 4% slower (neither a regression at 5%
-    nor no change). Round 2 runs t[b] and t[c] only, with -k naming them."""
+    """Rounds 1 and 2 run everything (no verdict is read from one round); then t[a], 20% slower,
+    is decided and t[b] and t[c], 4% slower, are not (neither a regression at 5% nor no change).
+    Round 3 runs t[b] and t[c] only, with -k naming them."""
     from fitbench.processes import turns
     from tests.helpers import interleaved_runs
 
@@ -297,7 +301,8 @@ def test_a_budget_spends_its_later_rounds_on_the_undecided_benchmarks_only(tmp_p
         def run(self):
             commands_seen.append(self.commands[0])
             number = len(commands_seen)
-            names = [n for n in ("t[a]", "t[b]", "t[c]") if number == 1 or n in self.commands[0]]
+            every = ("t[a]", "t[b]", "t[c]")
+            names = [n for n in every if n in self.commands[0]] or list(every)  # else the user's -k t
             base_json, cand_json = round_files(number, names)
             for command in self.commands:
                 out = command.rsplit("--benchmark-json ", 1)[1]
@@ -305,23 +310,24 @@ def test_a_budget_spends_its_later_rounds_on_the_undecided_benchmarks_only(tmp_p
             return [turns.Outcome(c, status=0) for c in self.commands]
 
     monkeypatch.setattr(turns, "Driver", FakeDriver)
-    monkeypatch.setattr(ab, "planned_looks", lambda budget, first_round: 3)  # fake rounds take no time
+    monkeypatch.setattr(ab, "planned_rounds", lambda budget, first_round: 3)  # fake rounds take no time
     plan = ab.plan(None, None, None, None, [], ["PLANTED=1"], ["benchmarks", "-k", "t"], str(tmp_path / "out"),
                    None, "2h", "alternate", ROOT)
     said: list[str] = []
     outcome = ab.AB(plan, ab_settings(), say=said.append).run()
-    assert "-k 't[a] or" not in commands_seen[1] and "-k 't[b] or t[c]'" in commands_seen[1]
+    assert "-k t " in commands_seen[1] and "round 1: no verdict read yet; round 2 of every benchmark" in said
+    assert "-k 't[a] or" not in commands_seen[2] and "-k 't[b] or t[c]'" in commands_seen[2]
     assert any("another round of those only" in line for line in said)
     verdicts = {v.name: v for v in outcome.comparison.verdicts}
-    assert verdicts["t[a]"].time == "regression" and verdicts["t[a]"].candidate_epochs == 11
-    assert verdicts["t[b]"].candidate_epochs == verdicts["t[c]"].candidate_epochs == 11 * outcome.rounds
-    assert 2 <= outcome.rounds <= 3 and any("the budget holds at most 3 rounds" in line for line in said)
-    assert verdicts["t[a]"].method.startswith("group-sequential, one of at most 3 looks, each at alpha/3; ")
+    assert verdicts["t[a]"].time == "regression" and verdicts["t[a]"].candidate_epochs == 22
+    assert verdicts["t[b]"].candidate_epochs == verdicts["t[c]"].candidate_epochs == 11 * outcome.rounds == 33
+    assert any("the budget holds 3 rounds: verdicts from round 2 on" in line for line in said)
+    assert verdicts["t[a]"].method.startswith("group-sequential, one of at most 2 looks, each at alpha/2; ")
 
 
 def test_a_budget_holds_the_rounds_its_first_round_says():
-    assert ab.planned_looks(20 * 60, 6 * 60) == 3
-    assert ab.planned_looks(20 * 60, 25 * 60) == 1  # one round, at alpha: a fixed-sample test
+    assert ab.planned_rounds(20 * 60, 6 * 60) == 3
+    assert ab.planned_rounds(20 * 60, 25 * 60) == 1  # one round, one look at alpha: a fixed-sample test
 
 
 def test_a_side_whose_every_test_was_skipped_says_so(tmp_path):

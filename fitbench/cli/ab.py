@@ -13,12 +13,13 @@ pairs of every round:
 * `--budget 20m`: rounds until every benchmark is decided (regression, improvement or no
   change at its threshold) or the budget is spent. Looking again after every round would
   inflate a fixed-sample test's false alarms, so the rounds are the looks of a group-sequential
-  test: the first round's duration says how many rounds the budget holds (K), no more are run,
-  and each look tests at alpha / K (Bonferroni; gate.looked). Decisions come from the rounds,
-  not the pairs: sessions differ by a few percent each (the session term), so a benchmark's
-  interval narrows with more rounds, whatever its number of epochs. A round after the first
-  runs only the benchmarks still undecided (`-k` narrowed to their names), so that the budget
-  buys rounds where they decide something.
+  test: the first round's duration says how many rounds the budget holds (R), no more are run,
+  verdicts are read from round 2 on (one round cannot tell a session's own speed from a change;
+  R = 1: one look), and each of the K = R - 1 looks tests at alpha / K (Bonferroni;
+  gate.looked). Decisions come from the rounds, not the pairs: sessions differ by a few percent
+  each (the session term), so a benchmark's interval narrows with more rounds, whatever its
+  number of epochs. A round after the second runs only the benchmarks still undecided (`-k`
+  narrowed to their names), so that the budget buys rounds where they decide something.
 
 Each side imports its own `fitbench`: its checkout comes first on PYTHONPATH (an editable
 install's finder comes after sys.path). Both runs' JSON, each round's session logs and the
@@ -306,7 +307,7 @@ class AB:
         plan, started = self.plan, time.monotonic()
         runs: dict[str, list[Run]] = {name: [] for name in SIDES}
         statuses: list[list[int | None]] = []
-        comparison, longest, looks = None, 0.0, 1
+        comparison, longest, looks, planned = None, 0.0, 1, 1
         # Which side is session 0 (started first, first in the ring's first round): drawn for the
         # first round, then alternated, so that nothing tied to a session's place favours one side.
         base_first = self.plan.first_side == "base" if self.plan.first_side else random.random() < 0.5
@@ -345,9 +346,12 @@ class AB:
                     raise ABError(f"the {name} session wrote no results ({error}); its output: {log}\n"
                                   + _tail(log)) from error
             if plan.budget is not None and number == 1:
-                looks = planned_looks(plan.budget, time.monotonic() - started)
-                self.say(f"round 1: {_duration(time.monotonic() - started)}; the budget holds at most {looks} "
-                         f"round{'s' if looks > 1 else ''}, so each look tests at alpha/{looks}")
+                planned = planned_rounds(plan.budget, time.monotonic() - started)
+                looks = max(1, planned - 1)  # from round 2 on, when the budget holds it
+                self.say(f"round 1: {_duration(time.monotonic() - started)}; " + (
+                    f"the budget holds {planned} rounds: verdicts from round 2 on (one round cannot tell a "
+                    f"session's own speed from a change), {looks} look{'s' if looks > 1 else ''}, each at "
+                    f"alpha/{looks}" if planned > 1 else "the budget holds no second round: one look, at alpha"))
             comparison = gate.compare(runs["base"], runs["candidate"], self.settings, looks=looks)
             if plan.budget is not None or plan.rounds > 1:
                 self.say(f"round {number} alone: {self._round_alone(runs, number)}")
@@ -355,12 +359,15 @@ class AB:
                 if number >= plan.rounds:
                     break
                 continue
+            if number == 1 and planned > 1:
+                self.say("round 1: no verdict read yet; round 2 of every benchmark")
+                continue
             undecided = _undecided(comparison)
             elapsed = time.monotonic() - started
             if not undecided:
                 self.say(f"round {number}: every benchmark decided")
                 break
-            if number >= looks or elapsed + longest > plan.budget:
+            if number >= planned or elapsed + longest > plan.budget:
                 self.say(f"round {number}: the budget of {_duration(plan.budget)} leaves no room for another "
                          f"round ({_duration(longest)} each); {len(undecided)} undecided")
                 break
@@ -402,10 +409,11 @@ def explain_outcome(outcome: Outcome) -> tuple[list, list[str]]:
     return explain.explain_runs(base, candidate)
 
 
-def planned_looks(budget: float, first_round: float) -> int:
-    """How many rounds (looks) a budget holds, from the first round's duration: fixed before any
-    verdict is read, as a group-sequential test needs (a later round of fewer benchmarks is
-    shorter, but is not run beyond this)."""
+def planned_rounds(budget: float, first_round: float) -> int:
+    """How many rounds a budget holds, from the first round's duration: fixed before any verdict
+    is read, as a group-sequential test needs (a later round of fewer benchmarks is shorter,
+    but none is run beyond this). The looks are the rounds from the second on (one when only
+    one round fits)."""
     return max(1, int(budget // max(first_round, 1e-9)))
 
 
