@@ -499,3 +499,24 @@ def test_a_side_that_lost_the_machine_to_other_processes_widens_the_assumed_nois
     assert verdict.verdict == "inconclusive"
     assert "other processes and steal took 0% of the machine from the baseline's epochs and 45%" in \
         verdict.method
+
+
+def test_each_benchmark_has_its_own_session_term_never_below_the_typical_one():
+    """One benchmark's sessions differ by 8% (as the CNN's did on the 2-vCPU VM), five others'
+    by about 1%: the noisy one gets its own spread, the others the median benchmark's (here the
+    floor), and the all-benchmarks verdict the pooled one."""
+    rng = np.random.default_rng(12)
+    names = ["cnn", *(f"mlp{i}" for i in range(5))]
+    paired, rings = {}, {}
+    for name in names:
+        spread = 0.08 if name == "cnn" else 0.01
+        offsets = np.repeat(rng.normal(0, spread, 3) + np.array([0.12, -0.12, 0.0]) * (name == "cnn"), 11)
+        base = list(rng.lognormal(0, 0.02, 33))
+        paired[name] = (base, list(np.array(base) * np.exp(offsets + rng.normal(0, 0.02, 33))))
+        rings[name] = [f"ring-{i // 11}" for i in range(33)]
+    sessions = gate.session_term(paired, rings)
+    cnn = sessions.of("cnn")
+    assert cnn.sd > 0.05 and cnn.source == "this benchmark's own, from its rounds (2 df)"
+    for name in names[1:]:
+        assert sessions.of(name).sd == pytest.approx(0.017) and sessions.of(name).source.startswith("assumed")
+    assert sessions.typical == pytest.approx(0.017) and cnn.sd > sessions.sd > 0.017

@@ -246,19 +246,27 @@ def fold_session(shift: Shift, rings: int, session_sd: float) -> tuple[Shift, Me
     return Shift(shift.estimate, low, high, shift.confidence), test
 
 
+def session_excess(rings: Sequence[Sequence[float]]) -> tuple[float, int]:
+    """(variance, degrees of freedom) of one benchmark's session term, from its log differences
+    grouped by ring: the variance of its ring means beyond what its pairs explain (method of
+    moments, may be negative); (nan, 0) with fewer than 2 rings of 2 pairs or more."""
+    arrays = [np.asarray(ring, float) for ring in rings if len(ring) >= 2]
+    if len(arrays) < 2:
+        return math.nan, 0
+    means = np.array([ring.mean() for ring in arrays])
+    within = float(np.mean([ring.var(ddof=1) / len(ring) for ring in arrays]))
+    return float(means.var(ddof=1)) - within, len(arrays) - 1
+
+
 def session_spread(benchmarks: Sequence[Sequence[Sequence[float]]]) -> tuple[float, int]:
-    """(sd, degrees of freedom) of the session term, from the log differences of each benchmark,
-    grouped by ring: the variance of a benchmark's ring means beyond what its pairs explain,
-    pooled over the benchmarks with 2 rings or more (method of moments, floored at 0)."""
+    """(sd, degrees of freedom) of the session term pooled over the benchmarks with 2 rings or
+    more (`session_excess` weighted by its degrees of freedom, floored at 0)."""
     excess, dof = 0.0, 0
     for rings in benchmarks:
-        rings = [np.asarray(ring, float) for ring in rings if len(ring) >= 2]
-        if len(rings) < 2:
-            continue
-        means = np.array([ring.mean() for ring in rings])
-        within = float(np.mean([ring.var(ddof=1) / len(ring) for ring in rings]))
-        excess += (len(rings) - 1) * (float(means.var(ddof=1)) - within)
-        dof += len(rings) - 1
+        variance, count = session_excess(rings)
+        if count:
+            excess += count * variance
+            dof += count
     return (math.sqrt(max(excess / dof, 0.0)) if dof else math.nan), dof
 
 
