@@ -637,6 +637,10 @@ def _why(verdict: Verdict, alpha: float, family: int, smallest_p: float, divisor
         p = verdict.p_regression if side == "regression" else verdict.p_improvement
         return (f"the interval lies beyond +-{threshold}, but after Holm's adjustment over {family} comparisons "
                 f"p = {p:.3g} is not below {alpha}: not a significant {side}")
+    if verdict.ratio_low > 1 or verdict.ratio_high < 1:  # a change, of a size not yet told from the threshold
+        side = "slower" if verdict.ratio_low > 1 else "faster"
+        return (f"the interval [{verdict.ratio_low:.3f}, {verdict.ratio_high:.3f}] excludes 1 but reaches past "
+                f"+-{threshold}: {side}, but whether by more than {threshold} cannot yet be told")
     return (f"the interval [{verdict.ratio_low:.3f}, {verdict.ratio_high:.3f}] reaches past +-{threshold}: "
             "too few epochs or too much noise to tell a change of that size")
 
