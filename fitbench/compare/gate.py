@@ -270,7 +270,7 @@ class Sessions:
     def of(self, name: str) -> Sessions:
         """A benchmark's session term: the larger of its own (from its rounds) and the typical
         benchmark's. Benchmarks differ (on the 2-vCPU VM a CNN's sessions differed by 4-8%, the
-        MLPs' by 0-3%), so a spread pooled over all would be too wide for some and too narrow
+        MLPs' by 0-4%), so a spread pooled over all would be too wide for some and too narrow
         for others; a benchmark's own, from 2-3 rounds, is too uncertain to go below the typical."""
         own, dof = self.own.get(name, (math.nan, 0))
         if dof and own > self.typical:
