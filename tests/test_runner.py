@@ -39,7 +39,7 @@ def test_a_timed_round_holds_training_and_nothing_else(tiny_dataset, cpu, monkey
 
     for name in ("fit", "evaluate", "get_metrics_result", "reset_metrics"):
         monkeypatch.setattr(keras.Model, name, spy(name, getattr(keras.Model, name)))
-    for name in ("epoch_data", "open_rounds", "build"):
+    for name in ("epoch_data", "open_rounds", "build", "evaluate"):
         monkeypatch.setattr(EpochRunner, name, spy(name, getattr(EpochRunner, name)))
     monkeypatch.setattr(devices, "synchronize", spy("synchronize", devices.synchronize))
     original_first_epoch = EpochRunner.first_epoch
@@ -65,9 +65,24 @@ def test_a_timed_round_holds_training_and_nothing_else(tiny_dataset, cpu, monkey
     assert outside.count("fit") == 1  # epoch 1 only, recorded as first_epoch_seconds
     # The loss before training (the divergence guard's reference), validation after every
     # epoch, test at the end.
-    assert outside.count("evaluate") == 1 + 4 + 1
+    assert outside.count("evaluate") == 1 + 4 + 1  # the runner's own (Keras' evaluate is never called)
     # Epoch 1's data, then one iterator over epochs 2..N opened before the rounds.
     assert outside.count("epoch_data") == 2 and outside.count("open_rounds") == 1
+
+
+def test_the_runners_evaluation_gives_keras_evaluates_figures(tiny_dataset, cpu):
+    """Its own traced loop over the whole set (`runner.Evaluation`) against Keras' evaluate, on the
+    trained model and the same data (a partial last batch included)."""
+    epoch_runner = EpochRunner(TINY, "default", cpu, tiny_dataset)
+    epoch_runner.run()
+    splits = epoch_runner.splits
+    data = cpu.strategy.experimental_distribute_dataset(  # 950 samples: 9 batches of 100 and one of 50
+        EpochRunner._eval_dataset(splits.x_val[:950], splits.y_val[:950], TINY.batch_size))
+    ours = epoch_runner.evaluate(data)
+    keras_figures = epoch_runner.model.evaluate(data, verbose=0, return_dict=True)
+    assert ours.keys() == keras_figures.keys()
+    for name, value in keras_figures.items():
+        assert ours[name] == pytest.approx(value, rel=1e-6), name
 
 
 class CountingRing:
