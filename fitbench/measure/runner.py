@@ -51,6 +51,7 @@ import json
 import math
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -689,7 +690,12 @@ class Evaluation:
 
     def evaluate(self, model: keras.Model, data) -> dict[str, float]:
         model.reset_metrics()
-        self._evaluate_all(data)
+        with warnings.catch_warnings():
+            # Tracing a loop over a distributed dataset reads the dataset's options in graph mode,
+            # and TensorFlow warns that they may not be its own; the evaluation sets none.
+            warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options",
+                                    category=UserWarning)
+            self._evaluate_all(data)
         return {key: float(value) for key, value in model.get_metrics_result().items()}
 
 
