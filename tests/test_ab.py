@@ -265,10 +265,10 @@ def test_narrowed_keeps_the_selection_and_names_the_undecided_benchmarks():
     assert ab.narrowed(args, ["test_d[a b]"])[0] == args  # not a -k name: every benchmark again
 
 
-def test_a_budget_spends_its_later_rounds_on_the_undecided_benchmarks_only(tmp_path, monkeypatch):
-    """Rounds 1 and 2 run everything (no verdict is read from one round); then t[a], 20% slower,
-    is decided and t[b] and t[c], 4% slower, are not (neither a regression at 5% nor no change).
-    Round 3 runs t[b] and t[c] only, with -k naming them."""
+def fake_budget_ab(tmp_path, monkeypatch, scale_of) -> tuple[ab.Outcome, list[str], list[str]]:
+    """`fitbench ab --budget` over fake rings of t[a], t[b] and t[c] (the candidate's epochs
+    `scale_of(round, name)` times the base's), 3 rounds planned; the outcome, each round's
+    first command and what was said."""
     from fitbench.processes import turns
     from tests.helpers import interleaved_runs
 
@@ -277,17 +277,16 @@ def test_a_budget_spends_its_later_rounds_on_the_undecided_benchmarks_only(tmp_p
     def round_files(number: int, names: list[str]) -> tuple[Path, Path]:
         directory = tmp_path / f"r{number}"
         merged = {}
-        for scale, group in ((1.2, [n for n in names if n == "t[a]"]), (1.04, [n for n in names if n != "t[a]"])):
-            if group:
-                (directory / str(scale)).mkdir(parents=True)
-                for side, path in zip(("base", "cand"), interleaved_runs(directory / str(scale), scale,
-                                                                          names=tuple(group), seed=number,
-                                                                          ring=f"ring-{number}"), strict=True):
-                    document = json.loads(Path(path).read_text())
-                    if side in merged:
-                        merged[side]["benchmarks"] += document["benchmarks"]
-                    else:
-                        merged[side] = document
+        for name in names:
+            (directory / name).mkdir(parents=True)
+            for side, path in zip(("base", "cand"), interleaved_runs(directory / name, scale_of(number, name),
+                                                                      names=(name,), seed=number * 7 + len(name),
+                                                                      ring=f"ring-{number}"), strict=True):
+                document = json.loads(Path(path).read_text())
+                if side in merged:
+                    merged[side]["benchmarks"] += document["benchmarks"]
+                else:
+                    merged[side] = document
         paths = []
         for side in ("base", "cand"):
             paths.append(directory / f"{side}.json")
@@ -314,7 +313,15 @@ def test_a_budget_spends_its_later_rounds_on_the_undecided_benchmarks_only(tmp_p
     plan = ab.plan(None, None, None, None, [], ["PLANTED=1"], ["benchmarks", "-k", "t"], str(tmp_path / "out"),
                    None, "2h", "alternate", ROOT)
     said: list[str] = []
-    outcome = ab.AB(plan, ab_settings(), say=said.append).run()
+    return ab.AB(plan, ab_settings(), say=said.append).run(), commands_seen, said
+
+
+def test_a_budget_spends_its_later_rounds_on_the_undecided_benchmarks_only(tmp_path, monkeypatch):
+    """Rounds 1 and 2 run everything (no verdict is read from one round); then t[a], 20% slower,
+    is decided and t[b] and t[c], 4% slower, are not (neither a regression at 5% nor no change).
+    Round 3 runs t[b] and t[c] only, with -k naming them."""
+    outcome, commands_seen, said = fake_budget_ab(tmp_path, monkeypatch,
+                                                  lambda number, name: 1.2 if name == "t[a]" else 1.04)
     assert "-k t " in commands_seen[1] and "round 1: no verdict read yet; round 2 of every benchmark" in said
     assert "-k 't[a] or" not in commands_seen[2] and "-k 't[b] or t[c]'" in commands_seen[2]
     assert any("another round of those only" in line for line in said)
@@ -323,6 +330,31 @@ def test_a_budget_spends_its_later_rounds_on_the_undecided_benchmarks_only(tmp_p
     assert verdicts["t[b]"].candidate_epochs == verdicts["t[c]"].candidate_epochs == 11 * outcome.rounds == 33
     assert any("the budget holds 3 rounds: verdicts from round 2 on" in line for line in said)
     assert verdicts["t[a]"].method.startswith("group-sequential, one of at most 2 looks, each at alpha/2; ")
+    assert outcome.decided_at["t[a]"] == 2 and "decided at round 2's look" in verdicts["t[a]"].note
+
+
+def test_a_benchmark_decided_at_a_look_keeps_that_verdict(tmp_path, monkeypatch):
+    """t[a] is unchanged and decided *no change* at round 2. Round 3 runs only t[b] and t[c],
+    whose sessions then differ by 15%: judged again with that round, t[a]'s interval would take
+    the wider session spread of the median benchmark and no longer be *no change*. A group-
+    sequential test stopped t[a] at round 2; its verdict is that look's."""
+    from fitbench.compare import gate
+    from fitbench.compare.results import load_run
+
+    def scale_of(number: int, name: str) -> float:
+        return 1.0 if name == "t[a]" else {1: 1.04, 2: 1.04, 3: 0.88}[number]
+
+    outcome, commands_seen, _ = fake_budget_ab(tmp_path, monkeypatch, scale_of)
+    assert outcome.rounds == 3 and "-k 't[b] or t[c]'" in commands_seen[2]
+    kept = next(v for v in outcome.comparison.verdicts if v.name == "t[a]")
+    assert kept.time == "no change" and outcome.decided_at["t[a]"] == 2
+    assert kept.candidate_epochs == 22 and "decided at round 2's look" in kept.note
+    at_round_two = gate.compare([load_run(p) for p in outcome.runs["base"][:2]],
+                                [load_run(p) for p in outcome.runs["candidate"][:2]], ab_settings(), looks=2)
+    assert next(v for v in at_round_two.verdicts if v.name == "t[a]").ratio_high == kept.ratio_high
+    judged_again = gate.compare([load_run(p) for p in outcome.runs["base"]],
+                                [load_run(p) for p in outcome.runs["candidate"]], ab_settings(), looks=2)
+    assert next(v for v in judged_again.verdicts if v.name == "t[a]").time != "no change"  # what was kept from
 
 
 def test_a_budget_holds_the_rounds_its_first_round_says():

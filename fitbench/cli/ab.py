@@ -19,7 +19,10 @@ pairs of every round:
   gate.looked). Decisions come from the rounds, not the pairs: sessions differ by a few percent
   each (the session term), so a benchmark's interval narrows with more rounds, whatever its
   number of epochs. A round after the second runs only the benchmarks still undecided (`-k`
-  narrowed to their names), so that the budget buys rounds where they decide something.
+  narrowed to their names), so that the budget buys rounds where they decide something. A
+  benchmark's verdict is the one of the look that decided it: later rounds, which it is not in,
+  would judge it again with other sessions' spread and could undo a decision the test already
+  spent its alpha on.
 
 Each side imports its own `fitbench`: its checkout comes first on PYTHONPATH (an editable
 install's finder comes after sys.path). Both runs' JSON, each round's session logs and the
@@ -28,6 +31,8 @@ verdicts stay in the output directory, for `fitbench report`.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import os
 import random
@@ -253,6 +258,7 @@ class Outcome:
     statuses: list[list[int | None]]  # per round: (base, candidate) exit statuses
     interrupted: bool = False
     undecided: list[str] = field(default_factory=list)  # names still inconclusive at the budget
+    decided_at: dict[str, int] = field(default_factory=dict)  # name -> the round whose look decided it
     runs: dict[str, list[str]] = field(default_factory=dict)  # side -> its JSON files
 
 
@@ -308,6 +314,7 @@ class AB:
         runs: dict[str, list[Run]] = {name: [] for name in SIDES}
         statuses: list[list[int | None]] = []
         comparison, longest, looks, planned = None, 0.0, 1, 1
+        kept: dict[str, tuple[int, gate.Verdict]] = {}  # name -> (round, verdict) of the look that decided it
         # Which side is session 0 (started first, first in the ring's first round): drawn for the
         # first round, then alternated, so that nothing tied to a session's place favours one side.
         base_first = self.plan.first_side == "base" if self.plan.first_side else random.random() < 0.5
@@ -362,6 +369,7 @@ class AB:
             if number == 1 and planned > 1:
                 self.say("round 1: no verdict read yet; round 2 of every benchmark")
                 continue
+            comparison = kept_decisions(comparison, kept, number)
             undecided = _undecided(comparison)
             elapsed = time.monotonic() - started
             if not undecided:
@@ -377,6 +385,7 @@ class AB:
         outcome = self._outcome(comparison, runs, statuses, started)
         if comparison is not None and plan.budget is not None:
             outcome.undecided = _undecided(comparison)
+            outcome.decided_at = {name: number for name, (number, _) in kept.items()}
         return outcome
 
     def _round_alone(self, runs: dict[str, list[Run]], number: int) -> str:
@@ -433,6 +442,26 @@ def narrowed(pytest_args: Sequence[str], names: Sequence[str]) -> tuple[list[str
         elif not arg.startswith("-k"):
             args.append(arg)
     return [*args, "-k", " or ".join(names)], f" of {'it' if len(names) == 1 else 'those'} only"
+
+
+def kept_decisions(comparison: gate.Comparison, kept: dict[str, tuple[int, gate.Verdict]],
+                   number: int) -> gate.Comparison:
+    """The comparison of round `number`'s look with every verdict an earlier look decided put
+    back as it was then (a group-sequential test stops a benchmark at its decision), and this
+    look's new decisions added to `kept`."""
+    def settled(verdict: gate.Verdict) -> gate.Verdict:
+        if verdict.name in kept:
+            return kept[verdict.name][1]
+        if verdict.method and verdict.time in DECIDED:
+            decided = copy.deepcopy(verdict)
+            decided.note = "; ".join(filter(None, [decided.note, f"decided at round {number}'s look"]))
+            kept[verdict.name] = (number, decided)
+            return decided
+        return verdict
+
+    verdicts = [settled(v) for v in comparison.verdicts]
+    overall = settled(comparison.overall) if comparison.overall else kept.get(gate.OVERALL, (0, None))[1]
+    return dataclasses.replace(comparison, verdicts=verdicts, overall=overall)
 
 
 def _undecided(comparison: gate.Comparison) -> list[str]:

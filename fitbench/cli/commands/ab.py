@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     print_comparison(comparison, args.markdown, args.json)
     write_json(plan.output / "verdicts.json", {**comparison.as_dict(), "rounds": outcome.rounds,
                                                "seconds": round(outcome.seconds, 1), "undecided": outcome.undecided,
-                                               "runs": outcome.runs})
+                                               "decided_at_round": outcome.decided_at, "runs": outcome.runs})
     if plan.explain_steps:
         explained = explain_round_one(outcome, args.markdown, plan.output / "explanations.json")
         if explained:
