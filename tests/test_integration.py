@@ -100,6 +100,28 @@ def test_unknown_device_is_a_usage_error():
     assert "unknown device npu: choose from cpu, gpu, tpu" in run.stderr
 
 
+def test_threads_size_tensorflows_pools_in_the_training_worker_and_are_part_of_the_measurement(
+        synthetic_data_dir, tmp_path):
+    """--threads reaches the process that trains (an isolated session's worker), is recorded, and
+    one thread's epochs are not compared with TensorFlow's default's."""
+    from fitbench.compare import gate
+    from fitbench.compare.results import load_run
+
+    paths = {threads: tmp_path / f"threads-{threads}.json" for threads in (0, 1)}
+    for threads, out in paths.items():
+        run = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir), "--devices", "cpu",
+                         "--profile", "smoke", "--threads", str(threads), f"--benchmark-json={out}", isolate=True)
+        assert run.returncode == 0, run.stdout + run.stderr
+        document = json.loads(out.read_text())
+        assert document["benchmarks"][0]["extra_info"]["measurement"]["threads"] == threads
+        assert document["fitbench"]["hardware"]["host"]["threads"] == {"intra_op": threads, "inter_op": threads}
+    comparison = gate.compare([load_run(paths[0])], [load_run(paths[1])], allow_mismatch=True)
+    (verdict,) = comparison.verdicts
+    assert verdict.verdict == "incomparable" and any("threads" in line for line in verdict.differences)
+    refused = run_pytest(SAMPLE, "-o", "python_files=bench_*.py", "--threads", "-1")
+    assert refused.returncode == 4 and "--threads -1: give 1 or more threads" in refused.stderr
+
+
 def test_session_summary_table_and_device_info(synthetic_data_dir, tmp_path):
     out = tmp_path / "run.json"
     run = run_pytest(SAMPLE, *SAMPLE_OPTIONS, "--data-dir", str(synthetic_data_dir), "--devices", "cpu",

@@ -198,3 +198,45 @@ def test_no_tensorflow_start_up_line_reaches_a_cpu_only_user():
                      "except Exception as error:\n    print('raised', type(error).__name__)"
     run = subprocess.run([sys.executable, "-c", raising], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert "raised InvalidArgumentError" in run.stdout
+
+
+class FakeThreading:
+    """tf.config.threading of a TensorFlow whose runtime has (or has not) started."""
+
+    def __init__(self, started: bool):
+        self.started, self.intra, self.inter = started, 0, 0
+
+    def get_intra_op_parallelism_threads(self):
+        return self.intra
+
+    def get_inter_op_parallelism_threads(self):
+        return self.inter
+
+    def set_intra_op_parallelism_threads(self, threads):
+        if self.started:
+            raise RuntimeError("Intra op parallelism cannot be modified after initialization.")
+        self.intra = threads
+
+    def set_inter_op_parallelism_threads(self, threads):
+        if self.started:
+            raise RuntimeError("Inter op parallelism cannot be modified after initialization.")
+        self.inter = threads
+
+
+def fake_tf(started: bool):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(config=SimpleNamespace(threading=FakeThreading(started)))
+
+
+def test_threads_size_both_pools_before_tensorflow_starts_and_say_why_not_after():
+    tf = fake_tf(started=False)
+    startup.set_threads(tf, 1)
+    assert (tf.config.threading.intra, tf.config.threading.inter) == (1, 1)
+    startup.set_threads(tf, 0)  # 0: TensorFlow's own default, nothing is set
+    assert tf.config.threading.intra == 1
+    with pytest.raises(startup.ThreadsError, match=r"--threads 2: TensorFlow had already started in this process"):
+        startup.set_threads(fake_tf(started=True), 2)
+    startup.set_threads(fake_tf(started=True), 0)  # nothing asked, nothing refused
+    with pytest.raises(startup.ThreadsError, match=r"--threads -1: give 1 or more threads"):
+        startup.load(-1)

@@ -62,9 +62,17 @@ def _min_level() -> int:
         return 0
 
 
-def load() -> ModuleType:
-    """Import TensorFlow and list its physical devices (the step that probes CUDA), filtered."""
+class ThreadsError(RuntimeError):
+    """TensorFlow's thread pools cannot be sized as asked; the message says why and what to do."""
+
+
+def load(threads: int = 0) -> ModuleType:
+    """Import TensorFlow, size its intra- and inter-op thread pools to `threads` each (0: its own
+    default), and list its physical devices (the step that probes CUDA), filtered."""
+    if threads < 0:
+        raise ThreadsError(f"--threads {threads}: give 1 or more threads (0: TensorFlow's default, one per core)")
     if "tensorflow" in sys.modules and getattr(load, "done", False):
+        set_threads(sys.modules["tensorflow"], threads)
         return sys.modules["tensorflow"]
     sys.stderr.flush()
     saved = os.dup(2)
@@ -74,6 +82,7 @@ def load() -> ModuleType:
         try:
             import tensorflow as tf
 
+            set_threads(tf, threads)
             tf.config.list_physical_devices()
             failed = False
         finally:
@@ -86,3 +95,19 @@ def load() -> ModuleType:
             sys.stderr.flush()
     load.done = True
     return tf
+
+
+def set_threads(tf: ModuleType, threads: int) -> None:
+    """Both of TensorFlow's thread pools at `threads` (nothing for 0). They can only be sized
+    before its runtime starts (tf.config.threading raises after), which ThreadsError explains."""
+    threading = tf.config.threading
+    if not threads or (threading.get_intra_op_parallelism_threads(),
+                       threading.get_inter_op_parallelism_threads()) == (threads, threads):
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(threads)
+        threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError as error:
+        raise ThreadsError(f"--threads {threads}: TensorFlow had already started in this process ({error}); "
+                           "something imported and ran it before fitbench's plugin: run without it, or "
+                           "without --threads") from error

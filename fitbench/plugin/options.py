@@ -69,6 +69,15 @@ def add_device_options(addoption: Callable[..., Any]) -> None:
         "`fitbench workers N -- pytest ...` starts the workers",
     )
     addoption(
+        "--threads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="size TensorFlow's intra-op and inter-op thread pools to N threads each, before it starts "
+        "(recorded; results of different sizes are not compared). Default 0: TensorFlow's own, one per "
+        "core. On a small shared VM, 1 gives the steadiest A/B sessions (docs/gating.md)",
+    )
+    addoption(
         "--batch-per-worker",
         action="store_true",
         help="in a cluster, each case's batch size is per worker (global batch = batch x workers: weak "
