@@ -370,3 +370,12 @@ def test_a_side_whose_every_test_was_skipped_says_so(tmp_path):
                                     "2.21.0 (a build without CUDA))")
     log.write_text("=========== 1 passed, 4 skipped in 3.21s ===========\n")
     assert ab._all_skipped(log) == ""
+
+
+def test_undecided_benchmarks_on_few_cores_point_to_one_thread_a_side():
+    selection = ["benchmarks", "--profile", "smoke"]
+    hint = ab.threads_hint(selection, ["test_b[cpu]"], cpus=2)
+    assert hint.startswith("fitbench ab: 1 undecided: on 2 shared cores") and "--threads 1 after --" in hint
+    assert ab.threads_hint([*selection, "--threads", "1"], ["test_b[cpu]"], cpus=2) == ""  # already one thread
+    assert ab.threads_hint(selection, [], cpus=2) == ""  # every benchmark decided
+    assert ab.threads_hint(selection, ["test_b[cpu]"], cpus=64) == ""  # a large machine: not the cause

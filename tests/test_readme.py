@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -84,7 +85,8 @@ def as_run_here(command: str, data: Path) -> str:
     head = head.replace("--budget 20m", "--budget 30s")
     if "--budget" not in head and "--rounds" not in head:
         head += " --rounds 1"
-    return f"{head} -- {SAMPLE_SELECTION.format(data=data)}"
+    threads = re.findall(r"--threads \d+", command.partition(" -- ")[2])  # how the sides train: kept
+    return f"{head} -- {SAMPLE_SELECTION.format(data=data)}{''.join(' ' + t for t in threads)}"
 
 
 def test_the_readme_has_its_three_ab_recipes():
@@ -113,6 +115,10 @@ def test_the_readme_ab_recipes_run_as_written(number, tmp_path, synthetic_data_d
     if "--base-python" in command:
         assert "FITBENCH_README_SIDE=candidate" in run.stdout  # the environment form names the difference
         assert "round 1:" in run.stdout
+    if "--threads 1" in command:  # both sides trained with one thread, and their records say so
+        for side in ("base", "candidate"):
+            (path,) = repo.glob(f".benchmarks/ab/*/{side}-1.json")
+            assert json.loads(path.read_text())["benchmarks"][0]["extra_info"]["measurement"]["threads"] == 1
 
 
 def test_the_readme_compare_and_gate_recipe_runs_as_written(tmp_path, synthetic_data_dir):

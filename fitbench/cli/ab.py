@@ -464,6 +464,18 @@ def kept_decisions(comparison: gate.Comparison, kept: dict[str, tuple[int, gate.
     return dataclasses.replace(comparison, verdicts=verdicts, overall=overall)
 
 
+def threads_hint(pytest_args: Sequence[str], undecided: Sequence[str], cpus: int | None) -> str:
+    """What to try when benchmarks stayed undecided with TensorFlow's default thread pools on a
+    machine of few cores ('' otherwise): there a session's own speed, not the pairs, bounds the
+    intervals, and one thread per pool makes sessions alike (docs/gating.md)."""
+    if not undecided or any(arg.startswith("--threads") for arg in pytest_args) or (cpus or 0) > 8:
+        return ""
+    return (f"fitbench ab: {len(undecided)} undecided: on {cpus or 'a few'} shared core{'s' if cpus != 1 else ''}, "
+            "sessions with TensorFlow's default thread pools run a few percent faster or slower than "
+            "each other; --threads 1 after -- makes them alike, and verdicts decide in fewer rounds "
+            "(it measures one-thread training)")
+
+
 def _undecided(comparison: gate.Comparison) -> list[str]:
     """Benchmarks (and the overall verdict) whose epoch time is not yet decided."""
     every = [v for v in comparison.verdicts if v.method] + ([comparison.overall] if comparison.overall else [])

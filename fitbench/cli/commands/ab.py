@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from fitbench.cli.commands.explain import print_explanations
@@ -100,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"UNDECIDED at the budget: {verdict.name}: epoch time x{format.ratio(verdict)} "
                   f"after {verdict.candidate_epochs} pairs ({verdict.method})"
                   + (f": {verdict.note}" if verdict.note else ""))
+    hint = ab.threads_hint(plan.pytest_args, outcome.undecided, os.cpu_count())
+    if hint:
+        print(hint)
     print(f"fitbench ab: {outcome.rounds} round{'s' if outcome.rounds > 1 else ''} in {outcome.seconds / 60:.1f} min; "
           f"runs and verdicts in {plan.output} (fitbench report {plan.output}/base-*.json "
           f"{plan.output}/candidate-*.json)")
