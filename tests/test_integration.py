@@ -121,8 +121,9 @@ def test_threads_size_tensorflows_pools_in_the_training_worker_and_are_part_of_t
     with pytest.raises(gate.NothingComparable, match=r"test_tiny\[cpu\]: incomparable \(measured different "
                                                      r"things: threads: 0 != 1\)"):
         gate.compare([load_run(default)], [load_run(out)])
-    refused = run_pytest(SAMPLE, "-o", "python_files=bench_*.py", "--threads", "-1")
-    assert refused.returncode == 4 and "--threads -1: give 1 or more threads" in refused.stderr
+    for isolate in (False, True):  # refused by the process that trains, and by an isolated session's controller
+        refused = run_pytest(SAMPLE, "-o", "python_files=bench_*.py", "--threads", "-1", isolate=isolate)
+        assert refused.returncode == 4 and "--threads -1: give 1 or more threads" in refused.stderr
 
 
 def test_session_summary_table_and_device_info(synthetic_data_dir, tmp_path):

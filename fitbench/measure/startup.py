@@ -69,8 +69,7 @@ class ThreadsError(RuntimeError):
 def load(threads: int = 0) -> ModuleType:
     """Import TensorFlow, size its intra- and inter-op thread pools to `threads` each (0: its own
     default), and list its physical devices (the step that probes CUDA), filtered."""
-    if threads < 0:
-        raise ThreadsError(f"--threads {threads}: give 1 or more threads (0: TensorFlow's default, one per core)")
+    check_threads(threads)
     if "tensorflow" in sys.modules and getattr(load, "done", False):
         set_threads(sys.modules["tensorflow"], threads)
         return sys.modules["tensorflow"]
@@ -95,6 +94,12 @@ def load(threads: int = 0) -> ModuleType:
             sys.stderr.flush()
     load.done = True
     return tf
+
+
+def check_threads(threads: int) -> None:
+    """ThreadsError unless `threads` is a pool size (0: TensorFlow's default)."""
+    if threads < 0:
+        raise ThreadsError(f"--threads {threads}: give 1 or more threads (0: TensorFlow's default, one per core)")
 
 
 def set_threads(tf: ModuleType, threads: int) -> None:

@@ -151,14 +151,16 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     # Before the options are parsed for good, so xdist's own options do the rest (pytest's
     # documented way to default -n: the hook's example).
     reason = why_not_isolated(early_config)
-    if reason is not None or os.environ.get("PYTEST_XDIST_WORKER"):
-        # This process trains: TensorFlow starts now, its C++ start-up lines filtered and its
-        # thread pools sized, before a conftest imports it. An isolated session's controller
-        # never imports it.
-        try:
-            startup.load(getattr(early_config.known_args_namespace, "threads", 0) or 0)
-        except startup.ThreadsError as error:
-            raise pytest.UsageError(str(error)) from error
+    threads = getattr(early_config.known_args_namespace, "threads", 0) or 0
+    try:
+        startup.check_threads(threads)  # here too: an isolated session's controller starts no TensorFlow
+        if reason is not None or os.environ.get("PYTEST_XDIST_WORKER"):
+            # This process trains: TensorFlow starts now, its C++ start-up lines filtered and its
+            # thread pools sized, before a conftest imports it. An isolated session's controller
+            # never imports it.
+            startup.load(threads)
+    except startup.ThreadsError as error:
+        raise pytest.UsageError(str(error)) from error
     if reason is not None:
         early_config.stash[REASON_KEY] = reason
     else:
