@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from fitbench.core.record import Epoch
-from fitbench.measure import startup
+from fitbench.measure import hardware, startup
 from fitbench.measure.flops import EpochWork
 from fitbench.present import progress
 from tests.helpers import ROOT, run_pytest
@@ -240,3 +240,17 @@ def test_threads_size_both_pools_before_tensorflow_starts_and_say_why_not_after(
     startup.set_threads(fake_tf(started=True), 0)  # nothing asked, nothing refused
     with pytest.raises(startup.ThreadsError, match=r"--threads -1: give 1 or more threads"):
         startup.load(-1)
+
+
+def test_pools_sized_by_tensorflows_environment_variables_are_recorded_as_such(monkeypatch):
+    # TensorFlow sizes a pool left at 0 from TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS, so
+    # a session started with them trains on one thread and must not be recorded as the default.
+    tf = fake_tf(started=False)
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    monkeypatch.delenv("TF_NUM_INTEROP_THREADS", raising=False)
+    assert hardware.pool_threads(tf) == {"intra_op": 0, "inter_op": 0}
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "two")  # not a count: TensorFlow ignores it
+    assert hardware.pool_threads(tf) == {"intra_op": 1, "inter_op": 0}
+    startup.set_threads(tf, 3)  # --threads wins over the environment, as in TensorFlow
+    assert hardware.pool_threads(tf) == {"intra_op": 3, "inter_op": 3}

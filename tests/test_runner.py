@@ -221,6 +221,20 @@ def test_epoch_order_is_a_fresh_permutation_each_epoch(tiny_dataset, cpu):
     assert first != second and sorted(sum(first, [])) == sorted(sum(second, []))
 
 
+def test_the_planted_input_work_runs_in_the_pipeline_and_passes_the_batches_on(tiny_dataset, cpu, monkeypatch):
+    # tests/plugins/slowdown.py's --plant-input-work, which gating measurements rely on.
+    from tests.plugins import slowdown
+
+    plain = EpochRunner(TINY, "default", cpu, tiny_dataset)
+    plain.prepare_inputs()
+    expected = [batch[1].numpy().tolist() for batch in plain.epoch_data(0)]
+    monkeypatch.setattr(EpochRunner, "batches", EpochRunner.batches)  # restored after the test
+    slowdown.plant_input_work(16)
+    planted = EpochRunner(TINY, "default", cpu, tiny_dataset)
+    planted.prepare_inputs()
+    assert [batch[1].numpy().tolist() for batch in planted.epoch_data(0)] == expected
+
+
 def test_global_batch_must_divide_over_replicas(tiny_dataset):
     three_replicas = SimpleNamespace(kind="gpu", replicas=3, is_tpu=False, strategy=None)
     with pytest.raises(ValueError, match="must divide evenly over 3 replicas"):

@@ -79,8 +79,8 @@ class Measurement:
     # the cluster's shape: its tasks and each worker's cores ({} outside a cluster).
     workers: int = 1
     cluster: dict[str, Any] = field(default_factory=dict)
-    # TensorFlow's intra- and inter-op pools, threads each (--threads; 0: its default, one per
-    # core): one thread's epochs are not two threads'.
+    # TensorFlow's intra-op pool, threads (--threads or TF_NUM_INTRAOP_THREADS; 0: its default,
+    # one per core): one thread's epochs are not two threads'.
     threads: int = 0
 
     def flat(self) -> dict[str, Any]:

@@ -159,6 +159,27 @@ def cpu_mhz(path: Path | None = None) -> float | None:
     return round(sum(values) / len(values), 1) if values else None
 
 
+# TensorFlow sizes a pool left at 0 from these variables when they hold a positive count
+# (tensorflow/core/common_runtime/process_util.cc), so tf.config alone would say 0 for them.
+POOL_VARIABLES = {"intra_op": "TF_NUM_INTRAOP_THREADS", "inter_op": "TF_NUM_INTEROP_THREADS"}
+
+
+def pool_threads(tf: Any) -> dict[str, int]:
+    """The threads of TensorFlow's intra- and inter-op pools as they were sized: by
+    tf.config.threading (`--threads`), else by TF_NUM_*OP_THREADS, else 0 (its default, one per core)."""
+    configured = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                  "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+    return {pool: threads or environment_threads(POOL_VARIABLES[pool]) for pool, threads in configured.items()}
+
+
+def environment_threads(variable: str) -> int:
+    """A positive thread count from `variable`, else 0 (unset or not a count: TensorFlow ignores it)."""
+    try:
+        return max(int(os.environ.get(variable, "0")), 0)
+    except ValueError:
+        return 0
+
+
 def host_state() -> dict[str, Any]:
     """Once per session: how many CPUs /proc/stat sums over, the cores and TensorFlow thread pools
     this session has, and why a host figure is null here."""
@@ -169,8 +190,7 @@ def host_state() -> dict[str, Any]:
 
     tf = sys.modules.get("tensorflow")  # read where it trains; never imported for this alone
     if tf is not None:  # the pools both sides of an A/B must size alike (0: TensorFlow's default)
-        state["threads"] = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+        state["threads"] = pool_threads(tf)
     if proc_stat_seconds() is None:
         state["steal_unavailable"] = f"{PROC_STAT} is not readable (not Linux): steal and other busy time are null"
     if cpu_mhz() is None:

@@ -532,7 +532,7 @@ class EpochRunner:
             variant=self.variant.as_dict(),
             workers=self.device.workers,
             cluster=dict(self.device.cluster or {}),
-            threads=tf.config.threading.get_intra_op_parallelism_threads(),
+            threads=hardware.pool_threads(tf)["intra_op"],
         )
 
 

@@ -56,8 +56,9 @@ def plant_input_work(units: int) -> None:
 
     def costly_batches(self, epoch: int):
         def work(x, y):
-            flat = tf.reshape(tf.cast(x, tf.float32), [tf.shape(x)[0], -1])
-            weights = tf.random.stateless_uniform([flat.shape[-1], units], seed=[0, epoch])
+            features = x.shape[1:].num_elements()  # known: a sample's shape is fixed
+            flat = tf.reshape(tf.cast(x, tf.float32), [-1, features])
+            weights = tf.random.stateless_uniform([features, units], seed=[0, epoch])
             cost = tf.reduce_sum(tf.matmul(flat, weights))
             with tf.control_dependencies([cost]):  # the work must run; the batch passes unchanged
                 return tf.identity(x), y
