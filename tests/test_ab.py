@@ -309,7 +309,7 @@ def fake_budget_ab(tmp_path, monkeypatch, scale_of) -> tuple[ab.Outcome, list[st
             return [turns.Outcome(c, status=0) for c in self.commands]
 
     monkeypatch.setattr(turns, "Driver", FakeDriver)
-    monkeypatch.setattr(ab, "planned_rounds", lambda budget, first_round: 3)  # fake rounds take no time
+    monkeypatch.setattr(ab, "planned_rounds", lambda budget, first_round: 2)  # fake rounds take no time
     plan = ab.plan(None, None, None, None, [], ["PLANTED=1"], ["benchmarks", "-k", "t"], str(tmp_path / "out"),
                    None, "2h", "alternate", ROOT)
     said: list[str] = []
@@ -328,8 +328,11 @@ def test_a_budget_spends_its_later_rounds_on_the_undecided_benchmarks_only(tmp_p
     verdicts = {v.name: v for v in outcome.comparison.verdicts}
     assert verdicts["t[a]"].time == "regression" and verdicts["t[a]"].candidate_epochs == 22
     assert verdicts["t[b]"].candidate_epochs == verdicts["t[c]"].candidate_epochs == 11 * outcome.rounds == 33
-    assert any("the budget holds 3 rounds: verdicts from round 2 on" in line for line in said)
+    # Two full rounds fit, and a third of the undecided only: two looks.
+    assert any("the budget holds 2 rounds: verdicts from round 2 on" in line and "2 looks, each at alpha/2 (the "
+               "last one after a round of the undecided benchmarks only, if it fits)" in line for line in said)
     assert verdicts["t[a]"].method.startswith("group-sequential, one of at most 2 looks, each at alpha/2; ")
+    assert any("round 3: the budget of 120 min 00 s leaves no room for another round" in line for line in said)
     assert outcome.decided_at["t[a]"] == 2 and "decided at round 2's look" in verdicts["t[a]"].note
 
 
@@ -360,6 +363,32 @@ def test_a_benchmark_decided_at_a_look_keeps_that_verdict(tmp_path, monkeypatch)
 def test_a_budget_holds_the_rounds_its_first_round_says():
     assert ab.planned_rounds(20 * 60, 6 * 60) == 3
     assert ab.planned_rounds(20 * 60, 25 * 60) == 1  # one round, one look at alpha: a fixed-sample test
+    # Rounds 2..R, and one of the undecided only: R looks; one round alone is one look.
+    assert [ab.planned_looks(planned) for planned in (1, 2, 3)] == [1, 2, 3]
+
+
+def test_a_round_of_fewer_benchmarks_is_expected_shorter_by_their_training_seconds():
+    from types import SimpleNamespace
+
+    def run(seconds: dict[str, list[float]]):
+        return SimpleNamespace(records=[SimpleNamespace(name=name, epoch_seconds=epochs)
+                                        for name, epochs in seconds.items()])
+
+    first = {"cnn": [12.0] + [10.0] * 7, "mlp": [2.0] + [1.0] * 11}  # 82 s and 13 s a side
+    runs = {"base": [run(first), run({"mlp": [1.0]})], "candidate": [run(first)]}  # round 1's runs are read
+    share = 13 / 95
+    assert ab.round_seconds(400.0, runs, ["mlp"]) == pytest.approx(400 * (0.2 + 0.8 * share))
+    assert ab.round_seconds(400.0, runs, []) == 400.0  # only the verdict on all: every benchmark again
+    assert ab.round_seconds(400.0, runs, ["not-in-round-1"]) == 400.0
+
+
+def test_a_budget_stops_when_the_round_of_the_undecided_would_not_fit(tmp_path, monkeypatch):
+    monkeypatch.setattr(ab, "round_seconds", lambda full_round, runs, names: 3 * 60 * 60)
+    outcome, commands_seen, said = fake_budget_ab(tmp_path, monkeypatch,
+                                                  lambda number, name: 1.2 if name == "t[a]" else 1.04)
+    assert outcome.rounds == 2 and len(commands_seen) == 2
+    assert any("round 2: the budget of 120 min 00 s leaves no room for another round (180 min 00 s expected); 2 "
+               "undecided" in line for line in said)
 
 
 def test_a_side_whose_every_test_was_skipped_says_so(tmp_path):

@@ -13,10 +13,11 @@ pairs of every round:
 * `--budget 20m`: rounds until every benchmark is decided (regression, improvement or no
   change at its threshold) or the budget is spent. Looking again after every round would
   inflate a fixed-sample test's false alarms, so the rounds are the looks of a group-sequential
-  test: the first round's duration says how many rounds the budget holds (R), no more are run,
-  verdicts are read from round 2 on (one round cannot tell a session's own speed from a change;
-  R = 1: one look), and each of the K = R - 1 looks tests at alpha / K (Bonferroni;
-  gate.looked). Decisions come from the rounds, not the pairs: sessions differ by a few percent
+  test: the first round's duration says how many full rounds the budget holds (R), verdicts are
+  read from round 2 on (one round cannot tell a session's own speed from a change; R = 1: one
+  look), and there are K = R looks (rounds 2..R, and round R + 1 of the undecided benchmarks
+  only, when its expected duration fits), each at alpha / K (Bonferroni; gate.looked); no round
+  runs beyond them. Decisions come from the rounds, not the pairs: sessions differ by a few percent
   each (the session term), so a benchmark's interval narrows with more rounds, whatever its
   number of epochs. A round after the second runs only the benchmarks still undecided (`-k`
   narrowed to their names), so that the budget buys rounds where they decide something. A
@@ -354,11 +355,12 @@ class AB:
                                   + _tail(log)) from error
             if plan.budget is not None and number == 1:
                 planned = planned_rounds(plan.budget, time.monotonic() - started)
-                looks = max(1, planned - 1)  # from round 2 on, when the budget holds it
+                looks = planned_looks(planned)
                 self.say(f"round 1: {_duration(time.monotonic() - started)}; " + (
                     f"the budget holds {planned} rounds: verdicts from round 2 on (one round cannot tell a "
-                    f"session's own speed from a change), {looks} look{'s' if looks > 1 else ''}, each at "
-                    f"alpha/{looks}" if planned > 1 else "the budget holds no second round: one look, at alpha"))
+                    f"session's own speed from a change), {looks} looks, each at alpha/{looks} (the last one "
+                    "after a round of the undecided benchmarks only, if it fits)"
+                    if planned > 1 else "the budget holds no second round: one look, at alpha"))
             comparison = gate.compare(runs["base"], runs["candidate"], self.settings, looks=looks)
             if plan.budget is not None or plan.rounds > 1:
                 self.say(f"round {number} alone: {self._round_alone(runs, number)}")
@@ -375,11 +377,13 @@ class AB:
             if not undecided:
                 self.say(f"round {number}: every benchmark decided")
                 break
-            if number >= planned or elapsed + longest > plan.budget:
+            names = [name for name in undecided if name != gate.OVERALL]
+            next_round = round_seconds(longest, runs, names)
+            if number >= (planned + 1 if planned > 1 else 1) or elapsed + next_round > plan.budget:
                 self.say(f"round {number}: the budget of {_duration(plan.budget)} leaves no room for another "
-                         f"round ({_duration(longest)} each); {len(undecided)} undecided")
+                         f"round ({_duration(next_round)} expected); {len(undecided)} undecided")
                 break
-            selection, only = narrowed(plan.pytest_args, [name for name in undecided if name != gate.OVERALL])
+            selection, only = narrowed(plan.pytest_args, names)
             self.say(f"round {number}: {len(undecided)} undecided ({', '.join(undecided[:3])}"
                      f"{', ...' if len(undecided) > 3 else ''}); another round{only}")
         outcome = self._outcome(comparison, runs, statuses, started)
@@ -419,11 +423,39 @@ def explain_outcome(outcome: Outcome) -> tuple[list, list[str]]:
 
 
 def planned_rounds(budget: float, first_round: float) -> int:
-    """How many rounds a budget holds, from the first round's duration: fixed before any verdict
-    is read, as a group-sequential test needs (a later round of fewer benchmarks is shorter,
-    but none is run beyond this). The looks are the rounds from the second on (one when only
-    one round fits)."""
+    """How many full rounds a budget holds, from the first round's duration: fixed before any
+    verdict is read, as a group-sequential test needs (`planned_looks`)."""
     return max(1, int(budget // max(first_round, 1e-9)))
+
+
+def planned_looks(planned: int) -> int:
+    """The looks of a budget that holds `planned` rounds: one per round from the second on, and
+    one more after a round of only the undecided benchmarks, which is shorter than a full round
+    and often fits where a full one does not. Fixed before any verdict is read; a look that is
+    not taken (no room for its round, or nothing left undecided) only lowers the false-alarm
+    rate below alpha."""
+    return planned if planned > 1 else 1
+
+
+# The share of a round that does not shrink with fewer benchmarks (the sessions' start,
+# collection, data, the summary): 7% on this project's one-thread smoke ring (a round of all
+# six benchmarks 384 s, of two 77 s; docs/gating.md), taken as 20% to err long.
+ROUND_FIXED_SHARE = 0.2
+
+
+def round_seconds(full_round: float, runs: dict[str, list[Run]], names: Sequence[str]) -> float:
+    """The expected duration of a round of the benchmarks `names` (all of them when empty): a
+    full round's, scaled by their share of the first round's training seconds (every epoch, both
+    sides) beyond the part of a round that does not shrink."""
+    busy: dict[str, float] = {}
+    for run in (side_runs[0] for side_runs in runs.values() if side_runs):
+        for record in run.records:
+            busy[record.name] = busy.get(record.name, 0.0) + sum(record.epoch_seconds)
+    total = sum(busy.values())
+    if not names or total <= 0 or any(name not in busy for name in names):
+        return full_round
+    share = sum(busy[name] for name in names) / total
+    return full_round * (ROUND_FIXED_SHARE + (1 - ROUND_FIXED_SHARE) * share)
 
 
 def narrowed(pytest_args: Sequence[str], names: Sequence[str]) -> tuple[list[str], str]:
