@@ -7,12 +7,19 @@ A/As, whether 1.000 lies in two intervals per benchmark: the one its verdict cam
 that decided it, at 1 - 2 alpha / looks) and the 90% interval of one fixed-sample test on all of
 the run's rounds (`gate.compare`, one look: what "a 90% interval covers" means). Then the totals
 docs/gating.md reports: decided, false verdicts, detections, coverage.
+
+`--replay`: the verdicts today's gate gives the same rounds, look by look with the run's planned
+number of looks, each benchmark stopped at the first look that decides it (to compare a changed
+rule on runs made with the former one; a rule that decides sooner than the run's own needs no
+round the run did not have).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -33,9 +40,27 @@ def covers(low: float | None, high: float | None) -> bool | None:
     return low <= 1.0 <= high
 
 
-def summarize(kind: str, folder: Path) -> dict:
+def replay(verdicts: dict, base: list, candidate: list) -> dict:
+    """`verdicts` as today's gate decides them from the same rounds, look by look."""
+    looks = max((int(found.group(1)) for verdict in [*verdicts["verdicts"], verdicts["overall"] or {}]
+                 if (found := re.search(r"one of at most (\d+) looks", verdict.get("method", "")))), default=1)
+    decided: dict[str, dict] = {}
+    for count in range(2 if len(base) > 1 else 1, len(base) + 1):
+        comparison = gate.compare(base[:count], candidate[:count], looks=looks)
+        latest = [*comparison.verdicts, *([comparison.overall] if comparison.overall else [])]
+        for verdict in latest:
+            if verdict.name not in decided and (verdict.verdict in DECIDED or count == len(base)):
+                decided[verdict.name] = {**dataclasses.asdict(verdict), "note": f"round {count}'s look"}
+    overall = next((row for name, row in decided.items() if name == gate.OVERALL), None)
+    return {"verdicts": [row for name, row in decided.items() if name != gate.OVERALL], "overall": overall}
+
+
+def summarize(kind: str, folder: Path, replayed: bool = False) -> dict:
     verdicts = json.loads((folder / "verdicts.json").read_text())
-    fixed = {v.name: v for v in gate.compare(rounds(folder, "base"), rounds(folder, "candidate")).verdicts}
+    base, candidate = rounds(folder, "base"), rounds(folder, "candidate")
+    if replayed:
+        verdicts = replay(verdicts, base, candidate)
+    fixed = {v.name: v for v in gate.compare(base, candidate).verdicts}
     rows = []
     for verdict in verdicts["verdicts"]:
         one_look = fixed.get(verdict["name"])
@@ -46,6 +71,7 @@ def summarize(kind: str, folder: Path) -> dict:
             "covers_90": None if one_look is None else covers(one_look.ratio_low, one_look.ratio_high),
             "interval_90": None if one_look is None else (one_look.ratio_low, one_look.ratio_high),
             "model_changed": bool(verdict["code_changes"]),
+            "decided": verdict.get("note", ""),
         })
     overall = verdicts["overall"] or {}
     return {"kind": kind, "folder": str(folder), "rows": rows,
@@ -60,7 +86,7 @@ def report(runs: list[dict]) -> None:
             fixed = "" if row["interval_90"] is None else \
                 f"; 90% one look [{row['interval_90'][0]:.3f}, {row['interval_90'][1]:.3f}]"
             print(f"  {row['verdict']:<13} {row['name']}: x{row['ratio']:.3f} "
-                  f"[{row['interval'][0]:.3f}, {row['interval'][1]:.3f}]{fixed}")
+                  f"[{row['interval'][0]:.3f}, {row['interval'][1]:.3f}]{fixed}; {row['decided']}")
     for kind in ("aa", "planted"):
         chosen = [run for run in runs if run["kind"] == kind]
         if not chosen:
@@ -88,13 +114,14 @@ def report(runs: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", metavar="KIND=DIR", help="aa=DIR or planted=DIR, an ab output folder")
+    parser.add_argument("--replay", action="store_true", help="the verdicts of today's gate, look by look")
     arguments = parser.parse_args()
     runs = []
     for argument in arguments.runs:
         kind, _, folder = argument.partition("=")
         if kind not in ("aa", "planted") or not folder:
             parser.error(f"{argument}: give aa=DIR or planted=DIR")
-        runs.append(summarize(kind, Path(folder)))
+        runs.append(summarize(kind, Path(folder), arguments.replay))
     report(runs)
 
 

@@ -91,7 +91,8 @@ def looks(mu: float, sd: float, rng: np.random.Generator, planned: int, alpha: f
           heavy: bool = False, spend: bool = True) -> str:
     """One `fitbench ab --budget` of `planned` rounds in simulation: rounds of pairs sharing their
     session's offset, a look with the gate's interleaved test after each from the second on (at
-    alpha / looks with `spend`, as gate.looked makes it), until decided or the rounds are spent."""
+    the level of one of the looks with `spend`, as gate.looked makes it), until decided or the
+    rounds are spent."""
     differences: list[float] = []
     every = max(1, planned - 1) if spend else 1
     for rounds in range(1, planned + 1):
@@ -100,9 +101,10 @@ def looks(mu: float, sd: float, rng: np.random.Generator, planned: int, alpha: f
         if rounds == 1 and planned > 1:
             continue  # no verdict from one round
         shift, test = stats.fold_session(stats.paired_log_shift([1.0] * len(differences), list(np.exp(differences)),
-                                                                1 - 2 * alpha / every), rounds, session_sd)
+                                                                1 - 2 * stats.look_level(alpha, every)),
+                                          rounds, session_sd)
         (_, p_regression, p_improvement, _, _) = gate.looked(
-            (shift, test.p_greater(threshold), test.p_less(-threshold), "", 0.0), every)
+            (shift, test.p_greater(threshold), test.p_less(-threshold), "", 0.0), every, alpha)
         if p_regression < alpha:
             return "regression"
         if p_improvement < alpha:
@@ -329,9 +331,11 @@ def test_a_budget_spends_its_later_rounds_on_the_undecided_benchmarks_only(tmp_p
     assert verdicts["t[a]"].time == "regression" and verdicts["t[a]"].candidate_epochs == 22
     assert verdicts["t[b]"].candidate_epochs == verdicts["t[c]"].candidate_epochs == 11 * outcome.rounds == 33
     # Two full rounds fit, and a third of the undecided only: two looks.
-    assert any("the budget holds 2 rounds: verdicts from round 2 on" in line and "2 looks, each at alpha/2 (the "
-               "last one after a round of the undecided benchmarks only, if it fits)" in line for line in said)
-    assert verdicts["t[a]"].method.startswith("group-sequential, one of at most 2 looks, each at alpha/2; ")
+    assert any("the budget holds 2 rounds: verdicts from round 2 on" in line and "2 looks, each at level 0.0304 "
+               "(Pocock's boundary for alpha 0.05; the last look after a round of the undecided benchmarks only, if "
+               "it fits)" in line for line in said), said
+    assert verdicts["t[a]"].method.startswith("group-sequential, one of at most 2 looks, each at level 0.0304 "
+                                              "(Pocock); ")
     assert any("round 3: the budget of 120 min 00 s leaves no room for another round" in line for line in said)
     assert outcome.decided_at["t[a]"] == 2 and "decided at round 2's look" in verdicts["t[a]"].note
 

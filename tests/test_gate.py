@@ -421,12 +421,12 @@ def test_rounds_of_several_rings_are_paired_ring_by_ring(tmp_path):
     assert not any(v.method.startswith("interleaved") for v in unpaired.verdicts)
 
 
-def test_one_look_of_a_budget_tests_at_alpha_over_the_planned_looks(tmp_path):
+def test_one_look_of_a_budget_tests_at_the_level_of_one_of_the_planned_looks(tmp_path):
     base, cand = interleaved_runs(tmp_path, 1.2)
     comparison = gate.compare([load_run(base)], [load_run(cand)], looks=3)
     assert {v.time for v in comparison.verdicts} == {"regression"}
-    assert all(v.method.startswith("group-sequential, one of at most 3 looks, each at alpha/3; interleaved, "
-                                   "signed-rank interval on 11 pairs") for v in comparison.verdicts)
+    assert all(v.method.startswith("group-sequential, one of at most 3 looks, each at level 0.0232 (Pocock); "
+                                   "interleaved, signed-rank interval on 11 pairs") for v in comparison.verdicts)
     fixed = gate.compare([load_run(base)], [load_run(cand)])
     for looked, once in zip(comparison.verdicts, fixed.verdicts, strict=True):
         assert looked.ratio == once.ratio and looked.ratio_low < once.ratio_low and looked.ratio_high > once.ratio_high

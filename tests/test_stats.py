@@ -148,3 +148,15 @@ def test_the_session_term_widens_an_interval_and_shrinks_only_with_more_sessions
     four, _ = stats.fold_session(shift, 4, 0.03)
     assert one.high - one.low > four.high - four.low > 0.04
     assert test.p_greater(0.0) == pytest.approx(0.5)
+
+
+def test_the_level_of_a_look_is_pococks_constant_boundary():
+    """Pocock (Biometrika 1977), Table 1: the two-sided 5% boundary for K equally spaced looks."""
+    for looks, boundary in [(2, 2.178), (3, 2.289), (4, 2.361), (5, 2.413), (10, 2.555)]:
+        assert scipy_stats.norm.isf(stats.look_level(0.025, looks)) == pytest.approx(boundary, abs=0.001)
+    assert stats.look_level(0.05, 1) == 0.05
+    # Between no correction and Bonferroni's, and stricter with every look.
+    levels = [stats.look_level(0.05, looks) for looks in range(2, 13)]
+    assert all(0.05 / looks < level < 0.05 for looks, level in zip(range(2, 13), levels, strict=True))
+    assert levels == sorted(levels, reverse=True)
+

@@ -16,11 +16,13 @@ pairs of every round:
   test: the first round's duration says how many full rounds the budget holds (R), verdicts are
   read from round 2 on (one round cannot tell a session's own speed from a change; R = 1: one
   look), and there are K = R looks (rounds 2..R, and round R + 1 of the undecided benchmarks
-  only, when its expected duration fits), each at alpha / K (Bonferroni; gate.looked); no round
-  runs beyond them. Decisions come from the rounds, not the pairs: sessions differ by a few percent
-  each (the session term), so a benchmark's interval narrows with more rounds, whatever its
-  number of epochs. A round after the second runs only the benchmarks still undecided (`-k`
-  narrowed to their names), so that the budget buys rounds where they decide something. A
+  only, when its expected duration fits), each at the level of Pocock's constant boundary for K
+  looks (`stats.look_level`, `gate.looked`: 0.0122 for alpha 0.05 and 9 looks, where Bonferroni's
+  alpha / K is 0.0056); no round runs beyond them. Decisions come from the rounds, not the
+  pairs: sessions differ by a few percent each (the session term), so a benchmark's interval
+  narrows with more rounds, whatever its number of epochs. A round after the second runs only
+  the benchmarks still undecided (`-k` narrowed to their names), so that the budget buys rounds
+  where they decide something. A
   benchmark's verdict is the one of the look that decided it: later rounds, which it is not in,
   would judge it again with other sessions' spread and could undo a decision the test already
   spent its alpha on.
@@ -51,6 +53,7 @@ from pathlib import Path
 from fitbench.cli.common import DEFAULT_AB_ROUNDS, DEFAULT_EXPLAIN_STEPS
 from fitbench.compare import gate
 from fitbench.compare.results import NotBenchmarkJSON, Run, load_run
+from fitbench.core import stats
 from fitbench.core.options import GateSettings
 from fitbench.processes import turns
 
@@ -356,11 +359,8 @@ class AB:
             if plan.budget is not None and number == 1:
                 planned = planned_rounds(plan.budget, time.monotonic() - started)
                 looks = planned_looks(planned)
-                self.say(f"round 1: {_duration(time.monotonic() - started)}; " + (
-                    f"the budget holds {planned} rounds: verdicts from round 2 on (one round cannot tell a "
-                    f"session's own speed from a change), {looks} looks, each at alpha/{looks} (the last one "
-                    "after a round of the undecided benchmarks only, if it fits)"
-                    if planned > 1 else "the budget holds no second round: one look, at alpha"))
+                self.say(f"round 1: {_duration(time.monotonic() - started)}; "
+                         + _budget_plan(planned, looks, self.settings.alpha))
             comparison = gate.compare(runs["base"], runs["candidate"], self.settings, looks=looks)
             if plan.budget is not None or plan.rounds > 1:
                 self.say(f"round {number} alone: {self._round_alone(runs, number)}")
@@ -426,6 +426,14 @@ def planned_rounds(budget: float, first_round: float) -> int:
     """How many full rounds a budget holds, from the first round's duration: fixed before any
     verdict is read, as a group-sequential test needs (`planned_looks`)."""
     return max(1, int(budget // max(first_round, 1e-9)))
+
+
+def _budget_plan(planned: int, looks: int, alpha: float) -> str:
+    if planned <= 1:
+        return "the budget holds no second round: one look, at alpha"
+    return (f"the budget holds {planned} rounds: verdicts from round 2 on (one round cannot tell a session's own "
+            f"speed from a change), {looks} looks, each at level {stats.look_level(alpha, looks):.4f} (Pocock's "
+            f"boundary for alpha {alpha:g}; the last look after a round of the undecided benchmarks only, if it fits)")
 
 
 def planned_looks(planned: int) -> int:

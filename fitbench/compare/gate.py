@@ -311,15 +311,19 @@ def session_term(paired: dict[str, tuple[list[float], list[float]]], rings: dict
 TimeTest = tuple[stats.Shift, float, float, str, float]  # interval, p regression, p improvement, method, smallest p
 
 
-def looked(test: TimeTest, looks: int) -> TimeTest:
+def looked(test: TimeTest, looks: int, alpha: float) -> TimeTest:
     """One look of a group-sequential test of at most `looks` looks (`fitbench ab --budget`
-    looks after every round): the test was made at alpha / looks, so its p-values are multiplied
-    by `looks` (Bonferroni over the looks): a false alarm at any look stays within alpha."""
+    looks after every round): the test was made at the level of each look (`stats.look_level`:
+    Pocock's constant boundary), so its p-values are scaled by alpha over that level: a false
+    alarm at any look stays within alpha, and Holm reads the p-values as before."""
     shift, p_reg, p_imp, method, floor = test
     if looks <= 1:
         return test
-    return (shift, min(1.0, looks * p_reg), min(1.0, looks * p_imp),
-            f"group-sequential, one of at most {looks} looks, each at alpha/{looks}; {method}", min(1.0, looks * floor))
+    level = stats.look_level(alpha, looks)
+    scale = alpha / level
+    return (shift, min(1.0, scale * p_reg), min(1.0, scale * p_imp),
+            f"group-sequential, one of at most {looks} looks, each at level {level:.4f} (Pocock); {method}",
+            min(1.0, scale * floor))
 
 
 def _epoch_time_test(base: list[Record], cand: list[Record], pairs: tuple[list[float], list[float]] | None,
@@ -428,8 +432,8 @@ def compare(baseline: Sequence[Run], candidate: Sequence[Run], settings: GateSet
     `settings` are the gate's options (fitbench.core.options.GateSettings); keyword arguments
     override single settings (alpha=0.01, run_noise=0.1, ...). `looks`: this comparison is one
     look of a group-sequential test of at most that many (`fitbench ab --budget` looks after every
-    round of turns, and stops at the first decision): each epoch-time test is made at
-    alpha / looks (`looked`)."""
+    round of turns, and stops at the first decision): each epoch-time test is made at the level
+    of one look (`looked`)."""
     settings = settings or default_settings()
     if overrides:
         settings = GateSettings(**{**settings.__dict__, **overrides})
@@ -530,8 +534,8 @@ def _test(name: str, base: list, cand: list, limits: Thresholds, settings: GateS
     (the p-values kept in `tests` for the correction); its verdict decided later."""
     pairs = interleaved_pairs(base, cand)
     shift, p_reg, p_imp, method, floor = looked(_epoch_time_test(
-        base, cand, pairs, limits, settings.alpha / looks, settings.run_noise,
-        tests.sessions.of(name) if tests.sessions else None), looks)
+        base, cand, pairs, limits, stats.look_level(settings.alpha, looks), settings.run_noise,
+        tests.sessions.of(name) if tests.sessions else None), looks, settings.alpha)
     tests.time.append((name, p_reg, p_imp))
     tests.smallest[name] = floor
     if pairs is not None:
@@ -672,7 +676,7 @@ def _overall(pairs: list[tuple[list[float], list[float]]], defaults: Thresholds,
              looks: int, rings: list[list[str]], sessions: Sessions) -> tuple[Verdict, float, float]:
     """The verdict on all interleaved benchmarks at once, before Holm; and its two p-values. The
     session term is folded in: it is shared by every benchmark of a session, so pooling them
-    does not shrink it. One of at most `looks` looks: made at alpha / looks (`looked`)."""
+    does not shrink it. One of at most `looks` looks: made at the level of one look (`looked`)."""
     epochs = sum(len(b) for b, _ in pairs)
     paired = stats.mean_paired_shift(pairs)
     sessions_count = len({ring for labels in rings for ring in labels})
@@ -680,12 +684,13 @@ def _overall(pairs: list[tuple[list[float], list[float]]], defaults: Thresholds,
                                                           + sessions.sd ** 2 / sessions_count),
                                paired.degrees_of_freedom)
     log_factor = math.log(1 + defaults.time)
-    low, high = test.interval(1 - 2 * alpha / looks)
-    shift = stats.Shift(test.estimate, low, high, 1 - 2 * alpha / looks)
+    confidence = 1 - 2 * stats.look_level(alpha, looks)
+    low, high = test.interval(confidence)
+    shift = stats.Shift(test.estimate, low, high, confidence)
     shift, p_reg, p_imp, method, _ = looked(
         (shift, test.p_greater(log_factor), test.p_less(-log_factor),
          f"interleaved, t-test on the mean of {len(pairs)} benchmarks' paired log differences, "
-         f"{sessions.describe(sessions_count)}", 0.0), looks)
+         f"{sessions.describe(sessions_count)}", 0.0), looks, alpha)
     verdict = Verdict(OVERALL, "", "", "-", "-", ratio=shift.ratio, ratio_low=shift.ratio_low,
                       ratio_high=shift.ratio_high, baseline_epochs=epochs, candidate_epochs=epochs,
                       thresholds={"time": defaults.time}, method=method)
