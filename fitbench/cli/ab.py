@@ -379,9 +379,9 @@ class AB:
                 break
             names = [name for name in undecided if name != gate.OVERALL]
             next_round = round_seconds(longest, runs, names)
-            if number >= (planned + 1 if planned > 1 else 1) or elapsed + next_round > plan.budget:
-                self.say(f"round {number}: the budget of {_duration(plan.budget)} leaves no room for another "
-                         f"round ({_duration(next_round)} expected); {len(undecided)} undecided")
+            stop = _no_more_rounds(number, planned, looks, plan.budget, elapsed, next_round)
+            if stop:
+                self.say(f"round {number}: {stop}; {len(undecided)} undecided")
                 break
             selection, only = narrowed(plan.pytest_args, names)
             self.say(f"round {number}: {len(undecided)} undecided ({', '.join(undecided[:3])}"
@@ -434,6 +434,15 @@ def _budget_plan(planned: int, looks: int, alpha: float) -> str:
     return (f"the budget holds {planned} rounds: verdicts from round 2 on (one round cannot tell a session's own "
             f"speed from a change), {looks} looks, each at level {stats.look_level(alpha, looks):.4f} (Pocock's "
             f"boundary for alpha {alpha:g}; the last look after a round of the undecided benchmarks only, if it fits)")
+
+
+def _no_more_rounds(number: int, planned: int, looks: int, budget: float, elapsed: float, next_round: float) -> str:
+    """Why no round follows round `number`, or '' when one does."""
+    if number >= (planned + 1 if planned > 1 else 1):
+        return f"the {looks} looks planned after round 1 are taken (a group-sequential test cannot add looks)"
+    if elapsed + next_round > budget:
+        return f"the budget of {_duration(budget)} leaves no room for another round ({_duration(next_round)} expected)"
+    return ""
 
 
 def planned_looks(planned: int) -> int:
