@@ -312,6 +312,7 @@ def fake_budget_ab(tmp_path, monkeypatch, scale_of) -> tuple[ab.Outcome, list[st
 
     monkeypatch.setattr(turns, "Driver", FakeDriver)
     monkeypatch.setattr(ab, "planned_rounds", lambda budget, first_round: 2)  # fake rounds take no time
+    monkeypatch.setattr(ab, "planned_looks", lambda budget, first_round, quickest: 2)
     plan = ab.plan(None, None, None, None, [], ["PLANTED=1"], ["benchmarks", "-k", "t"], str(tmp_path / "out"),
                    None, "2h", "alternate", ROOT)
     said: list[str] = []
@@ -331,9 +332,9 @@ def test_a_budget_spends_its_later_rounds_on_the_undecided_benchmarks_only(tmp_p
     assert verdicts["t[a]"].time == "regression" and verdicts["t[a]"].candidate_epochs == 22
     assert verdicts["t[b]"].candidate_epochs == verdicts["t[c]"].candidate_epochs == 11 * outcome.rounds == 33
     # Two full rounds fit, and a third of the undecided only: two looks.
-    assert any("the budget holds 2 rounds: verdicts from round 2 on" in line and "2 looks, each at level 0.0304 "
-               "(Pocock's boundary for alpha 0.05; the last look after a round of the undecided benchmarks only, if "
-               "it fits)" in line for line in said), said
+    assert any("the budget holds 2 full rounds: verdicts from round 2 on" in line and "up to 2 looks (rounds after "
+               "the second run only the undecided benchmarks, and are shorter), each at level 0.0304 (Pocock's "
+               "boundary for alpha 0.05)" in line for line in said), said
     assert verdicts["t[a]"].method.startswith("group-sequential, one of at most 2 looks, each at level 0.0304 "
                                               "(Pocock); ")
     assert any("round 3: the 2 looks planned after round 1 are taken (a group-sequential test cannot add looks); "
@@ -368,8 +369,12 @@ def test_a_benchmark_decided_at_a_look_keeps_that_verdict(tmp_path, monkeypatch)
 def test_a_budget_holds_the_rounds_its_first_round_says():
     assert ab.planned_rounds(20 * 60, 6 * 60) == 3
     assert ab.planned_rounds(20 * 60, 25 * 60) == 1  # one round, one look at alpha: a fixed-sample test
-    # Rounds 2..R, and one of the undecided only: R looks; one round alone is one look.
-    assert [ab.planned_looks(planned) for planned in (1, 2, 3)] == [1, 2, 3]
+    # As many looks as the budget holds rounds after the second one, if each ran only the quickest
+    # benchmark: 6 full minutes, then 77 s rounds: rounds 2..8, 7 looks.
+    assert ab.planned_looks(20 * 60, 6 * 60, 77) == 7
+    assert ab.planned_looks(20 * 60, 25 * 60, 60) == 1  # one round alone is one look
+    assert ab.planned_looks(20 * 60, 8 * 60, 8 * 60) == 2  # never fewer than the full rounds
+    assert ab.planned_looks(60 * 60, 60, 1) == ab.planned_looks(60 * 60, 30, 30) == ab.MAX_LOOKS
 
 
 def test_a_round_of_fewer_benchmarks_is_expected_shorter_by_their_training_seconds():
@@ -385,6 +390,7 @@ def test_a_round_of_fewer_benchmarks_is_expected_shorter_by_their_training_secon
     assert ab.round_seconds(400.0, runs, ["mlp"]) == pytest.approx(400 * (0.2 + 0.8 * share))
     assert ab.round_seconds(400.0, runs, []) == 400.0  # only the verdict on all: every benchmark again
     assert ab.round_seconds(400.0, runs, ["not-in-round-1"]) == 400.0
+    assert ab.quickest_round(400.0, runs) == pytest.approx(400 * (0.2 + 0.8 * share))  # the MLP's alone
 
 
 def test_a_budget_stops_when_the_round_of_the_undecided_would_not_fit(tmp_path, monkeypatch):

@@ -10,22 +10,21 @@ whole selection once. The verdicts are `fitbench compare`'s (fitbench.compare.ga
 pairs of every round:
 
 * `--rounds N` (default 2): N rounds, then the gate's signed-rank test on the pairs;
-* `--budget 20m`: rounds until every benchmark is decided (regression, improvement or no
-  change at its threshold) or the budget is spent. Looking again after every round would
-  inflate a fixed-sample test's false alarms, so the rounds are the looks of a group-sequential
-  test: the first round's duration says how many full rounds the budget holds (R), verdicts are
-  read from round 2 on (one round cannot tell a session's own speed from a change; R = 1: one
-  look), and there are K = R looks (rounds 2..R, and round R + 1 of the undecided benchmarks
-  only, when its expected duration fits), each at the level of Pocock's constant boundary for K
-  looks (`stats.look_level`, `gate.looked`: 0.0122 for alpha 0.05 and 9 looks, where Bonferroni's
-  alpha / K is 0.0056); no round runs beyond them. Decisions come from the rounds, not the
-  pairs: sessions differ by a few percent each (the session term), so a benchmark's interval
-  narrows with more rounds, whatever its number of epochs. A round after the second runs only
-  the benchmarks still undecided (`-k` narrowed to their names), so that the budget buys rounds
-  where they decide something. A
-  benchmark's verdict is the one of the look that decided it: later rounds, which it is not in,
-  would judge it again with other sessions' spread and could undo a decision the test already
-  spent its alpha on.
+* `--budget 20m`: rounds until every benchmark is decided (regression, improvement or no change at
+  its threshold) or the budget is spent. Looking again after every round would inflate a fixed-
+  sample test's false alarms, so the rounds are the looks of a group-sequential test: the first
+  round's duration says how many full rounds the budget holds (R), verdicts are read from round 2
+  on (one round cannot tell a session's own speed from a change; R = 1: one look), and there are K
+  >= R looks (rounds 2..K + 1: as many as the budget would hold if every round after the second
+  ran only the quickest benchmark, `planned_looks`), each at the level of Pocock's constant
+  boundary for K looks (`stats.look_level`, `gate.looked`: 0.0122 for alpha 0.05 and 9 looks,
+  where Bonferroni's alpha / K is 0.0056); no round runs beyond them. Decisions come from the
+  rounds, not the pairs: sessions differ by a few percent each (the session term), so a
+  benchmark's interval narrows with more rounds, whatever its number of epochs. A round after the
+  second runs only the benchmarks still undecided (`-k` narrowed to their names), so that the
+  budget buys rounds where they decide something. A benchmark's verdict is the one of the look
+  that decided it: later rounds, which it is not in, would judge it again with other sessions'
+  spread and could undo a decision the test already spent its alpha on.
 
 Each side imports its own `fitbench`: its checkout comes first on PYTHONPATH (an editable
 install's finder comes after sys.path). Both runs' JSON, each round's session logs and the
@@ -357,8 +356,9 @@ class AB:
                     raise ABError(f"the {name} session wrote no results ({error}); its output: {log}\n"
                                   + _tail(log)) from error
             if plan.budget is not None and number == 1:
-                planned = planned_rounds(plan.budget, time.monotonic() - started)
-                looks = planned_looks(planned)
+                first_round = time.monotonic() - started
+                planned = planned_rounds(plan.budget, first_round)
+                looks = planned_looks(plan.budget, first_round, quickest_round(first_round, runs))
                 self.say(f"round 1: {_duration(time.monotonic() - started)}; "
                          + _budget_plan(planned, looks, self.settings.alpha))
             comparison = gate.compare(runs["base"], runs["candidate"], self.settings, looks=looks)
@@ -431,27 +431,45 @@ def planned_rounds(budget: float, first_round: float) -> int:
 def _budget_plan(planned: int, looks: int, alpha: float) -> str:
     if planned <= 1:
         return "the budget holds no second round: one look, at alpha"
-    return (f"the budget holds {planned} rounds: verdicts from round 2 on (one round cannot tell a session's own "
-            f"speed from a change), {looks} looks, each at level {stats.look_level(alpha, looks):.4f} (Pocock's "
-            f"boundary for alpha {alpha:g}; the last look after a round of the undecided benchmarks only, if it fits)")
+    return (f"the budget holds {planned} full rounds: verdicts from round 2 on (one round cannot tell a session's "
+            f"own speed from a change), up to {looks} looks (rounds after the second run only the undecided "
+            f"benchmarks, and are shorter), each at level {stats.look_level(alpha, looks):.4f} (Pocock's boundary "
+            f"for alpha {alpha:g})")
 
 
 def _no_more_rounds(number: int, planned: int, looks: int, budget: float, elapsed: float, next_round: float) -> str:
     """Why no round follows round `number`, or '' when one does."""
-    if number >= (planned + 1 if planned > 1 else 1):
+    if number >= (looks + 1 if planned > 1 else 1):  # looks at rounds 2..K + 1
         return f"the {looks} looks planned after round 1 are taken (a group-sequential test cannot add looks)"
     if elapsed + next_round > budget:
         return f"the budget of {_duration(budget)} leaves no room for another round ({_duration(next_round)} expected)"
     return ""
 
 
-def planned_looks(planned: int) -> int:
-    """The looks of a budget that holds `planned` rounds: one per round from the second on, and
-    one more after a round of only the undecided benchmarks, which is shorter than a full round
-    and often fits where a full one does not. Fixed before any verdict is read; a look that is
-    not taken (no room for its round, or nothing left undecided) only lowers the false-alarm
-    rate below alpha."""
-    return planned if planned > 1 else 1
+# Looks cost little each (Pocock's level for alpha 0.05: 0.0122 at 9 looks, 0.0084 at 20, 0.0063 at
+# 40) but are integrated one by one; more than this many would need rounds of under 30 s in 20 min.
+MAX_LOOKS = 40
+
+
+def planned_looks(budget: float, first_round: float, quickest: float) -> int:
+    """The looks of a budget whose first round took `first_round` seconds: one per round from
+    the second on, as many as the budget would hold if every round after the second (a full one)
+    ran only the benchmark whose round is `quickest`: rounds of the undecided benchmarks only are
+    shorter than a full round, so the budget, not the looks, should end the rounds. At least one
+    per full round the budget holds, at most MAX_LOOKS; one when only one round fits (a
+    fixed-sample test). Fixed before any verdict is read; a look not taken only lowers the
+    false-alarm rate below alpha."""
+    planned = planned_rounds(budget, first_round)
+    if planned <= 1:
+        return 1
+    after_second = int(max(0.0, budget - 2 * first_round) // max(quickest, 1e-9))
+    return min(MAX_LOOKS, max(planned, 1 + after_second))
+
+
+def quickest_round(full_round: float, runs: dict[str, list[Run]]) -> float:
+    """The expected duration of the shortest round there can be: one of a single benchmark."""
+    names = {record.name for side_runs in runs.values() if side_runs for record in side_runs[0].records}
+    return min((round_seconds(full_round, runs, [name]) for name in names), default=full_round)
 
 
 # The share of a round that does not shrink with fewer benchmarks (the sessions' start,
