@@ -296,3 +296,12 @@ def test_a_commands_json_is_written_whole_or_said_in_one_line(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert not write_json(tmp_path / "file" / "verdicts.json", {"a": 1})
     assert capsys.readouterr().err.startswith(f"fitbench: could not write {tmp_path / 'file' / 'verdicts.json'}: ")
+
+
+def test_onednn_rewrites_of_a_kernel_belong_to_its_family():
+    # On CPUs TensorFlow runs oneDNN's forms of the same kernels: one family with the plain ops.
+    assert {explain.family(op) for op in ("MatMul", "_FusedMatMul", "_MklMatMul", "_MklNativeFusedMatMul",
+                                          "_MklBatchMatMulV2")} == {"MatMul"}
+    assert {explain.family(op) for op in ("Conv2DBackpropFilter", "_MklNativeConv2DBackpropFilter",
+                                          "_MklNativeFusedConv2D", "_MklConv2D")} == {"Conv2D"}
+    assert explain.family("_MklSoftmax") == "_MklSoftmax" and explain.family("Relu") == "Relu"

@@ -16,6 +16,7 @@ sample), the step's change is split into more work and time per FLOP.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -125,7 +126,12 @@ def difference(base: Sequence[float], cand: Sequence[float], confidence: float) 
 
 
 def family(op_type: str) -> str:
-    return _FAMILY_OF.get(op_type, op_type)
+    """The family of an op type; oneDNN's rewrites of the same kernels on CPUs (`_MklMatMul`,
+    `_MklNativeFusedMatMul`, `_MklNativeConv2DBackpropFilter`, ...) belong to the op they rewrite."""
+    if op_type in _FAMILY_OF:
+        return _FAMILY_OF[op_type]
+    rewritten = re.sub(r"^_Mkl(Native)?", "", op_type)
+    return _FAMILY_OF.get(rewritten, _FAMILY_OF.get("_" + rewritten, op_type))
 
 
 def _families(op_types: dict[str, list[float]], steps: int) -> dict[str, tuple[list[float], list[str]]]:
