@@ -359,7 +359,7 @@ class AB:
                 first_round = time.monotonic() - started
                 planned = planned_rounds(plan.budget, first_round)
                 looks = planned_looks(plan.budget, first_round, quickest_round(first_round, runs))
-                self.say(f"round 1: {_duration(time.monotonic() - started)}; "
+                self.say(f"round 1: {_duration(first_round)}; "
                          + _budget_plan(planned, looks, self.settings.alpha))
             comparison = gate.compare(runs["base"], runs["candidate"], self.settings, looks=looks)
             if plan.budget is not None or plan.rounds > 1:

@@ -50,9 +50,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      "from a change)")
     abp.add_argument("--budget", default=None, metavar="DURATION",
                      help="instead of --rounds: rounds until every benchmark is decided or DURATION (20m, 1h) is "
-                     "spent; group-sequential: the first round says how many full rounds fit (R); verdicts at "
-                     "rounds 2..R and at one more round of the undecided only, if it fits: R looks, each at "
-                     "the level of Pocock's boundary")
+                     "spent; group-sequential: after the first round, K looks are fixed (as many as rounds of the "
+                     "quickest benchmark alone could fit after a second full one), verdicts at rounds 2..K+1, "
+                     "each at the level of Pocock's boundary for K looks")
     abp.add_argument("--output", default=None, metavar="DIR",
                      help="where both runs' JSON, the session logs and verdicts.json go (default: "
                      ".benchmarks/ab/DATE-TIME)")
