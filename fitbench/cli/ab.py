@@ -379,7 +379,7 @@ class AB:
                 break
             names = [name for name in undecided if name != gate.OVERALL]
             next_round = round_seconds(longest, runs, names)
-            stop = _no_more_rounds(number, planned, looks, plan.budget, elapsed, next_round)
+            stop = _no_more_rounds(number, looks, plan.budget, elapsed, next_round)
             if stop:
                 self.say(f"round {number}: {stop}; {len(undecided)} undecided")
                 break
@@ -437,9 +437,9 @@ def _budget_plan(planned: int, looks: int, alpha: float) -> str:
             f"for alpha {alpha:g})")
 
 
-def _no_more_rounds(number: int, planned: int, looks: int, budget: float, elapsed: float, next_round: float) -> str:
+def _no_more_rounds(number: int, looks: int, budget: float, elapsed: float, next_round: float) -> str:
     """Why no round follows round `number`, or '' when one does."""
-    if number >= (looks + 1 if planned > 1 else 1):  # looks at rounds 2..K + 1
+    if number >= (looks + 1 if looks > 1 else 1):  # looks at rounds 2..K + 1; one look: round 1 alone
         return f"the {looks} looks planned after round 1 are taken (a group-sequential test cannot add looks)"
     if elapsed + next_round > budget:
         return f"the budget of {_duration(budget)} leaves no room for another round ({_duration(next_round)} expected)"
