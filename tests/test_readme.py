@@ -108,8 +108,9 @@ def test_the_readme_ab_recipes_run_as_written(number, tmp_path, synthetic_data_d
     assert run.returncode in (0, 1), command + "\n" + run.stdout + run.stderr
     assert "test_tiny[cpu]" in run.stdout and "runs and verdicts in" in run.stdout
     if "--explain" in command.split(" -- ")[0]:  # under the verdicts, the profiled steps compared
-        why = run.stdout.split("why (round 1's profiled steps, base -> candidate):\n", 1)[1]
-        assert why.startswith("test_tiny[cpu]: step ") and "40 + 40 profiled steps" in why, run.stdout
+        # 3 rounds by default with --explain, each profiled: each line against the sessions' spread.
+        why = run.stdout.split("why (3 rounds' profiled steps, base -> candidate):\n", 1)[1]
+        assert why.startswith("test_tiny[cpu]: step ") and "3 + 3 sessions, 120 + 120 profiled steps" in why, run.stdout
     if "GITHUB_STEP_SUMMARY" in command:
         assert "## fitbench gate" in summary.read_text()  # the pull-request recipe's job summary
     if "--base-python" in command:

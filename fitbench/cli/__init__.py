@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         from fitbench.measure import startup
 
         startup.load()
-    if args.command == "compare":
+    if args.command in ("compare", "explain"):  # one list: CANDIDATE and --candidate-also
         args.candidate = [args.candidate, *args.candidate_also]
     return args.handler(args)
 

@@ -49,7 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fitbench.cli.common import DEFAULT_AB_ROUNDS, DEFAULT_EXPLAIN_STEPS
+from fitbench.cli.common import DEFAULT_AB_ROUNDS, DEFAULT_EXPLAIN_ROUNDS, DEFAULT_EXPLAIN_STEPS
 from fitbench.compare import gate
 from fitbench.compare.results import NotBenchmarkJSON, Run, load_run
 from fitbench.core import stats
@@ -165,15 +165,16 @@ class Plan:
     subfolder: Path = Path(".")  # where the user stands inside the checkout
     first_side: str = ""  # the side that is session 0 in round 1 ("": drawn at random)
     waiting: str = turns.DEFAULT_WAITING  # what the side waiting for its turn does (turns.WAITING)
-    explain_steps: int = 0  # round 1's sessions profile this many steps per test (--explain)
+    explain_steps: int = 0  # every round's sessions profile this many steps per test (--explain)
 
     def session_args(self, selection: Sequence[str], side: Side, number: int) -> list[str]:
-        """A side's pytest arguments in round `number`: with --explain, round 1 profiles each test
-        after its schedule (in the ring's turns) into the output's profiles/<side>/."""
-        if not self.explain_steps or number != 1:
+        """A side's pytest arguments in round `number`: with --explain, each round profiles each
+        test after its schedule (in the ring's turns) into the output's profiles/<side>/round-N/:
+        the sessions' spread is then part of each line's interval (fitbench.compare.explain)."""
+        if not self.explain_steps:
             return list(selection)
         return [*selection, "--explain-steps", str(self.explain_steps),
-                "--explain-dir", str(self.output / "profiles" / side.name)]
+                "--explain-dir", str(self.output / "profiles" / side.name / f"round-{number}")]
 
     @property
     def expects_software_change(self) -> bool:
@@ -215,7 +216,8 @@ def plan(base: str | None, candidate: str | None, base_python: str | None, candi
                       "--candidate-python (two environments), or --base-env/--candidate-env")
     if budget is not None and rounds is not None:
         raise ABError("give --rounds (a fixed number of rounds) or --budget (rounds until decided), not both")
-    rounds = DEFAULT_AB_ROUNDS if rounds is None else rounds
+    if rounds is None:
+        rounds = DEFAULT_EXPLAIN_ROUNDS if explain_steps else DEFAULT_AB_ROUNDS
     if rounds < 1:
         raise ABError(f"--rounds {rounds}: give 1 or more")
     if order not in turns.ORDERS:
@@ -411,14 +413,14 @@ class AB:
 
 
 def explain_outcome(outcome: Outcome) -> tuple[list, list[str]]:
-    """Round 1's profiles of the two sides compared (`--explain`; fitbench.compare.explain):
+    """Every round's profiles of the two sides compared (`--explain`; fitbench.compare.explain):
     the explanations and what keeps the sides from being alike; ExplainError says why none."""
     from fitbench.compare import explain
 
     try:
-        base, candidate = ([load_run(outcome.runs[side][0])] for side in SIDES)
+        base, candidate = ([load_run(path) for path in outcome.runs[side]] for side in SIDES)
     except (NotBenchmarkJSON, IndexError, KeyError) as error:
-        raise explain.ExplainError(f"round 1's runs cannot be read ({error})") from error
+        raise explain.ExplainError(f"the rounds' runs cannot be read ({error})") from error
     return explain.explain_runs(base, candidate)
 
 

@@ -22,6 +22,11 @@ class ArgumentParser(argparse.ArgumentParser):
 # Here, not in fitbench.cli.ab, so that the parser does not import the comparison's libraries.
 DEFAULT_AB_ROUNDS = 2
 DEFAULT_EXPLAIN_STEPS = 40  # --explain: 4 chunks of 10 steps (fitbench.measure.opprofile.CHUNK), each a turn
+# --explain without --rounds: an explanation judges each line against its spread between the
+# sessions of a side; with 2 a side that spread has 2 degrees of freedom (t of about 8 for a line
+# at 99%), with 3 it has 4 (t of about 4), enough to name a +30% MatMul family on this 2-vCPU VM,
+# where its session means spread by 3-7% (docs/explain.md).
+DEFAULT_EXPLAIN_ROUNDS = 3
 
 
 def fail(command: str, message: str) -> int:

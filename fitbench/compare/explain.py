@@ -3,21 +3,25 @@ compared line by line: each phase (input, input pipeline, optimizer, all-reduce,
 and each op family (MatMul with its fused forward and its gradients, Conv2D with its backprops,
 every other op type on its own; `compute` is their sum and is not a line of its own).
 
-A line's change is the difference of its mean seconds per step, with a Welch interval over the
-profiled steps of each side. The lines tested are those that hold at least MIN_SHARE of a step
-on either side. One is shown when its interval excludes zero at a family-wise confidence of
-1 - ALPHA over the lines tested (Bonferroni) and it moved by at least MIN_SHARE of the
-baseline's step and SESSION_NOISE of its own baseline time; lines are ranked in the direction
-of the step's own change (by size when the step did not change), and a line's share is that of
-the step's change. Nothing shown is said in one line. When the model itself changed (FLOPs per
-sample), the step's change is split into more work and time per FLOP.
+A line's change is the difference of its mean seconds per step. Its interval depends on how many
+sessions profiled it. With two or more a side (`fitbench ab --explain` profiles every round), it
+is a two-sample t interval over the sessions' means: a session's own speed (which moves all of its
+steps alike, by up to 20% for one op in unchanged A/As; docs/explain.md) is then in the interval.
+With one session a side, it is a Welch interval over the profiled steps, which cannot see that,
+and a line must also move by SESSION_NOISE of its own baseline time. The lines tested are those
+that hold at least MIN_SHARE of a step on either side. One is shown when its interval excludes
+zero at a family-wise confidence of 1 - ALPHA over the lines tested (Bonferroni) and it moved by
+at least MIN_SHARE of the baseline's step; lines are ranked in the direction of the step's own
+change (by size when the step did not change), and a line's share is that of the step's change.
+Nothing shown is said in one line. When the model itself changed (FLOPs per sample), the step's
+change is split into more work and time per FLOP.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,9 +33,10 @@ from fitbench.measure.opprofile import PIPELINE
 
 ALPHA = 0.10  # the chance that any shown line of one explanation is noise
 MIN_SHARE = 0.02  # a line smaller than this share of the baseline's step is not shown
-# Nor one that moved by less than this share of its own baseline time: two sessions of the same
-# code differ by that much, all steps of one alike (unchanged A/As of a small MLP on the 2-vCPU
-# VM: a line moved by -9%, -14% and -12% with intervals that excluded zero; docs/explain.md).
+# With one session a side, nor one that moved by less than this share of its own baseline time:
+# two sessions of the same code differ by that much, all steps of one alike (unchanged A/As of a
+# small MLP on the 2-vCPU VM: a line moved by -9%, -14% and -12% with intervals that excluded
+# zero; docs/explain.md). With more sessions, their spread is measured instead.
 SESSION_NOISE = 0.15
 PHASE_LINES = ("input", "input pipeline", "optimizer", "all-reduce", "copies", "other")
 # Op types that are one computation: the forward kernel, its fused forms and its gradients.
@@ -75,7 +80,7 @@ class Explanation:
     """One benchmark's two profiles compared."""
 
     name: str
-    base_steps: int
+    base_steps: int  # profiled steps, all sessions
     candidate_steps: int
     base_step: float  # mean seconds per step
     candidate_step: float
@@ -86,17 +91,30 @@ class Explanation:
     step_change: float = math.nan  # candidate - baseline, mean seconds per step
     work: str = ""  # the model's work changed: "more work: FLOPs per sample x1.20; time per FLOP x0.98"
     missing: str = ""  # why there is no explanation (no profile on a side, a profile error)
+    base_sessions: int = 1  # sessions that profiled the steps, each side
+    candidate_sessions: int = 1
+
+    @property
+    def between_sessions(self) -> bool:
+        """The intervals hold the spread between sessions (two or more a side)."""
+        return min(self.base_sessions, self.candidate_sessions) >= 2
 
     def text(self) -> list[str]:
         if self.missing:
             return [f"{self.name}: no explanation: {self.missing}"]
+        sessions = (f"{self.base_sessions} + {self.candidate_sessions} sessions, "
+                    if self.base_sessions > 1 or self.candidate_sessions > 1 else "")
         head = (f"{self.name}: step {_ms(self.base_step)} -> {_ms(self.candidate_step)} "
                 f"({_ms(self.step_change, signed=True)} [{_ms(self.step_low, signed=True)}, "
-                f"{_ms(self.step_high, signed=True)}]; {self.base_steps} + {self.candidate_steps} profiled steps)")
+                f"{_ms(self.step_high, signed=True)}]; {sessions}{self.base_steps} + {self.candidate_steps} "
+                "profiled steps)")
         lines = [head] + ([f"  {self.work}"] if self.work else [])
         if not self.lines:
-            lines.append(f"  no phase or op family changed beyond the noise of the profiled steps "
-                         f"({self.tested} lines tested, {1 - ALPHA:.0%} family-wise)")
+            noise = ("their spread between sessions" if self.between_sessions else
+                     f"the noise of the profiled steps (one session a side: a line must also move by "
+                     f"{SESSION_NOISE:.0%} of its own time)")
+            lines.append(f"  no phase or op family changed beyond {noise} ({self.tested} lines tested, "
+                         f"{1 - ALPHA:.0%} family-wise)")
         step_change = self.step_change if self.step_low > 0 or self.step_high < 0 else None
         lines += [f"  {line.describe(step_change)}" for line in self.lines]
         return lines
@@ -125,6 +143,23 @@ def difference(base: Sequence[float], cand: Sequence[float], confidence: float) 
     return change, change - half, change + half
 
 
+def session_difference(base: Sequence[Sequence[float]], cand: Sequence[Sequence[float]],
+                       confidence: float) -> tuple[float, float, float]:
+    """Candidate minus baseline from each side's sessions (each a list of seconds per step): with
+    two or more sessions a side, the difference of the means of the sessions' means, with a
+    pooled two-sample t interval over those means (J_a + J_b - 2 degrees of freedom), so that a
+    session's own speed is part of the noise; with one session a side, `difference` over steps."""
+    if min(len(base), len(cand)) < 2:
+        return difference([v for s in base for v in s], [v for s in cand for v in s], confidence)
+    a = np.array([np.mean(session) for session in base])
+    b = np.array([np.mean(session) for session in cand])
+    change = float(b.mean() - a.mean())
+    dof = len(a) + len(b) - 2
+    pooled = (((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()) / dof
+    half = float(t_distribution.ppf(0.5 + confidence / 2, dof) * math.sqrt(pooled * (1 / len(a) + 1 / len(b))))
+    return change, change - half, change + half
+
+
 def family(op_type: str) -> str:
     """The family of an op type; oneDNN's rewrites of the same kernels on CPUs (`_MklMatMul`,
     `_MklNativeFusedMatMul`, `_MklNativeConv2DBackpropFilter`, ...) belong to the op they rewrite."""
@@ -144,53 +179,81 @@ def _families(op_types: dict[str, list[float]], steps: int) -> dict[str, tuple[l
     return grouped
 
 
-def explain(name: str, base: Record, cand: Record) -> Explanation:
-    """`base` and `cand`'s profiles compared (see the module docstring)."""
-    a, b = base.op_profile or {}, cand.op_profile or {}
-    for side, profile in (("baseline", a), ("candidate", b)):
+def _lines(profile: dict) -> dict[str, tuple[list[float], list[str]]]:
+    """One session's profile as its lines: label -> (seconds per step, the op types in it)."""
+    steps = profile["steps"]
+    lines = {_PHASE_LABELS[phase]: (profile["phases"].get(phase, [0.0] * steps), []) for phase in PHASE_LINES}
+    for group, (values, members) in _families(profile["op_types"], steps).items():
+        if not group.startswith(PIPELINE):  # in the input pipeline's phase
+            lines[group] = (values, members)
+    return lines
+
+
+def _profiles(name: str, side: str, records: Sequence[Record]) -> tuple[list[dict], str]:
+    """The sessions' usable profiles of one side, or why there is none."""
+    usable, problems = [], []
+    for record in records:
+        profile = record.op_profile or {}
         if not profile:
-            return _missing(name, f"the {side} has no profile; run both sides with --explain-steps K "
-                                  "(fitbench ab --explain)")
-        if profile.get("error"):
-            return _missing(name, f"the {side}'s {profile['error']}")
-        if profile["steps"] < 2:
-            return _missing(name, f"the {side} profiled {profile['steps']} step; at least 2 are needed")
-    base_families, cand_families = _families(a["op_types"], a["steps"]), _families(b["op_types"], b["steps"])
-    series: dict[str, tuple[list[float], list[float], list[str]]] = {}
-    for phase in PHASE_LINES:
-        series[_PHASE_LABELS[phase]] = (a["phases"].get(phase, [0.0] * a["steps"]),
-                                        b["phases"].get(phase, [0.0] * b["steps"]), [])
-    for group in sorted(set(base_families) | set(cand_families)):
-        if group.startswith(PIPELINE):
-            continue  # in the input pipeline's phase
-        base_values, base_members = base_families.get(group, ([0.0] * a["steps"], []))
-        cand_values, cand_members = cand_families.get(group, ([0.0] * b["steps"], []))
-        members = sorted(set(base_members) | set(cand_members))
-        label = f"{group} family ({', '.join(members)})" if group in FAMILIES else group
-        series[label] = (base_values, cand_values, members)
-    step = difference(a["step_seconds"], b["step_seconds"], 1 - ALPHA)
-    base_step = float(np.mean(a["step_seconds"]))
+            problems.append(f"the {side} has no profile; run both sides with --explain-steps K (fitbench ab --explain)")
+        elif profile.get("error"):
+            problems.append(f"the {side}'s {profile['error']}")
+        elif profile["steps"] < 2:
+            problems.append(f"the {side} profiled {profile['steps']} step; at least 2 are needed")
+        else:
+            usable.append(profile)
+    return usable, ("" if usable else problems[0] if problems else f"the {side} has no profile of {name}")
+
+
+def explain(name: str, base: Record | Sequence[Record], cand: Record | Sequence[Record]) -> Explanation:
+    """The profiles of `base`'s and `cand`'s sessions (one record each, or several of the same
+    benchmark) compared; see the module docstring."""
+    base_records = [base] if isinstance(base, Record) else list(base)
+    cand_records = [cand] if isinstance(cand, Record) else list(cand)
+    a, missing = _profiles(name, "baseline", base_records)
+    b, missing_b = _profiles(name, "candidate", cand_records)
+    if missing or missing_b:
+        return _missing(name, missing or missing_b)
+    base_lines, cand_lines = [_lines(p) for p in a], [_lines(p) for p in b]
+    labels = list(_PHASE_LABELS[phase] for phase in PHASE_LINES)
+    labels += sorted({label for lines in base_lines + cand_lines for label in lines} - set(labels))
+    series: dict[str, tuple[list[list[float]], list[list[float]], list[str]]] = {}
+    for label in labels:
+        members = sorted({m for lines in base_lines + cand_lines for m in lines.get(label, ((), []))[1]})
+        sides = [[lines.get(label, ([0.0] * p["steps"], []))[0] for lines, p in zip(side, profiles, strict=True)]
+                 for side, profiles in ((base_lines, a), (cand_lines, b))]
+        series[f"{label} family ({', '.join(members)})" if label in FAMILIES else label] = (*sides, members)
+    step = session_difference([p["step_seconds"] for p in a], [p["step_seconds"] for p in b], 1 - ALPHA)
+    base_step = _mean(p["step_seconds"] for p in a)
+    cand_step = _mean(p["step_seconds"] for p in b)
+    between = min(len(a), len(b)) >= 2
     # Only a line that holds MIN_SHARE of a step on either side can move by that much: the
     # others are not tested, and do not widen the intervals of those that are.
     series = {label: values for label, values in series.items()
-              if max(np.mean(values[0]), np.mean(values[1])) >= MIN_SHARE * base_step}
+              if max(_mean(values[0]), _mean(values[1])) >= MIN_SHARE * base_step}
     confidence = 1 - ALPHA / max(1, len(series))
     step_changed = step[1] > 0 or step[2] < 0
     direction = 1.0 if step[0] >= 0 else -1.0
     shown = []
     for label, (base_values, cand_values, members) in series.items():
-        change, low, high = difference(base_values, cand_values, confidence)
-        if (low <= 0 <= high) or abs(change) < max(MIN_SHARE * base_step,
-                                                    SESSION_NOISE * float(np.mean(base_values))):
+        change, low, high = session_difference(base_values, cand_values, confidence)
+        floor = MIN_SHARE * base_step if between else max(MIN_SHARE * base_step, SESSION_NOISE * _mean(base_values))
+        if (low <= 0 <= high) or abs(change) < floor:
             continue
-        shown.append(Line(label, float(np.mean(base_values)), float(np.mean(cand_values)), change, low, high,
+        shown.append(Line(label, _mean(base_values), _mean(cand_values), change, low, high,
                           change / step[0] if step_changed and step[0] else None,
                           _moved_names(a, b, members) if members else []))
     # In the direction of the step's change when it changed; else the largest moves first.
     shown.sort(key=lambda line: -direction * line.change if step_changed else -abs(line.change))
-    cand_step = float(np.mean(b["step_seconds"]))
-    return Explanation(name, a["steps"], b["steps"], base_step, cand_step, step[1], step[2], shown, len(series),
-                       step[0], _work(base, cand, base_step, cand_step))
+    return Explanation(name, sum(p["steps"] for p in a), sum(p["steps"] for p in b), base_step, cand_step,
+                       step[1], step[2], shown, len(series), step[0],
+                       _work(base_records[0], cand_records[0], base_step, cand_step),
+                       base_sessions=len(a), candidate_sessions=len(b))
+
+
+def _mean(sessions: Iterable[Sequence[float]]) -> float:
+    """Seconds per step over sessions: the mean of the sessions' means (each session counts once)."""
+    return float(np.mean([np.mean(values) for values in sessions]))
 
 
 _PHASE_LABELS = {
@@ -203,18 +266,20 @@ _PHASE_LABELS = {
 }
 
 
-def _moved_names(a: dict, b: dict, members: list[str], shown: int = 3) -> list[str]:
+def _moved_names(a: Sequence[dict], b: Sequence[dict], members: list[str], shown: int = 3) -> list[str]:
     """The profiled ops ('name:Type', each profile's busiest) whose type is in `members`, most
-    moved first. An op kept on one side only is left out: the other side may have it below its
-    busiest (Keras numbers layers per process, so a renamed layer is a different op too)."""
+    moved first (means of the sessions that kept them). An op kept on one side only is left out:
+    the other side may have it below its busiest (Keras numbers layers per process, so a renamed
+    layer is a different op too)."""
     moved = []
-    for op in set(a["op_names"]) | set(b["op_names"]):
+    for op in {op for profile in [*a, *b] for op in profile["op_names"]}:
         if op.rpartition(":")[2] not in members:
             continue
-        base_values, cand_values = a["op_names"].get(op), b["op_names"].get(op)
-        if base_values is None or cand_values is None:
+        base_values = [p["op_names"][op] for p in a if op in p["op_names"]]
+        cand_values = [p["op_names"][op] for p in b if op in p["op_names"]]
+        if not base_values or not cand_values:
             continue
-        moved.append((float(np.mean(cand_values) - np.mean(base_values)), op.rpartition(":")[0]))
+        moved.append((_mean(cand_values) - _mean(base_values), op.rpartition(":")[0]))
     moved.sort(key=lambda item: -abs(item[0]))
     return [f"{op_name} {_ms(change, signed=True)}" for change, op_name in moved[:shown] if change]
 
@@ -236,12 +301,18 @@ def _missing(name: str, why: str) -> Explanation:
 
 def explain_runs(baseline: Sequence[Any], candidate: Sequence[Any]) -> tuple[list[Explanation], list[str]]:
     """Every benchmark of both sides that has a profile on either, explained (in the baseline's
-    order), and what keeps the two sides from being alike (another machine), said, not hidden."""
+    order; each run one session, several runs of a side pooled), and what keeps the two sides
+    from being alike (another machine), said, not hidden."""
     from fitbench.compare.gate import environment_differences
 
     machine, _software = environment_differences(baseline, candidate)
-    base = {r.key: r for run in baseline for r in run.records if r.op_profile}
-    cand = {r.key: r for run in candidate for r in run.records if r.op_profile}
+    base: dict[str, list[Record]] = {}
+    cand: dict[str, list[Record]] = {}
+    for runs, sessions in ((baseline, base), (candidate, cand)):
+        for run in runs:
+            for record in run.records:
+                if record.op_profile:
+                    sessions.setdefault(record.key, []).append(record)
     names = [name for name in base if name in cand] + [name for name in base if name not in cand] \
         + [name for name in cand if name not in base]
     if not names:
@@ -254,7 +325,7 @@ def explain_runs(baseline: Sequence[Any], candidate: Sequence[Any]) -> tuple[lis
             explanations.append(_missing(name, f"the {side} has no profile of it"))
             continue
         explanations.append(explain(name, base[name], cand[name]))
-        differences = base[name].measurement.differences(cand[name].measurement)
+        differences = base[name][0].measurement.differences(cand[name][0].measurement)
         if differences:  # a model change is what an explanation explains; anything else is said
             explanations[-1].work = "; ".join(filter(None, [explanations[-1].work,
                                                           "measured differently: " + ", ".join(differences)]))

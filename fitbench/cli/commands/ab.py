@@ -9,6 +9,7 @@ from pathlib import Path
 from fitbench.cli.commands.explain import print_explanations
 from fitbench.cli.common import (
     DEFAULT_AB_ROUNDS,
+    DEFAULT_EXPLAIN_ROUNDS,
     DEFAULT_EXPLAIN_STEPS,
     add_ring_options,
     add_verdict_options,
@@ -57,9 +58,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      help="where both runs' JSON, the session logs and verdicts.json go (default: "
                      ".benchmarks/ab/DATE-TIME)")
     abp.add_argument("--explain", nargs="?", type=int, const=DEFAULT_EXPLAIN_STEPS, default=0, metavar="STEPS",
-                     help="why: in round 1, each session profiles STEPS more steps of each test after its schedule "
-                     f"(default {DEFAULT_EXPLAIN_STEPS}; untimed, in turns) and each benchmark's change is explained "
-                     "phase by phase and op by op under the verdicts (fitbench explain)")
+                     help="why: in every round, each session profiles STEPS more steps of each test after its "
+                     f"schedule (default {DEFAULT_EXPLAIN_STEPS}; untimed, in turns) and each benchmark's change is "
+                     "explained phase by phase and op by op under the verdicts (fitbench explain), each line against "
+                     f"its spread between the rounds' sessions (--rounds defaults to {DEFAULT_EXPLAIN_ROUNDS} with it)")
     add_ring_options(abp)
     add_verdict_options(abp)
     abp.set_defaults(handler=run)
@@ -94,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                                                "seconds": round(outcome.seconds, 1), "undecided": outcome.undecided,
                                                "decided_at_round": outcome.decided_at, "runs": outcome.runs})
     if plan.explain_steps:
-        explained = explain_round_one(outcome, args.markdown, plan.output / "explanations.json")
+        explained = explain_rounds(outcome, args.markdown, plan.output / "explanations.json")
         if explained:
             print(explained)
     for verdict in comparison.verdicts + ([comparison.overall] if comparison.overall else []):
@@ -111,9 +113,9 @@ def run(args: argparse.Namespace) -> int:
     return 1 if comparison.failures else 0
 
 
-def explain_round_one(outcome, markdown: str | None, json_path: Path) -> str:
-    """Under the verdicts: round 1's profiles of each side compared (fitbench explain); '' when
-    printed, else the one line that says why there is none."""
+def explain_rounds(outcome, markdown: str | None, json_path: Path) -> str:
+    """Under the verdicts: every round's profiles of each side compared (fitbench explain); ''
+    when printed, else the one line that says why there is none."""
     from fitbench.cli import ab
     from fitbench.compare import explain
 
@@ -121,6 +123,7 @@ def explain_round_one(outcome, markdown: str | None, json_path: Path) -> str:
         explanations, notes = ab.explain_outcome(outcome)
     except explain.ExplainError as error:
         return f"fitbench ab: no explanation: {error}"
-    print("why (round 1's profiled steps, base -> candidate):")
+    rounds = f"{outcome.rounds} rounds'" if outcome.rounds > 1 else "round 1's"
+    print(f"why ({rounds} profiled steps, base -> candidate):")
     print_explanations(explanations, notes, markdown, str(json_path))
     return ""

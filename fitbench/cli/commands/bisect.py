@@ -39,7 +39,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      help="where each step's runs and the search's bisect.json go (default: "
                      ".benchmarks/bisect/DATE-TIME)")
     bis.add_argument("--explain", nargs="?", type=int, const=DEFAULT_EXPLAIN_STEPS, default=0, metavar="STEPS",
-                     help="why: each step's A/B profiles STEPS steps of each test in its round 1 (default "
+                     help="why: each step's A/B profiles STEPS steps of each test in each of its rounds (default "
                      f"{DEFAULT_EXPLAIN_STEPS}) and keeps the explanation; the first bad one's is printed with it")
     add_verdict_options(bis)
     bis.set_defaults(handler=run)

@@ -14,10 +14,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "explain", help="why CANDIDATE's steps differ from BASELINE's: phase by phase, op by op",
         description="Compare the profiled steps of two runs (sessions run with --explain-steps K; fitbench ab "
         "--explain runs them in turns): the change of each phase (input, optimizer, all-reduce, copies, other) "
-        "and op family per step, with its interval, ranked by its share of the step's change. Exit status: 0, "
-        "or 2 when the runs cannot be read or hold no profile.")
-    explain.add_argument("baseline", help="baseline JSON file")
+        "and op family per step, with its interval, ranked by its share of the step's change. Several runs of a "
+        "side (one session each, as fitbench ab --explain writes one per round) put the spread between sessions "
+        "into each interval. Exit status: 0, or 2 when the runs cannot be read or hold no profile.")
+    explain.add_argument("baseline", nargs="+", help="baseline JSON file(s); several are pooled, one session each")
     explain.add_argument("candidate", help="candidate JSON file")
+    explain.add_argument("--candidate-also", nargs="*", default=[], metavar="JSON",
+                         help="more candidate runs, pooled with CANDIDATE (one session each)")
     explain.add_argument("--json", metavar="PATH", help="also write the explanations as JSON")
     explain.add_argument("--markdown", metavar="PATH", help="append them as markdown (e.g. $GITHUB_STEP_SUMMARY)")
     explain.add_argument("--update-readme", metavar="README.md", default=None,
@@ -34,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         return fail("explain", problem)
     try:
-        explanations, notes = explain.explain_runs([load_run(args.baseline)], [load_run(args.candidate)])
+        explanations, notes = explain.explain_runs([load_run(path) for path in args.baseline],
+                                                   [load_run(path) for path in args.candidate])
     except (NotBenchmarkJSON, explain.ExplainError) as error:
         return fail("explain", str(error))
     print_explanations(explanations, notes, args.markdown, args.json)
@@ -52,8 +56,10 @@ def update_readme(args: argparse.Namespace, explanations: list, notes: list[str]
     from fitbench.compare.results import load_run
     from fitbench.present.report import replace_generated
 
-    candidate = load_run(args.candidate)
-    command = " ".join(["fitbench explain", args.baseline, args.candidate, "--update-readme", args.update_readme])
+    candidate = load_run(args.candidate[0])
+    also = ["--candidate-also", *args.candidate[1:]] if args.candidate[1:] else []
+    command = " ".join(["fitbench explain", *args.baseline, args.candidate[0], *also, "--update-readme",
+                        args.update_readme])
     lines = [*notes, *(line for explanation in explanations for line in explanation.text())]
     body = (f"Measured on {candidate.environment.describe()}, {candidate.datetime[:10]}; written by `{command}`.\n\n"
             "```\n" + "\n".join(lines) + "\n```")
