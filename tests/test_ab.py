@@ -419,3 +419,14 @@ def test_undecided_benchmarks_on_few_cores_point_to_one_thread_a_side():
     assert ab.threads_hint([*selection, "--threads", "1"], ["test_b[cpu]"], cpus=2) == ""  # already one thread
     assert ab.threads_hint(selection, [], cpus=2) == ""  # every benchmark decided
     assert ab.threads_hint(selection, ["test_b[cpu]"], cpus=64) == ""  # a large machine: not the cause
+
+
+def test_a_sides_own_pythonpath_follows_its_checkout_instead_of_being_dropped(tmp_path, monkeypatch):
+    # --candidate-env PYTHONPATH=DIR (a user's plugin or helpers for one side): after the side's
+    # own checkout, which comes first so that each side imports its own fitbench.
+    monkeypatch.setenv("PYTHONPATH", "/inherited")
+    side = ab.Side("candidate", tmp_path, "python", {"PYTHONPATH": "/plugins"})
+    own = side.command(["b"], tmp_path / "c.json", Path("."))
+    inherited = ab.Side("base", tmp_path, "python").command(["b"], tmp_path / "b.json", Path("."))
+    assert f"PYTHONPATH={tmp_path}:/plugins " in own and "/inherited" not in own
+    assert f"PYTHONPATH={tmp_path}:/inherited " in inherited

@@ -86,8 +86,10 @@ class Side:
 
     def command(self, pytest_args: Sequence[str], json_path: Path, subfolder: Path) -> str:
         """The shell command line of this side's pytest session."""
-        env = {**self.env, "PYTHONPATH": os.pathsep.join(
-            [str(self.checkout), *filter(None, [os.environ.get("PYTHONPATH", "")])])}
+        # The side's own PYTHONPATH (--candidate-env PYTHONPATH=...) if it has one, else the one
+        # inherited, after the checkout.
+        inherited = self.env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+        env = {**self.env, "PYTHONPATH": os.pathsep.join([str(self.checkout), *filter(None, [inherited])])}
         assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
         return (f"cd {shlex.quote(str(self.checkout / subfolder))} && env {assignments} "
                 f"{shlex.quote(self.python)} -m pytest {shlex.join(pytest_args)} "
