@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fitbench.cli.common import (
     DEFAULT_AB_ROUNDS,
+    DEFAULT_EXPLAIN_ROUNDS,
     DEFAULT_EXPLAIN_STEPS,
     add_verdict_options,
     fail,
@@ -32,7 +33,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      help="instead of commits: Pythons in order (for example one venv per TensorFlow nightly), "
                      "the first good and the last bad")
     bis.add_argument("--rounds", type=int, default=None,
-                     help=f"rounds of each step's A/B (default {DEFAULT_AB_ROUNDS}, as fitbench ab)")
+                     help=f"rounds of each step's A/B (default {DEFAULT_AB_ROUNDS}, "
+                     f"{DEFAULT_EXPLAIN_ROUNDS} with --explain, as fitbench ab)")
     bis.add_argument("--budget", default=None, metavar="DURATION",
                      help="bound the whole search (20m, 2h): a step starts only if it fits; what is left is named")
     bis.add_argument("--output", default=None, metavar="DIR",
