@@ -219,7 +219,7 @@ def explain(name: str, base: Record | Sequence[Record], cand: Record | Sequence[
     labels += sorted({label for lines in base_lines + cand_lines for label in lines} - set(labels))
     series: dict[str, tuple[list[list[float]], list[list[float]], list[str]]] = {}
     for label in labels:
-        members = sorted({m for lines in base_lines + cand_lines for m in lines.get(label, ((), []))[1]})
+        members = sorted({m for lines in base_lines + cand_lines if label in lines for m in lines[label][1]})
         sides = [[lines.get(label, ([0.0] * p["steps"], []))[0] for lines, p in zip(side, profiles, strict=True)]
                  for side, profiles in ((base_lines, a), (cand_lines, b))]
         series[f"{label} family ({', '.join(members)})" if label in FAMILIES else label] = (*sides, members)
