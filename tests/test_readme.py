@@ -77,14 +77,15 @@ def as_run_here(command: str, data: Path) -> str:
     """The README's command with this test's stand-ins: the tiny sample benchmark on synthetic
     data for the selection after --, this venv for both Pythons (so an environment variable
     makes the environment difference), a 30-second budget for the 20 (one round), and one
-    round for the default three (what several rounds do is tested in test_ab.py)."""
+    round for the default three (what several rounds do is tested in test_ab.py), two with
+    --explain (its explanation pools each side's sessions)."""
     head, _, _ = command.partition(" -- ")
     head = re.sub(r"(--(?:base|candidate)-python) \S+", rf"\1 {sys.executable}", head)
     if "--base-python" in head:
         head += " --candidate-env FITBENCH_README_SIDE=candidate"
     head = head.replace("--budget 20m", "--budget 30s")
     if "--budget" not in head and "--rounds" not in head:
-        head += " --rounds 1"
+        head += " --rounds 2" if "--explain" in head else " --rounds 1"
     threads = re.findall(r"--threads \d+", command.partition(" -- ")[2])  # how the sides train: kept
     return f"{head} -- {SAMPLE_SELECTION.format(data=data)}{''.join(' ' + t for t in threads)}"
 
@@ -108,9 +109,9 @@ def test_the_readme_ab_recipes_run_as_written(number, tmp_path, synthetic_data_d
     assert run.returncode in (0, 1), command + "\n" + run.stdout + run.stderr
     assert "test_tiny[cpu]" in run.stdout and "runs and verdicts in" in run.stdout
     if "--explain" in command.split(" -- ")[0]:  # under the verdicts, the profiled steps compared
-        # 3 rounds by default with --explain, each profiled: each line against the sessions' spread.
-        why = run.stdout.split("why (3 rounds' profiled steps, base -> candidate):\n", 1)[1]
-        assert why.startswith("test_tiny[cpu]: step ") and "3 + 3 sessions, 120 + 120 profiled steps" in why, run.stdout
+        # Every round profiled, each side's sessions pooled: each line against their spread.
+        why = run.stdout.split("why (2 rounds' profiled steps, base -> candidate):\n", 1)[1]
+        assert why.startswith("test_tiny[cpu]: step ") and "2 + 2 sessions, 80 + 80 profiled steps" in why, run.stdout
     if "GITHUB_STEP_SUMMARY" in command:
         assert "## fitbench gate" in summary.read_text()  # the pull-request recipe's job summary
     if "--base-python" in command:
