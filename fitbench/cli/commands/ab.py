@@ -47,8 +47,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      "TF_ENABLE_ONEDNN_OPTS=0")
     abp.add_argument("--rounds", type=int, default=None,
                      help="rounds of the selection, each a ring of a fresh session a side; the side started "
-                     f"first alternates (default {DEFAULT_AB_ROUNDS}: one round cannot tell a per-session effect "
-                     "from a change)")
+                     f"first alternates (default {DEFAULT_AB_ROUNDS}, {DEFAULT_EXPLAIN_ROUNDS} with --explain: one "
+                     "round cannot tell a per-session effect from a change)")
     abp.add_argument("--budget", default=None, metavar="DURATION",
                      help="instead of --rounds: rounds until every benchmark is decided or DURATION (20m, 1h) is "
                      "spent; group-sequential: after the first round, K looks are fixed (as many as rounds of the "
