@@ -6,7 +6,7 @@ every other op type on its own; `compute` is their sum and is not a line of its 
 A line's change is the difference of its mean seconds per step. Its interval depends on how many
 sessions profiled it. With two or more a side (`fitbench ab --explain` profiles every round), it
 is a two-sample t interval over the sessions' means: a session's own speed (which moves all of its
-steps alike, by up to 20% for one op in unchanged A/As; docs/explain.md) is then in the interval.
+steps alike, by up to 29% for one op in unchanged A/As; docs/explain.md) is then in the interval.
 With one session a side, it is a Welch interval over the profiled steps, which cannot see that,
 and a line must also move by SESSION_NOISE of its own baseline time. The lines tested are those
 that hold at least MIN_SHARE of a step on either side. One is shown when its interval excludes
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import t as t_distribution
 
+from fitbench.core import stats
 from fitbench.core.record import Record
 from fitbench.measure.opprofile import PIPELINE
 
@@ -151,13 +152,8 @@ def session_difference(base: Sequence[Sequence[float]], cand: Sequence[Sequence[
     session's own speed is part of the noise; with one session a side, `difference` over steps."""
     if min(len(base), len(cand)) < 2:
         return difference([v for s in base for v in s], [v for s in cand for v in s], confidence)
-    a = np.array([np.mean(session) for session in base])
-    b = np.array([np.mean(session) for session in cand])
-    change = float(b.mean() - a.mean())
-    dof = len(a) + len(b) - 2
-    pooled = (((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()) / dof
-    half = float(t_distribution.ppf(0.5 + confidence / 2, dof) * math.sqrt(pooled * (1 / len(a) + 1 / len(b))))
-    return change, change - half, change + half
+    test = stats.pooled_shift([np.mean(session) for session in base], [np.mean(session) for session in cand])
+    return (test.estimate, *test.interval(confidence))
 
 
 def family(op_type: str) -> str:

@@ -174,16 +174,23 @@ def run_level(baseline_runs: Sequence[Sequence[float]], candidate_runs: Sequence
     median), or, when it is None, the pooled sd of the runs' log medians (needs 3+ runs)."""
     base = np.log([np.median(run) for run in baseline_runs])
     cand = np.log([np.median(run) for run in candidate_runs])
-    estimate = float(cand.mean() - base.mean())
     if run_noise is None:
-        dof = len(base) + len(cand) - 2
-        if dof < 1:
+        if len(base) + len(cand) < 3:
             raise ValueError("estimating run-to-run noise needs 3 runs or more; give --run-noise")
-        squares = ((base - base.mean()) ** 2).sum() + ((cand - cand.mean()) ** 2).sum()
-        sd = math.sqrt(squares / dof)
-    else:
-        sd, dof = run_noise, math.inf
-    return MeanShiftTest(estimate, sd * math.sqrt(1 / len(base) + 1 / len(cand)), dof)
+        return pooled_shift(base, cand)
+    return MeanShiftTest(float(cand.mean() - base.mean()), run_noise * math.sqrt(1 / len(base) + 1 / len(cand)),
+                         math.inf)
+
+
+def pooled_shift(baseline: Sequence[float], candidate: Sequence[float]) -> MeanShiftTest:
+    """Two-sample t-test of candidate mean minus baseline mean with a pooled sd (3+ values in all):
+    of log run medians (`run_level`), or of profiled sessions' mean seconds per step
+    (fitbench.compare.explain)."""
+    base, cand = np.asarray(baseline, float), np.asarray(candidate, float)
+    dof = len(base) + len(cand) - 2
+    squares = ((base - base.mean()) ** 2).sum() + ((cand - cand.mean()) ** 2).sum()
+    return MeanShiftTest(float(cand.mean() - base.mean()),
+                         math.sqrt(squares / dof) * math.sqrt(1 / len(base) + 1 / len(cand)), dof)
 
 
 @cache
